@@ -1,0 +1,12 @@
+# The streamscore worker: code and the default model in one image.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY stream ./stream
+RUN pip install --no-cache-dir .
+COPY models ./models
+COPY schemas ./schemas
+ENV STREAMSCORE_MODEL_DIR=/app/models
+USER nobody
+EXPOSE 9464
+CMD ["streamscore", "worker"]

@@ -1,0 +1,62 @@
+# streamscore: `make run` for the demo, `make test` for the whole suite. Every target is safe to rerun.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help venv kafka run worker test unit integration lint format bench bench-quick up down clean
+
+help:
+	@echo "make run      demo: embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), worker, producer"
+	@echo "make test     lint, then unit and integration tests against a real Kafka broker"
+	@echo "make lint     ruff check and format check"
+	@echo "make bench    the benchmark ladder; make bench-quick for a short run"
+	@echo "make up/down  the docker compose stack (needs a Docker engine)"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,train]'
+	touch $@
+
+venv: $(STAMP)
+
+# Apache Kafka's jars from Maven Central into the per-user cache (skipped when a broker is given).
+kafka: $(STAMP)
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(BIN)/streamscore broker --fetch-only >/dev/null; fi
+
+run: kafka
+	$(BIN)/streamscore run
+
+test: kafka
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(BIN)/pytest -m unit $(PYTEST_ARGS)
+
+integration: kafka
+	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: kafka
+	$(BIN)/python -m bench
+
+bench-quick: kafka
+	$(BIN)/python -m bench --quick
+
+up:
+	docker compose up -d --build
+
+down:
+	docker compose down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

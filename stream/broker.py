@@ -1,0 +1,289 @@
+"""A real single-node Apache Kafka broker (KRaft, combined broker and controller) on loopback.
+
+The broker's jars are resolved from Maven Central with ``mvn dependency:copy-dependencies`` on the
+pom shipped in ``stream/kafka/`` into a per-user cache keyed by the Kafka version, so nothing is
+fetched outside the package registries. The data directory holds the log, the generated
+``server.properties``, the broker's own log file and the ports it was given: started again on the
+same directory, the broker keeps its address, its topics and their data.
+
+    with EmbeddedKafka(data_dir=path) as broker:
+        print(broker.bootstrap_servers)
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+
+from confluent_kafka.admin import AdminClient
+
+#: Apache Kafka version run by default: the newest release whose broker both aiokafka (under
+#: faust-streaming) and confluent-kafka were checked against, including transactions.
+KAFKA_VERSION = "4.4.0"
+
+_STATE_FILE = "streamscore-broker.json"
+_PR_SET_PDEATHSIG = 1
+
+
+class BrokerError(RuntimeError):
+    """The embedded broker could not be prepared, started or reached; the message says what to do."""
+
+
+def cache_root() -> Path:
+    """Per-user cache for Kafka's jars (``$XDG_CACHE_HOME/streamscore`` or ``~/.cache``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "streamscore"
+
+
+def kafka_classpath(version: str = KAFKA_VERSION) -> Path:
+    """Return the folder of Kafka's runtime jars, resolving them with Maven on first use."""
+    libs = cache_root() / "kafka" / version / "libs"
+    if (libs / ".complete").exists():
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise BrokerError(
+            "mvn not found: install Apache Maven (e.g. `apt-get install maven`) so the broker's "
+            "jars can be fetched from Maven Central, or set KAFKA_BOOTSTRAP_SERVERS"
+        )
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="libs-", dir=libs.parent))
+    pom = resources.files("stream") / "kafka" / "pom.xml"
+    with resources.as_file(pom) as pom_path:
+        cmd = [
+            mvn, "-q", "-B", "-f", str(pom_path), "dependency:copy-dependencies",
+            f"-Dkafka.version={version}", "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging}",
+        ]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not any(staging.glob(f"kafka_2.13-{version}.jar")):
+        shutil.rmtree(staging, ignore_errors=True)
+        tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+        raise BrokerError(f"could not fetch Apache Kafka {version} from Maven Central: {' | '.join(tail)}")
+    (staging / ".complete").touch()
+    shutil.rmtree(libs, ignore_errors=True)
+    staging.rename(libs)
+    return libs
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _require_free(port: int, what: str) -> None:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise BrokerError(
+                f"{what} port {port} on 127.0.0.1 is in use: choose another with --port, "
+                "or stop what listens there"
+            ) from None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Ask Linux to stop the broker when the process that started it dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class EmbeddedKafka:
+    """One Kafka process in KRaft mode, broker and controller in one, on 127.0.0.1.
+
+    ``port`` is the client port (a free one when 0; the one used before when the data directory
+    was started earlier); the controller listens on its own free port. ``data_dir`` persists
+    across starts; a temporary one is made and removed again when not given.
+    """
+
+    port: int = 0
+    data_dir: Path | None = None
+    version: str = KAFKA_VERSION
+    heap: str = "512m"
+    start_timeout: float = 60.0
+    extra_config: dict[str, str] = field(default_factory=dict)
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _own_dir: bool = field(default=False, init=False, repr=False)
+    controller_port: int = field(default=0, init=False)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        assert self.data_dir is not None
+        return self.data_dir / "broker.log"
+
+    def start(self) -> EmbeddedKafka:
+        """Format storage if new, start the JVM and wait until it answers a metadata request."""
+        java = shutil.which("java")
+        if java is None:
+            raise BrokerError(
+                "java not found: install a Java 17+ runtime (e.g. `apt-get install "
+                "openjdk-17-jre-headless`), or set KAFKA_BOOTSTRAP_SERVERS to use another broker"
+            )
+        libs = kafka_classpath(self.version)
+        if self.data_dir is None:
+            self.data_dir = Path(tempfile.mkdtemp(prefix="streamscore-kafka-"))
+            self._own_dir = True
+        self.data_dir = self.data_dir.resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._choose_ports()
+        props = self._write_config()
+        classpath = f"{libs}/*"
+        if not (self.data_dir / "log" / "meta.properties").exists():
+            self._format(java, classpath, props)
+        log4j = resources.files("stream") / "kafka" / "log4j2.properties"
+        with resources.as_file(log4j) as log4j_path, open(self.log_file, "ab") as log:
+            self._proc = subprocess.Popen(
+                [
+                    java,
+                    f"-Xmx{self.heap}",
+                    f"-Xms{self.heap}",
+                    "-XX:+UseG1GC",
+                    "-XX:TieredStopAtLevel=1",
+                    "-Djava.awt.headless=true",
+                    f"-Dlog4j2.configurationFile={log4j_path}",
+                    "-cp",
+                    classpath,
+                    "kafka.Kafka",
+                    str(props),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
+        self._wait_ready()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM the broker (a clean shutdown that keeps its data) and wait; SIGKILL past ``timeout``."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._own_dir and self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir = None
+            self._own_dir = False
+
+    def kill(self) -> None:
+        """SIGKILL the broker, as a crash would; the data directory is kept."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self) -> EmbeddedKafka:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _choose_ports(self) -> None:
+        assert self.data_dir is not None
+        state_file = self.data_dir / _STATE_FILE
+        saved = json.loads(state_file.read_text()) if state_file.exists() else {}
+        self.port = self.port or saved.get("port") or free_port()
+        self.controller_port = saved.get("controller_port") or free_port()
+        _require_free(self.port, "client")
+        _require_free(self.controller_port, "controller")
+        state_file.write_text(json.dumps({"port": self.port, "controller_port": self.controller_port}))
+
+    def _write_config(self) -> Path:
+        assert self.data_dir is not None
+        config = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.data_dir / "log"),
+            "num.partitions": "1",
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "10",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "false",
+            "log.flush.interval.messages": "9223372036854775807",
+            "log.retention.hours": "168",
+            "num.io.threads": "4",
+            "num.network.threads": "2",
+        }
+        config.update(self.extra_config)
+        props = self.data_dir / "server.properties"
+        props.write_text("".join(f"{k}={v}\n" for k, v in config.items()))
+        return props
+
+    def _format(self, java: str, classpath: str, props: Path) -> None:
+        cmd = [
+            java, "-cp", classpath, "kafka.tools.StorageTool", "format",
+            "--cluster-id", _cluster_id(), "-c", str(props), "--ignore-formatted",
+        ]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BrokerError(f"formatting Kafka storage failed: {done.stdout}{done.stderr}")
+
+    def _wait_ready(self) -> None:
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self._proc is None or self._proc.poll() is not None:
+                tail = self.log_file.read_text(errors="replace").strip().splitlines()[-5:]
+                self._proc = None
+                raise BrokerError(f"Kafka exited during start-up (see {self.log_file}): {' | '.join(tail)}")
+            with contextlib.suppress(Exception):
+                metadata = admin.list_topics(timeout=1.0)
+                if metadata.brokers:
+                    return
+            time.sleep(0.2)
+        tail = self.log_file.read_text(errors="replace").strip().splitlines()[-3:]
+        self.stop()
+        raise BrokerError(
+            f"Kafka did not answer on {self.bootstrap_servers} within {self.start_timeout:.0f} s: "
+            f"raise --timeout or check that java can run; last log lines: {' | '.join(tail)}"
+        )
+
+
+def _cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")

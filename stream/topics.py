@@ -1,0 +1,35 @@
+"""Create the topics the project needs, with explicit partition counts (auto-creation is off)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+def ensure_topics(
+    bootstrap_servers: str,
+    partitions: Mapping[str, int],
+    replication_factor: int = 1,
+    timeout: float = 30.0,
+) -> list[str]:
+    """Create each missing topic with its partition count; return the names that were created."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 3})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [
+        NewTopic(name, num_partitions=n, replication_factor=replication_factor)
+        for name, n in partitions.items()
+        if name not in existing
+    ]
+    if not wanted:
+        return []
+    created = []
+    for name, future in admin.create_topics(wanted, request_timeout=timeout).items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return created

@@ -1,0 +1,49 @@
+"""docker-compose.yml cannot run here; check that it agrees with the code's defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from stream.broker import KAFKA_VERSION
+from stream.settings import Settings
+
+ROOT = Path(__file__).parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_services_present():
+    assert {"kafka", "worker", "producer", "prometheus", "grafana"} <= set(COMPOSE["services"])
+    assert COMPOSE["services"]["producer"]["profiles"] == ["demo"]
+
+
+def test_kafka_image_matches_embedded_version():
+    assert COMPOSE["services"]["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
+
+
+def test_worker_environment_matches_settings_defaults():
+    env = COMPOSE["services"]["worker"]["environment"]
+    defaults = Settings(_env_file=None)
+    for key, value in env.items():
+        if key == "KAFKA_BOOTSTRAP_SERVERS":
+            continue
+        field = key.removeprefix("STREAMSCORE_").lower()
+        assert field in Settings.model_fields, f"{key} is not a streamscore setting"
+        assert str(getattr(defaults, field)) == value, key
+    port = defaults.metrics_port
+    assert f"{port}:{port}" in COMPOSE["services"]["worker"]["ports"]
+
+
+def test_prometheus_scrapes_the_worker_metrics_port():
+    scrape = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]
+    assert targets == [f"worker:{Settings(_env_file=None).metrics_port}"]
+
+
+def test_worker_and_producer_reach_kafka_on_its_internal_listener():
+    listeners = COMPOSE["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    internal = next(x for x in listeners.split(",") if x.startswith("INTERNAL://"))
+    address = internal.removeprefix("INTERNAL://")
+    for service in ("worker", "producer"):
+        assert COMPOSE["services"][service]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == address
