@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from stream import __version__
 from stream.broker import KAFKA_VERSION, BrokerError, EmbeddedKafka, kafka_classpath
+from stream.settings import Settings, settings_help
 
 app = typer.Typer(
     name="streamscore",
@@ -88,6 +90,134 @@ def broker(
         typer.echo("Kafka stopped")
 
 
+model_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@app.command(context_settings={"help_option_names": ["--help"]})
+def worker() -> None:
+    """Run the scoring worker. Configured from the environment:
+
+    \b
+    {settings}
+    """
+    from stream.app import run_worker
+    from stream.errors import StreamscoreError
+
+    try:
+        run_worker(Settings())
+    except StreamscoreError as exc:
+        raise fail(str(exc)) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise fail(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
+
+
+@app.command()
+def produce(
+    count: Annotated[
+        int | None, typer.Option(help="Events to publish (default: until --duration or Ctrl-C).")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="Events per second (default: as fast as possible).")
+    ] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    topic: Annotated[str | None, typer.Option(help="Topic (default: STREAMSCORE_INPUT_TOPIC).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the generator: same seed, same events.")] = 0,
+    malformed_fraction: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of malformed events.")
+    ] = 0.0,
+    drift_at: Annotated[int | None, typer.Option(help="Inject a drift after this many events.")] = None,
+    drift_kind: Annotated[
+        str, typer.Option(help="concept (labels change) or feature (inputs shift).")
+    ] = "concept",
+) -> None:
+    """Publish loan-application events to the input topic."""
+    from stream.producer import produce as publish
+
+    settings = Settings()
+    if drift_kind not in ("concept", "feature"):
+        raise fail("--drift-kind is concept or feature")
+    length = count if count is not None else None
+    with typer.progressbar(length=length, label="producing", show_pos=True) as bar:
+        produced = publish(
+            settings.kafka_bootstrap_servers,
+            topic or settings.input_topic,
+            count=count,
+            rate=rate,
+            duration=duration,
+            seed=seed,
+            malformed_fraction=malformed_fraction,
+            drift_at=drift_at,
+            drift_kind=drift_kind,  # type: ignore[arg-type]
+            progress=bar.update,
+        )
+    typer.echo(f"published {len(produced.valid)} valid and {len(produced.malformed)} malformed events")
+
+
+@app.command()
+def tail(
+    topic: Annotated[str, typer.Argument(help="Topic to print.")],
+    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest message.")] = False,
+    count: Annotated[int | None, typer.Option(help="Stop after this many messages.")] = None,
+) -> None:
+    """Pretty-print the messages of any topic (JSON values indented, headers shown)."""
+    from stream.tail import tail as follow
+
+    follow(Settings().kafka_bootstrap_servers, topic, from_beginning=from_beginning, count=count)
+
+
+@model_app.command("train")
+def model_train(
+    name: Annotated[str, typer.Option(help="Model name.")] = "loan-approval",
+    version: Annotated[str | None, typer.Option(help="Version (default: the next number).")] = None,
+    registry: Annotated[
+        Path | None, typer.Option(help="Registry folder (default: STREAMSCORE_MODEL_DIR).")
+    ] = None,
+    samples: Annotated[int, typer.Option(help="Generated examples (75% train, 25% holdout).")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed of data and model.")] = 7,
+) -> None:
+    """Train gradient-boosted trees on generated loan applications and register them in ONNX."""
+    from stream.errors import ModelError
+    from stream.train import train
+
+    try:
+        folder = train(
+            registry or Settings().model_dir, name=name, version=version, samples=samples, seed=seed
+        )
+    except ModelError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"registered {folder}")
+
+
+@model_app.command("list")
+def model_list(
+    registry: Annotated[
+        Path | None, typer.Option(help="Registry folder (default: STREAMSCORE_MODEL_DIR).")
+    ] = None,
+) -> None:
+    """List the registered models, versions and their holdout metrics."""
+    from stream.model import load_card, versions
+
+    root = registry or Settings().model_dir
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        for v in versions(root, folder.name):
+            card = load_card(folder / v)
+            metrics = ", ".join(f"{k} {x:.4f}" for k, x in card.metrics.items())
+            typer.echo(f"{card.name} {card.version}  sha256 {card.sha256[:12]}  {metrics}")
+
+
+@app.command()
+def schemas(
+    out: Annotated[Path, typer.Option(help="Folder for the JSON Schema documents.")] = Path("schemas"),
+) -> None:
+    """Write the JSON Schema documents of the message contracts and the model card."""
+    from stream.contracts import write_schemas
+
+    for path in write_schemas(out):
+        typer.echo(path)
+
+
 @app.command()
 def run(
     seconds: Annotated[float, typer.Option(help="Stop after this long; 0 runs until Ctrl-C.")] = 0.0,
@@ -100,6 +230,8 @@ def run(
     except BrokerError as exc:
         raise fail(str(exc)) from None
 
+
+worker.__doc__ = (worker.__doc__ or "").format(settings=settings_help().replace("\n", "\n    "))
 
 if __name__ == "__main__":  # pragma: no cover
     app()

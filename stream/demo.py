@@ -1,15 +1,29 @@
-"""``streamscore run``: bring up a broker when none is given and show traffic flowing through it."""
+"""``streamscore run``: the whole loop on one machine, producer -> worker -> predictions.
+
+Starts the embedded Kafka broker unless ``KAFKA_BOOTSTRAP_SERVERS`` is set, a worker process, and a
+producer publishing loan applications (1% malformed) at a steady rate; then reads the predictions
+topic back and prints, every few seconds, what arrived and how late.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
-from confluent_kafka import Consumer, Producer
+import orjson
+from confluent_kafka import Consumer
 
+from stream.app import prepare_topics
 from stream.broker import EmbeddedKafka
-from stream.topics import ensure_topics
+from stream.producer import produce
+from stream.settings import Settings
 
 
 @contextlib.contextmanager
@@ -28,48 +42,75 @@ def kafka_at(bootstrap_servers: str | None) -> Iterator[str]:
         yield kafka.bootstrap_servers
 
 
-def run_demo(bootstrap_servers: str | None, seconds: float = 0.0, rate: float = 2_000.0) -> None:
-    """Produce timestamped messages at ``rate``/s and consume them back, reporting every 2 s."""
+@contextlib.contextmanager
+def worker_process(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], env=env)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run_demo(bootstrap_servers: str | None, seconds: float = 0.0, rate: float = 500.0) -> None:
     with kafka_at(bootstrap_servers) as bootstrap:
-        topic = "streamscore.demo"
-        ensure_topics(bootstrap, {topic: 3})
-        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "log_level": 3})
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+        settings = Settings(kafka_bootstrap_servers=bootstrap)
+        prepare_topics(settings)
         consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
-                "group.id": "streamscore-demo",
+                "group.id": "streamscore-demo-reader",
                 "auto.offset.reset": "latest",
+                "fetch.wait.max.ms": 10,
                 "log_level": 3,
             }
         )
-        consumer.subscribe([topic])
-        start = last = time.monotonic()
-        sent = received = 0
-        latencies: list[float] = []
-        try:
-            while seconds <= 0 or time.monotonic() - start < seconds:
-                now = time.monotonic()
-                while sent < (now - start) * rate:
-                    producer.produce(topic, key=str(sent).encode(), value=repr(time.time()).encode())
-                    sent += 1
-                producer.poll(0)
-                for msg in consumer.consume(500, timeout=0.005):
-                    if msg.error() is None:
-                        received += 1
-                        latencies.append(time.time() - float(msg.value()))
-                if now - last >= 2.0 and latencies:
-                    latencies.sort()
-                    p50 = latencies[len(latencies) // 2] * 1e3
-                    p99 = latencies[int(len(latencies) * 0.99)] * 1e3
-                    print(
-                        f"round trip: sent {sent}, received {received}, "
-                        f"{len(latencies) / (now - last):.0f} msg/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms",
-                        flush=True,
-                    )
-                    latencies.clear()
-                    last = now
-        except KeyboardInterrupt:
-            pass
-        finally:
-            producer.flush(10)
-            consumer.close()
+        consumer.subscribe([settings.prediction_topic])
+        stop = threading.Event()
+        producer = threading.Thread(
+            target=lambda: produce(
+                bootstrap,
+                settings.input_topic,
+                rate=rate,
+                duration=seconds or None,
+                malformed_fraction=0.01,
+                seed=int(time.time()),
+                stop=stop,
+            ),
+            daemon=True,
+        )
+        with worker_process(env) as worker:
+            print(f"producing {rate:.0f} events/s to {settings.input_topic!r}; Ctrl-C stops", flush=True)
+            producer.start()
+            started = last = time.monotonic()
+            received, lags = 0, []
+            try:
+                while worker.poll() is None and (not seconds or time.monotonic() - started < seconds + 5):
+                    for msg in consumer.consume(1000, timeout=0.2):
+                        if msg.error() is None:
+                            received += 1
+                            lags.append(time.time() - _occurred(msg.value()))
+                    if time.monotonic() - last >= 5 and lags:
+                        lags.sort()
+                        per_second = len(lags) / (time.monotonic() - last)
+                        print(
+                            f"predictions: {received} received, {per_second:.0f}/s, "
+                            f"event time to visible p50 {lags[len(lags) // 2] * 1e3:.1f} ms, "
+                            f"p99 {lags[int(len(lags) * 0.99)] * 1e3:.1f} ms",
+                            flush=True,
+                        )
+                        last, lags = time.monotonic(), []
+            except KeyboardInterrupt:
+                pass
+            finally:
+                stop.set()
+                producer.join(10)
+                consumer.close()
+
+
+def _occurred(value: bytes) -> float:
+    return datetime.fromisoformat(orjson.loads(value)["occurred_at"]).timestamp()

@@ -58,16 +58,25 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warn", "error"] = Field("info", description="Log level.")
 
 
-def settings_table() -> str:
-    """The settings as a Markdown table: variable, default, meaning."""
-    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+def settings_rows() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) of every setting."""
+    rows = []
     for name, info in Settings.model_fields.items():
         var = (
-            "KAFKA_BOOTSTRAP_SERVERS"
-            if name == "kafka_bootstrap_servers"
-            else (f"STREAMSCORE_{name.upper()}")
+            "KAFKA_BOOTSTRAP_SERVERS" if name == "kafka_bootstrap_servers" else f"STREAMSCORE_{name.upper()}"
         )
-        default = info.default
-        shown = "(set it)" if isinstance(default, SecretStr) else f"`{default}`"
-        rows.append(f"| `{var}` | {shown} | {info.description} |")
-    return "\n".join(rows)
+        default = "(a development key: set it)" if isinstance(info.default, SecretStr) else str(info.default)
+        rows.append((var, default, info.description or ""))
+    return rows
+
+
+def settings_table() -> str:
+    """The settings as a Markdown table, as in the README."""
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    lines += [f"| `{var}` | `{default}` | {meaning} |" for var, default, meaning in settings_rows()]
+    return "\n".join(lines)
+
+
+def settings_help() -> str:
+    """The settings as plain lines for ``--help``."""
+    return "\n".join(f"{var}={default}: {meaning}" for var, default, meaning in settings_rows())

@@ -9,8 +9,13 @@ module when a Docker engine answers; otherwise the embedded Apache Kafka broker 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -74,3 +79,119 @@ def new_topic(kafka_bootstrap: str, unique_name: Callable[[str], str]) -> Callab
         return name
 
     return make
+
+
+ROOT = TESTS.parent
+MODELS = ROOT / "models"
+
+
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    expected: int,
+    timeout: float = 60.0,
+    settle: float = 1.0,
+    read_committed: bool = False,
+) -> list:
+    """Every message of ``topic`` from the start: waits for ``expected``, then ``settle`` s for extras."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+        }
+    )
+    deadline = time.monotonic() + timeout
+    partitions: dict = {}
+    while not partitions and time.monotonic() < deadline:  # the worker may not have made it yet
+        metadata = consumer.list_topics(timeout=10).topics.get(topic)
+        partitions = metadata.partitions if metadata is not None else {}
+        time.sleep(0 if partitions else 0.2)
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    messages: list = []
+    settle_until = None
+    while time.monotonic() < deadline:
+        batch = [m for m in consumer.consume(1000, timeout=0.2) if m.error() is None]
+        messages += batch
+        if len(messages) >= expected:
+            settle_until = settle_until or time.monotonic() + settle
+            if time.monotonic() >= settle_until:
+                break
+    consumer.close()
+    return messages
+
+
+@dataclass
+class WorkerTopics:
+    input: str
+    predictions: str
+    provenance: str
+    dlq: str
+
+
+class WorkerProcess:
+    """``streamscore worker`` as a real process, with this test's own topics and group."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log = env, log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "stream.cli", "worker"], env=self.env, stdout=out, stderr=out, cwd=ROOT
+            )
+        return self
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@pytest.fixture
+def worker_topics(unique_name: Callable[[str], str]) -> WorkerTopics:
+    base = unique_name("w")
+    return WorkerTopics(f"{base}.events", f"{base}.predictions", f"{base}.provenance", f"{base}.dlq")
+
+
+@pytest.fixture
+def start_worker(kafka_bootstrap: str, worker_topics: WorkerTopics, unique_name, tmp_path):
+    """Start workers sharing this test's topics and consumer group; all are stopped at the end."""
+    workers: list[WorkerProcess] = []
+    group = unique_name("app")
+
+    def start(**settings: str) -> WorkerProcess:
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "STREAMSCORE_APP_ID": group,
+            "STREAMSCORE_INPUT_TOPIC": worker_topics.input,
+            "STREAMSCORE_PREDICTION_TOPIC": worker_topics.predictions,
+            "STREAMSCORE_PROVENANCE_TOPIC": worker_topics.provenance,
+            "STREAMSCORE_DLQ_TOPIC": worker_topics.dlq,
+            "STREAMSCORE_MODEL_DIR": str(MODELS),
+            "STREAMSCORE_DATA_DIR": str(tmp_path / f"worker{len(workers)}"),
+            "STREAMSCORE_METRICS_PORT": "0",
+        }
+        env.update({f"STREAMSCORE_{k.upper()}": str(v) for k, v in settings.items()})
+        worker = WorkerProcess(env, tmp_path / f"worker{len(workers)}.log").start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()

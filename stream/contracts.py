@@ -1,0 +1,199 @@
+"""The message contracts and the model card, as pydantic models.
+
+These are the contracts: the JSON Schema documents in ``schemas/`` are generated from them
+(``streamscore schemas``), and a test fails when a checked-in document is stale. The hot path
+builds output records directly for speed; tests check those records validate against these models.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Event(_Contract):
+    """An input event on the events topic (JSON, UTF-8)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "3f1c9e0a-5b7d-4c1e-9a53-2f0d8c6b7e41",
+                    "occurred_at": "2026-11-27T09:30:00.125Z",
+                    "entity_id": "applicant-18231",
+                    "features": {"salary": 103125.48, "commission": 0, "age": 21, "elevel": 2, "car": 8,
+                                 "zipcode": 3, "hvalue": 319768.96, "hyears": 4, "loan": 338349.74},
+                }
+            ]
+        },
+    )  # fmt: skip
+
+    event_id: Identifier = Field(description="Unique id of the event, chosen by the producer.")
+    occurred_at: AwareDatetime = Field(description="When the event happened (RFC 3339, with offset).")
+    entity_id: Identifier | None = Field(None, description="Who or what the event is about.")
+    features: dict[str, Any] = Field(
+        description="Feature values by name; names, types and meaning come from the model card."
+    )
+
+
+class Prediction(_Contract):
+    """A prediction on the predictions topic, keyed like its input event."""
+
+    event_id: Identifier
+    entity_id: Identifier | None = None
+    score: float = Field(ge=0.0, le=1.0, description="Probability of the positive class.")
+    label: str = Field(description="Decided label: positive when score >= threshold.")
+    threshold: float = Field(ge=0.0, le=1.0)
+    model_name: Identifier
+    model_version: Identifier
+    occurred_at: AwareDatetime
+    scored_at: AwareDatetime
+
+
+class InputRef(_Contract):
+    """Where an input event was read."""
+
+    topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    timestamp_ms: int | None = Field(description="Kafka timestamp of the input record.")
+
+
+class ModelRef(_Contract):
+    name: Identifier
+    version: Identifier
+    sha256: Sha256
+
+
+class ScorerRef(_Contract):
+    version: str = Field(description="streamscore package version.")
+    revision: str | None = Field(description="git revision of the code, when known.")
+    worker_id: str = Field(description="host:pid of the worker process.")
+
+
+class Provenance(_Contract):
+    """How one prediction was made: exact input, exact model, exact code, and when."""
+
+    event_id: Identifier
+    input: InputRef
+    model: ModelRef
+    feature_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] = Field(
+        description="Keyed BLAKE2b-128 of the float32 feature vector in card order."
+    )
+    personal: dict[str, str] = Field(
+        description="Keyed hashes of the features the card marks personal; never clear values."
+    )
+    scorer: ScorerRef
+    occurred_at: AwareDatetime
+    received_at: AwareDatetime
+    scored_at: AwareDatetime
+    emitted_at: AwareDatetime
+
+
+class DeadLetter(_Contract):
+    """The headers of a record on the dead-letter topic (Kafka Connect's names).
+
+    The record's key and value are the original bytes, unchanged.
+    """
+
+    topic: str = Field(alias="__connect.errors.topic")
+    partition: int = Field(alias="__connect.errors.partition")
+    offset: int = Field(alias="__connect.errors.offset")
+    timestamp_ms: int | None = Field(None, alias="__connect.errors.timestamp")
+    exception_class: str = Field(alias="__connect.errors.exception.class.name")
+    reason: str = Field(alias="__connect.errors.exception.message")
+    stage: Literal["decode", "schema", "features", "score"] = Field(alias="__connect.errors.stage")
+    event_id: str | None = Field(None, alias="streamscore.event_id")
+
+    @classmethod
+    def from_headers(cls, headers: list[tuple[str, bytes]] | None) -> DeadLetter:
+        known = {field.alias for field in cls.model_fields.values()}
+        return cls.model_validate({k: v.decode() for k, v in headers or [] if k in known})
+
+
+class FeatureSpec(_Contract):
+    """One model input, in the card's order."""
+
+    name: Identifier
+    type: Literal["number", "integer"] = Field(description="JSON number, or a whole number.")
+    kind: Literal["numeric", "categorical"] = "numeric"
+    personal: bool = Field(False, description="Personal data: hashed in every output, never clear.")
+    values: list[int] | None = Field(None, description="Allowed codes of a categorical feature.")
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+class ReferenceStats(_Contract):
+    """Training-time distribution of one feature or of the score, for drift comparison."""
+
+    count: int
+    mean: float
+    std: float
+    minimum: float
+    maximum: float
+    bin_edges: list[float] = Field(description="Inner quantile edges; bins are (-inf, e0], ... (en, inf).")
+    bin_fractions: list[float]
+    categories: dict[str, float] | None = Field(None, description="Fraction of each category.")
+
+
+class ModelOutput(_Contract):
+    tensor: str = Field(description="ONNX output holding class probabilities, shape [N, 2].")
+    positive_index: int = 1
+    positive_label: str
+    negative_label: str
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class ModelCard(_Contract):
+    """``models/<name>/<version>/card.json``: everything needed to serve and audit a model."""
+
+    name: Identifier
+    version: Identifier
+    created_at: datetime
+    description: str
+    sha256: Sha256 = Field(description="SHA-256 of model.onnx; loading refuses any other file.")
+    input_tensor: str
+    features: list[FeatureSpec]
+    output: ModelOutput
+    training: dict[str, Any] = Field(description="Data generator, seed, fingerprint, sizes, libraries.")
+    metrics: dict[str, float] = Field(description="Holdout metrics.")
+    reference: dict[str, ReferenceStats] = Field(description="Per feature, and 'score'.")
+
+
+CONTRACTS: dict[str, type[BaseModel]] = {
+    "event": Event,
+    "prediction": Prediction,
+    "provenance": Provenance,
+    "dead-letter-headers": DeadLetter,
+    "model-card": ModelCard,
+}
+
+
+def json_schemas() -> dict[str, str]:
+    """File name -> JSON Schema document of each contract, as written to ``schemas/``."""
+    return {
+        f"{name}.schema.json": json.dumps(model.model_json_schema(by_alias=True), indent=2) + "\n"
+        for name, model in CONTRACTS.items()
+    }
+
+
+def write_schemas(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in json_schemas().items():
+        (folder / name).write_text(text)
+        written.append(folder / name)
+    return written

@@ -1,0 +1,237 @@
+"""The hot path: a batch of input messages in; predictions, provenance and dead letters out.
+
+Pure and broker-free, so it is unit-tested and benchmarked on its own; ``stream.app`` feeds it from
+Kafka and sends what it returns. Per batch, top to bottom:
+
+1. decode and validate each message (contract, then the card's features); a poison message
+   becomes a dead letter carrying the original bytes and the reason;
+2. score every valid row in one onnxruntime run (row by row only if that run fails);
+3. build one prediction and one provenance record per scored event, or a dead letter where the
+   model's output is not a probability.
+
+Every input yields exactly one prediction (with its provenance) or exactly one dead letter.
+Outputs keep the input's key and partition, so ordering per key holds downstream.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from stream.codec import FeatureReader, decode, dumps, keyed_hash
+from stream.contracts import Event
+from stream.errors import PoisonEvent, ScoreError
+from stream.model import LoadedModel
+
+Headers = list[tuple[str, bytes]]
+
+
+class Inbound(Protocol):
+    """What the pipeline reads of a consumed message (a Faust ``Message`` satisfies it)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float  # seconds since the epoch
+    key: bytes | None
+    value: bytes | None
+    headers: Headers | None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One message to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int
+    headers: Headers | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    predictions: str
+    provenance: str
+    dead_letters: str
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """The records to send for one batch, and what happened to its events."""
+
+    records: list[Record] = field(default_factory=list)
+    scored: int = 0
+    dead_letters: dict[str, int] = field(default_factory=dict)  # stage -> count
+    latencies: list[float] = field(default_factory=list)  # event time -> emit, seconds
+
+
+class Pipeline:
+    """Scores batches of messages with one model."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        topics: Topics,
+        *,
+        pii_key: bytes,
+        scorer: dict[str, str | None],
+        max_message_bytes: int,
+    ) -> None:
+        card = model.card
+        self.model = model
+        self.topics = topics
+        self._reader = FeatureReader(card.features)
+        self._key = pii_key
+        self._max_bytes = max_message_bytes
+        self._personal = [(i, f.name.encode() + b"=") for i, f in enumerate(card.features) if f.personal]
+        self._personal_names = [f.name for f in card.features if f.personal]
+        self._threshold = card.output.threshold
+        self._labels = (card.output.negative_label, card.output.positive_label)
+        self._model_ref = {"name": card.name, "version": card.version, "sha256": card.sha256}
+        self._scorer = scorer
+
+    def process(self, batch: Sequence[Inbound]) -> BatchResult:
+        received_at = _now()
+        result = BatchResult()
+
+        # 1. decode and validate
+        valid: list[tuple[Inbound, Event]] = []
+        rows: list[list[float]] = []
+        for msg in batch:
+            event = None
+            try:
+                event = decode(msg.value, self._max_bytes)
+                rows.append(self._reader.row(event.features))
+                valid.append((msg, event))
+            except PoisonEvent as exc:
+                self._dead_letter(result, msg, exc, event)
+        if not valid:
+            return result
+
+        # 2. score
+        x = np.array(rows, dtype=np.float32)
+        scores = self._score(x)
+
+        # 3. records
+        scored_at = _now()
+        predictions, provenance = self.topics.predictions, self.topics.provenance
+        threshold, labels, model, scorer = self._threshold, self._labels, self._model_ref, self._scorer
+        for i, (msg, event) in enumerate(valid):
+            score = float(scores[i])
+            if not 0.0 <= score <= 1.0:
+                self._dead_letter(
+                    result, msg, ScoreError(f"model output {score!r} is not a probability"), event
+                )
+                continue
+            occurred_at = event.occurred_at
+            result.records.append(
+                Record(
+                    predictions,
+                    msg.key,
+                    dumps(
+                        {
+                            "event_id": event.event_id,
+                            "entity_id": event.entity_id,
+                            "score": score,
+                            "label": labels[score >= threshold],
+                            "threshold": threshold,
+                            "model_name": model["name"],
+                            "model_version": model["version"],
+                            "occurred_at": occurred_at,
+                            "scored_at": scored_at,
+                        }
+                    ),
+                    msg.partition,
+                )
+            )
+            row = x[i]
+            result.records.append(
+                Record(
+                    provenance,
+                    msg.key,
+                    dumps(
+                        {
+                            "event_id": event.event_id,
+                            "input": {
+                                "topic": msg.topic,
+                                "partition": msg.partition,
+                                "offset": msg.offset,
+                                "timestamp_ms": _ms(msg.timestamp),
+                            },
+                            "model": model,
+                            "feature_hash": keyed_hash(self._key, row.tobytes()),
+                            "personal": {
+                                name: keyed_hash(self._key, prefix + row[j].tobytes())
+                                for name, (j, prefix) in zip(
+                                    self._personal_names, self._personal, strict=True
+                                )
+                            },
+                            "scorer": scorer,
+                            "occurred_at": occurred_at,
+                            "received_at": received_at,
+                            "scored_at": scored_at,
+                            "emitted_at": _now(),
+                        }
+                    ),
+                    msg.partition,
+                )
+            )
+            result.scored += 1
+        emitted = time.time()
+        result.latencies = [emitted - event.occurred_at.timestamp() for _, event in valid]
+        return result
+
+    def _score(self, x: np.ndarray) -> np.ndarray:
+        """One run for the batch; if it fails, row by row so that only failing rows are lost to NaN."""
+        try:
+            return self.model.predict_proba(x)
+        except Exception:  # onnxruntime raises its own exception types
+            out = np.full(len(x), np.nan, dtype=np.float32)
+            for i in range(len(x)):
+                try:
+                    out[i] = self.model.predict_proba(x[i : i + 1])[0]
+                except Exception:
+                    continue
+            return out
+
+    def _dead_letter(self, result: BatchResult, msg: Inbound, exc: PoisonEvent, event: Event | None) -> None:
+        headers = dead_letter_headers(msg, exc, event.event_id if event is not None else None)
+        result.records.append(Record(self.topics.dead_letters, msg.key, msg.value, msg.partition, headers))
+        result.dead_letters[exc.stage] = result.dead_letters.get(exc.stage, 0) + 1
+
+
+def dead_letter_headers(msg: Inbound, exc: PoisonEvent, event_id: str | None) -> Headers:
+    """The original headers, then Kafka Connect's dead-letter headers describing the failure."""
+    headers: Headers = list(_headers(msg.headers))
+    headers += [
+        ("__connect.errors.topic", msg.topic.encode()),
+        ("__connect.errors.partition", str(msg.partition).encode()),
+        ("__connect.errors.offset", str(msg.offset).encode()),
+        ("__connect.errors.timestamp", str(_ms(msg.timestamp)).encode()),
+        ("__connect.errors.exception.class.name", f"stream.errors.{type(exc).__name__}".encode()),
+        ("__connect.errors.exception.message", str(exc)[:1000].encode()),
+        ("__connect.errors.stage", exc.stage.encode()),
+    ]
+    if event_id is not None:
+        headers.append(("streamscore.event_id", event_id.encode()))
+    return headers
+
+
+def _headers(headers: Headers | dict[str, bytes] | None) -> Iterable[tuple[str, bytes]]:
+    if not headers:
+        return ()
+    return headers.items() if isinstance(headers, dict) else headers
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

@@ -1,0 +1,143 @@
+"""``streamscore produce``: publish loan-application events, valid and (on request) malformed.
+
+Events follow the :class:`~stream.contracts.Event` contract, keyed by ``entity_id``. A
+``malformed_fraction`` of them is broken in one of the ways :data:`MALFORMED` lists, each of which
+the worker must dead-letter with the matching stage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import orjson
+from confluent_kafka import Producer
+
+from stream import datagen
+
+Features = dict[str, float | int]
+
+
+def _not_json(e: dict) -> bytes:
+    return orjson.dumps(e)[:-7] + b"{{oops"
+
+
+def _oversized(e: dict) -> bytes:
+    return orjson.dumps({**e, "padding": "x" * 70_000})
+
+
+def _with_features(change: Callable[[Features], Features]) -> Callable[[dict], bytes]:
+    return lambda e: orjson.dumps({**e, "features": change(dict(e["features"]))})
+
+
+#: kind -> (stage the worker must give it, how to break an event)
+MALFORMED: dict[str, tuple[str, Callable[[dict], bytes]]] = {
+    "not_json": ("decode", _not_json),
+    "oversized": ("decode", _oversized),
+    "no_event_id": ("schema", lambda e: orjson.dumps({k: v for k, v in e.items() if k != "event_id"})),
+    "naive_time": ("schema", lambda e: orjson.dumps({**e, "occurred_at": e["occurred_at"][:19]})),
+    "missing_feature": ("features", _with_features(lambda f: {k: v for k, v in f.items() if k != "age"})),
+    "unknown_feature": ("features", _with_features(lambda f: {**f, "shoe_size": 44})),
+    "string_feature": ("features", _with_features(lambda f: {**f, "salary": "lots"})),
+    "non_finite": ("features", lambda e: orjson.dumps(e).replace(b'"loan":', b'"loan":NaN,"x":', 1)),
+}
+
+
+@dataclass
+class Produced:
+    """What was published: ids of valid events and, per malformed kind, the keys used."""
+
+    valid: dict[str, Features] = field(default_factory=dict)  # event_id -> features
+    malformed: dict[str, str] = field(default_factory=dict)  # key -> kind
+
+    @property
+    def count(self) -> int:
+        return len(self.valid) + len(self.malformed)
+
+
+def events(
+    seed: int = 0,
+    malformed_fraction: float = 0.0,
+    drift_at: int | None = None,
+    drift_kind: datagen.DriftKind = "concept",
+) -> Iterator[tuple[bytes, bytes, str | None, str, Features]]:
+    """Endless ``(key, value, malformed kind or None, event_id, features)``."""
+    rng = random.Random(seed)
+    kinds = sorted(MALFORMED)
+    for n, (features, _label) in enumerate(datagen.applications(seed, drift_at, drift_kind)):
+        event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        entity = f"applicant-{rng.randrange(1_000_000)}"
+        event = {
+            "event_id": event_id,
+            "occurred_at": dt.datetime.now(dt.UTC).isoformat(),
+            "entity_id": entity,
+            "features": features,
+        }
+        key = f"{entity}-{n}".encode() if malformed_fraction else entity.encode()
+        if malformed_fraction and rng.random() < malformed_fraction:
+            kind = kinds[n % len(kinds)]
+            yield key, MALFORMED[kind][1](event), kind, event_id, features
+        else:
+            yield key, orjson.dumps(event), None, event_id, features
+
+
+def produce(
+    bootstrap_servers: str,
+    topic: str,
+    count: int | None = None,
+    rate: float | None = None,
+    duration: float | None = None,
+    seed: int = 0,
+    malformed_fraction: float = 0.0,
+    drift_at: int | None = None,
+    drift_kind: datagen.DriftKind = "concept",
+    progress: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> Produced:
+    """Publish until ``count`` events, ``duration`` seconds or ``stop``, at ``rate``/s (None: flat out)."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap_servers, "linger.ms": 5, "acks": "all", "log_level": 3}
+    )
+    failures: list[str] = []
+
+    def on_delivery(err: object, _msg: object) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    produced = Produced()
+    started = time.monotonic()
+    for n, (key, value, kind, event_id, features) in enumerate(
+        events(seed, malformed_fraction, drift_at, drift_kind)
+    ):
+        if (
+            (count is not None and n >= count)
+            or (duration is not None and time.monotonic() - started >= duration)
+            or (stop is not None and stop.is_set())
+        ):
+            break
+        if rate:
+            ahead = started + n / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+        if kind is None:
+            produced.valid[event_id] = features
+        else:
+            produced.malformed[key.decode()] = kind
+        if progress is not None:
+            progress(1)
+    producer.flush(60)
+    if failures:
+        raise RuntimeError(f"{len(failures)} events were not delivered, e.g. {failures[0]}")
+    return produced

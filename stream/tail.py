@@ -1,0 +1,54 @@
+"""``streamscore tail``: pretty-print any topic's messages, JSON values indented, headers shown."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+
+
+def tail(bootstrap_servers: str, topic: str, from_beginning: bool = False, count: int | None = None) -> None:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": f"streamscore-tail-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
+    metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    if metadata is None or metadata.error is not None:
+        sys.exit(f"streamscore: error: no topic {topic!r} on {bootstrap_servers}")
+    start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+    consumer.assign([TopicPartition(topic, p, start) for p in metadata.partitions])
+    seen = 0
+    try:
+        while count is None or seen < count:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() is not None:
+                continue
+            seen += 1
+            print(format_message(msg), flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+
+
+def format_message(msg: object) -> str:
+    key = msg.key()  # type: ignore[attr-defined]
+    head = (
+        f"{msg.topic()}[{msg.partition()}]@{msg.offset()} key={key.decode(errors='replace') if key else None}"  # type: ignore[attr-defined]
+    )
+    lines = [head]
+    for name, value in msg.headers() or []:  # type: ignore[attr-defined]
+        lines.append(f"  {name}: {value.decode(errors='replace') if value else ''}")
+    value = msg.value()  # type: ignore[attr-defined]
+    try:
+        body = orjson.dumps(orjson.loads(value), option=orjson.OPT_INDENT_2).decode()
+    except (orjson.JSONDecodeError, TypeError):
+        body = repr(value[:500]) if value else "null"
+    lines.append(body)
+    return "\n".join(lines)

@@ -1,0 +1,46 @@
+"""Two workers in one group share 6 partitions in exactly-once mode: no event lost or scored twice."""
+
+from __future__ import annotations
+
+import time
+
+from conftest import read_topic
+
+from stream.contracts import DeadLetter, Prediction, Provenance
+from stream.producer import produce
+from stream.topics import ensure_topics
+
+N_EVENTS = 4_000
+
+
+def test_two_workers_exactly_once(kafka_bootstrap, worker_topics, start_worker):
+    ensure_topics(kafka_bootstrap, {worker_topics.input: 6})
+    workers = [start_worker(processing_guarantee="exactly_once") for _ in range(2)]
+    first = produce(
+        kafka_bootstrap, worker_topics.input, count=N_EVENTS // 2, seed=21, malformed_fraction=0.02
+    )
+    time.sleep(2)  # let both workers join while traffic flows
+    second = produce(
+        kafka_bootstrap, worker_topics.input, count=N_EVENTS // 2, seed=22, malformed_fraction=0.02
+    )
+    valid = first.valid | second.valid
+    n_bad = len(first.malformed) + len(second.malformed)
+
+    predictions = read_topic(
+        kafka_bootstrap, worker_topics.predictions, len(valid), 120, 3.0, read_committed=True
+    )
+    provenance = read_topic(
+        kafka_bootstrap, worker_topics.provenance, len(valid), 30, 1.0, read_committed=True
+    )
+    dead = read_topic(kafka_bootstrap, worker_topics.dlq, n_bad, 30, 1.0, read_committed=True)
+    for w in workers:
+        assert w.proc.poll() is None, w.output()
+
+    ids = [Prediction.model_validate_json(m.value()).event_id for m in predictions]
+    assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} events scored twice"
+    assert set(ids) == set(valid)
+    workers_seen = {Provenance.model_validate_json(m.value()).scorer.worker_id for m in provenance}
+    assert len(provenance) == len(valid)
+    assert len(workers_seen) == 2, "both workers scored a share"
+    origins = [(h.partition, h.offset) for h in (DeadLetter.from_headers(m.headers()) for m in dead)]
+    assert len(origins) == len(set(origins)) == n_bad
