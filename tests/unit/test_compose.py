@@ -47,3 +47,9 @@ def test_worker_and_producer_reach_kafka_on_its_internal_listener():
     address = internal.removeprefix("INTERNAL://")
     for service in ("worker", "producer"):
         assert COMPOSE["services"][service]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == address
+
+
+def test_readme_configuration_table_is_current():
+    from stream.settings import settings_table
+
+    assert settings_table() in (ROOT / "README.md").read_text(), "update README's configuration table"
