@@ -3,19 +3,20 @@
 One agent (concurrency 1: faust-streaming can commit past an in-flight event otherwise, #606)
 reads the input topic in micro-batches of at most ``batch_size`` events, waiting at most
 ``batch_max_wait_ms``, hands each batch to :class:`~stream.pipeline.Pipeline` and sends what it
-returns. Delivery rule, at least once: the agent waits until the broker has acknowledged every
-record of a batch before it takes the next one, and Faust acks (and later commits) a batch's
-offsets only then. No exception escapes the agent (faust-streaming acks and commits events whose
+returns. Delivery rule, at least once: a batch's events are acked to Faust, which commits acked
+offsets every second, only once the broker has acknowledged every record of that batch (see
+:class:`Emitter`). No exception escapes the agent (faust-streaming acks and commits events whose
 agent raised, #189): poison input is a dead letter, and anything else (a failed delivery, a bug)
 ends the process at once without committing, so a restart scores those events again. With
 ``exactly_once`` the records and the offsets are committed in one Kafka transaction per input
 partition; outputs go to the same partition number as their input so that they join the
-transaction of that partition.
+transaction of that partition, and no commit falls between a batch's outputs and its acks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -23,10 +24,15 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from functools import partial
 from pathlib import Path
 
 import faust
 from confluent_kafka.admin import AdminClient
+from faust.exceptions import ProducerSendError
+from faust.types import ConsumerT, EventT
 
 from stream import __version__, model
 from stream.errors import ConfigError
@@ -79,12 +85,10 @@ def prepare_topics(settings: Settings) -> int:
     return partitions
 
 
-def create_app(settings: Settings) -> faust.App:
-    """Load and verify the model, prepare the topics, and wire the agent."""
+def create_pipeline(settings: Settings) -> Pipeline:
+    """Load and verify the model and build the hot path around it."""
     loaded = model.load(settings.model_dir, settings.model_name, settings.model_version)
-    partitions = prepare_topics(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    pipeline = Pipeline(
+    return Pipeline(
         loaded,
         Topics(settings.prediction_topic, settings.provenance_topic, settings.dlq_topic),
         pii_key=settings.pii_key.get_secret_value().encode(),
@@ -95,6 +99,13 @@ def create_app(settings: Settings) -> faust.App:
         },
         max_message_bytes=settings.max_message_bytes,
     )
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the hot path, prepare the topics, and wire the agent."""
+    pipeline = create_pipeline(settings)
+    partitions = prepare_topics(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap_servers.split(",")],
@@ -120,25 +131,38 @@ def create_app(settings: Settings) -> faust.App:
     )
     stats = Stats()
     metrics = WorkerMetrics()
-    metrics.set_model(loaded.card)
+    metrics.set_model(pipeline.model.card)
     metrics.serve(settings.metrics_port)
     within = settings.batch_max_wait_ms / 1000.0
 
+    emitter = Emitter(app, exactly_once=settings.processing_guarantee == "exactly_once")
+
     @app.agent(source, concurrency=1)
     async def score(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_size, within=within):
+        async for taken in stream.take_events(settings.batch_size, within=within):
+            batch = _current(app, taken)
+            if not batch:
+                continue
             try:
                 started = time.perf_counter()
                 result = pipeline.process([e.message for e in batch])
                 metrics.observe(len(batch), result, time.perf_counter() - started)
-                await _send_all(app, result)
+                await emitter.emit(batch, result)
             except Exception as exc:  # never let it escape: faust would ack and commit the batch
-                first, last = batch[0].message, batch[-1].message
-                _fatal(
-                    f"batch {first.topic}[{first.partition}]@{first.offset}..[{last.partition}]@"
-                    f"{last.offset} not emitted: {exc!r}; exiting without committing"
-                )
+                _fatal(f"{_describe(batch)} not emitted: {exc!r}; exiting without committing")
             stats.add(result)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: faust.App, revoked: object, **_: object) -> None:
+        if emitter.exactly_once:  # commit the open transactions' acked offsets before Faust seeks back
+            await app.consumer.commit()
+
+    @app.on_rebalance_complete.connect
+    async def on_assigned(sender: faust.App, **_: object) -> None:
+        assigned = sorted(
+            tp.partition for tp in app.consumer.assignment() if tp.topic == settings.input_topic
+        )
+        log.info("assigned partitions %s of %s", assigned, settings.input_topic)
 
     @app.timer(interval=5.0)
     async def report() -> None:
@@ -149,16 +173,123 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
-async def _send_all(app: faust.App, result: BatchResult) -> None:
-    """Hand every record to the producer, then wait until the broker acknowledged all of them."""
-    producer = await app.maybe_start_producer()
-    send = producer.send
-    pending = [
-        await send(r.topic, r.key, r.value, r.partition, None, r.headers, transactional_id=None)
-        for r in result.records
-    ]
-    if pending:
+class Emitter:
+    """Sends a batch's records; its events are acked (so become committable) once the broker has them.
+
+    At least once, batches are pipelined: each event holds an extra reference (Faust's own message
+    refcount) until a callback sees every record of its batch acknowledged, and at most
+    ``max_in_flight`` batches are unacknowledged at once. A failed delivery ends the process before
+    its events are acked. Exactly once, a batch's records and acks happen while Faust's commit is
+    held off, so that a transaction never commits a batch's outputs without its offsets.
+    """
+
+    def __init__(self, app: faust.App, exactly_once: bool, max_in_flight: int = 8) -> None:
+        self.app = app
+        self.exactly_once = exactly_once
+        self.max_in_flight = max_in_flight
+        self.in_flight: deque[asyncio.Future[list[object]]] = deque()
+
+    async def emit(self, batch: Sequence[EventT], result: BatchResult) -> None:
+        if self.exactly_once:
+            async with _commits_held(self.app.consumer):
+                lost = await self._send_in_transactions(batch, result)
+                self._ack([e for e in batch if e.message.partition not in lost])
+            return
+        for event in batch:
+            event.message.incref()
+        delivered = asyncio.gather(*await self._send(result))
+        delivered.add_done_callback(partial(self._on_delivered, batch))
+        self.in_flight.append(delivered)
+        while self.in_flight and (self.in_flight[0].done() or len(self.in_flight) > self.max_in_flight):
+            await self.in_flight.popleft()
+
+    async def _send(self, result: BatchResult) -> list[Awaitable[object]]:
+        send = (await self.app.maybe_start_producer()).send
+        return [await send(r.topic, r.key, r.value, r.partition, None, r.headers) for r in result.records]
+
+    async def _send_in_transactions(self, batch: Sequence[EventT], result: BatchResult) -> set[int]:
+        """Send each record in the transaction of its input partition; return partitions lost meanwhile.
+
+        Faust's own routing picks a transaction by the destination topic, which works only for
+        topics it consumes; outputs are sent with the id Faust commits the input's offsets under.
+        A partition revoked by a rebalance has no transaction any more: its events are not acked
+        and its new owner scores them again from the committed offset.
+        """
+        producer = self.app.producer
+        group = self.app.assignor.group_for_topic(batch[0].message.topic)
+        prefix = f"{self.app.conf.id}-{group}-"
+        lost: set[int] = set()
+        pending = []
+        for r in result.records:
+            if r.partition in lost:
+                continue
+            try:
+                pending.append(
+                    await producer.send(
+                        r.topic, r.key, r.value, r.partition, None, r.headers,
+                        transactional_id=f"{prefix}{r.partition}",
+                    )
+                )  # fmt: skip
+            except ProducerSendError:
+                lost.add(r.partition)
         await asyncio.gather(*pending)
+        if lost:
+            log.warning(
+                "partitions %s were revoked while their batch was sent: left to their new owner", lost
+            )
+        return lost
+
+    def _ack(self, batch: Sequence[EventT]) -> None:
+        consumer = self.app.consumer
+        for event in batch:
+            event.message.ack(consumer)
+
+    def _on_delivered(self, batch: Sequence[EventT], delivered: asyncio.Future[list[object]]) -> None:
+        if delivered.cancelled() or delivered.exception() is not None:
+            reason = "cancelled" if delivered.cancelled() else repr(delivered.exception())
+            _fatal(f"{_describe(batch)} not delivered: {reason}; exiting without committing")
+        self._ack(batch)
+
+
+@contextlib.asynccontextmanager
+async def _commits_held(consumer: ConsumerT) -> AsyncIterator[None]:
+    """Hold Faust's periodic commit off for the block; one that was due runs right after it.
+
+    Uses the consumer's own single-flight commit future (faust-streaming 0.15): a commit that finds
+    it pending waits for it, and a cancelled one tells the waiter to commit after all.
+    """
+    await consumer.maybe_wait_for_commit_to_finish()
+    held: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    consumer._commit_fut = held  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        if consumer._commit_fut is held:  # type: ignore[attr-defined]
+            consumer._commit_fut = None  # type: ignore[attr-defined]
+        held.cancel()
+
+
+def _current(app: faust.App, batch: Sequence[EventT]) -> Sequence[EventT]:
+    """The events of a batch fetched in the current consumer generation.
+
+    Events taken before a rebalance are stale: Faust seeks every partition back to its committed
+    offset, so they are read again. They keep an extra reference so that they never count as
+    acked (a stale ack could let an offset be committed before its re-read copy is delivered).
+    """
+    generation = app.consumer_generation_id
+    if all(e.message.generation_id == generation for e in batch):
+        return batch
+    fresh = [e for e in batch if e.message.generation_id == generation]
+    for e in batch:
+        if e.message.generation_id != generation:
+            e.message.incref()
+    log.info("skipped %d events fetched before a rebalance: they are read again", len(batch) - len(fresh))
+    return fresh
+
+
+def _describe(batch: Sequence[EventT]) -> str:
+    first, last = batch[0].message, batch[-1].message
+    return f"batch {first.topic}[{first.partition}]@{first.offset}..[{last.partition}]@{last.offset}"
 
 
 def _fatal(message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from conftest import read_topic
@@ -15,11 +16,16 @@ N_EVENTS = 4_000
 
 def test_two_workers_exactly_once(kafka_bootstrap, worker_topics, start_worker):
     ensure_topics(kafka_bootstrap, {worker_topics.input: 6})
-    workers = [start_worker(processing_guarantee="exactly_once") for _ in range(2)]
+    first_worker = start_worker(processing_guarantee="exactly_once")
     first = produce(
         kafka_bootstrap, worker_topics.input, count=N_EVENTS // 2, seed=21, malformed_fraction=0.02
     )
-    time.sleep(2)  # let both workers join while traffic flows
+    second_worker = start_worker(processing_guarantee="exactly_once")  # joins while the first is busy
+    workers = [first_worker, second_worker]
+    deadline = time.monotonic() + 60
+    while not all(re.search(r"assigned partitions \[\d", w.output()) for w in workers):
+        assert time.monotonic() < deadline, [w.output()[-2000:] for w in workers]
+        time.sleep(0.2)
     second = produce(
         kafka_bootstrap, worker_topics.input, count=N_EVENTS // 2, seed=22, malformed_fraction=0.02
     )

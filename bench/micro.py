@@ -1,0 +1,75 @@
+"""Micro-benchmarks of the hot path's pieces, in process, per event (µs)."""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from stream.codec import FeatureReader, decode
+from stream.model import load
+from stream.pipeline import Pipeline, Topics
+from stream.producer import events
+from stream.settings import Settings
+
+
+@dataclass(slots=True)
+class _Msg:
+    value: bytes
+    key: bytes = b"k"
+    topic: str = "events"
+    partition: int = 0
+    offset: int = 0
+    timestamp: float = 1.8e9
+    headers: None = None
+
+
+def _per_call_us(fn: Callable[[], object], repeat: int, number: int) -> dict[str, float]:
+    """p50 and p99 over ``repeat`` timings of ``number`` calls each, per call."""
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        samples.append((time.perf_counter() - t0) / number * 1e6)
+    samples.sort()
+    return {
+        "p50_us": round(statistics.median(samples), 2),
+        "p99_us": round(samples[int(len(samples) * 0.99)], 2),
+    }
+
+
+def run(quick: bool = False) -> dict[str, object]:
+    settings = Settings()
+    model = load(settings.model_dir, settings.model_name)
+    values = [v for _, v, *_ in itertools.islice(events(seed=1), 256)]
+    reader = FeatureReader(model.card.features)
+    decoded = [decode(v, 65_536) for v in values]
+    x = np.array([reader.row(e.features) for e in decoded], dtype=np.float32)
+    pipeline = Pipeline(
+        model,
+        Topics("p", "v", "d"),
+        pii_key=b"k",
+        scorer={"version": "0", "revision": None, "worker_id": "w"},
+        max_message_bytes=65_536,
+    )
+    batch64 = [_Msg(v, offset=i) for i, v in enumerate(values[:64])]
+    cycle = itertools.cycle(values)
+    rows = itertools.cycle(decoded)
+    repeat = 50 if quick else 300
+    out: dict[str, object] = {
+        "decode_validate": _per_call_us(lambda: decode(next(cycle), 65_536), repeat, 200),
+        "feature_row": _per_call_us(lambda: reader.row(next(rows).features), repeat, 200),
+        "onnx_batch_1": _per_call_us(lambda: model.predict_proba(x[:1]), repeat, 50),
+        "onnx_batch_64": _per_call_us(lambda: model.predict_proba(x[:64]), repeat, 10),
+        "onnx_batch_256": _per_call_us(lambda: model.predict_proba(x[:256]), repeat // 2, 4),
+    }
+    per_batch = _per_call_us(lambda: pipeline.process(batch64), repeat, 2)
+    out["pipeline_per_event_batch_64"] = {k: round(v / 64, 2) for k, v in per_batch.items()}
+    for n in (64, 256):
+        out[f"onnx_batch_{n}"]["per_row_us"] = round(out[f"onnx_batch_{n}"]["p50_us"] / n, 3)
+    return out

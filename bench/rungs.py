@@ -1,0 +1,182 @@
+"""The scorers the ladder compares, each run as its own process: ``python -m bench.rungs RUNG``.
+
+They read the same settings as the worker (``KAFKA_BOOTSTRAP_SERVERS``, ``STREAMSCORE_*``):
+
+- ``passthrough``: the limit. A bare confluent-kafka loop: consume in batches, produce two records
+  per input (stand-ins for prediction and provenance), flush and commit every second.
+- ``bare``: the same loop doing the real work with :class:`stream.pipeline.Pipeline`.
+- ``naive``: what tutorials write: a Faust agent that decodes each event with the stdlib json,
+  runs onnxruntime once per event, and awaits each send.
+- ``produce``: publish pre-generated events with a fresh ``occurred_at`` at a fixed rate.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+import orjson
+from confluent_kafka import Consumer, Producer
+
+from stream.settings import Settings
+
+
+@dataclass(slots=True)
+class _Inbound:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] | None
+
+
+def _clients(settings: Settings) -> tuple[Consumer, Producer]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": settings.app_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    producer = Producer(
+        {"bootstrap.servers": settings.kafka_bootstrap_servers, "linger.ms": 1, "acks": "all"}
+    )
+    consumer.subscribe([settings.input_topic])
+    return consumer, producer
+
+
+def _loop(settings: Settings, work: bool) -> None:
+    consumer, producer = _clients(settings)
+    running = True
+
+    def stop(*_: object) -> None:
+        nonlocal running
+        running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    pipeline = None
+    if work:
+        from stream.app import create_pipeline
+
+        pipeline = create_pipeline(settings)
+    pred, prov = settings.prediction_topic, settings.provenance_topic
+    produce = producer.produce
+    last_commit = time.monotonic()
+    uncommitted = False
+    while running:
+        msgs = consumer.consume(500, timeout=0.05)
+        if msgs:
+            uncommitted = True
+            if pipeline is None:
+                for m in msgs:
+                    p = m.partition()
+                    produce(pred, m.value(), m.key(), p)
+                    produce(prov, m.value(), m.key(), p)
+            else:
+                batch = [
+                    _Inbound(
+                        m.topic(),
+                        m.partition(),
+                        m.offset(),
+                        m.timestamp()[1] / 1000,
+                        m.key(),
+                        m.value(),
+                        None,
+                    )
+                    for m in msgs
+                ]
+                for r in pipeline.process(batch).records:
+                    produce(r.topic, r.value, r.key, r.partition, headers=r.headers)
+        producer.poll(0)
+        if uncommitted and time.monotonic() - last_commit >= 1.0:
+            producer.flush()
+            consumer.commit(asynchronous=False)
+            last_commit, uncommitted = time.monotonic(), False
+    producer.flush()
+    consumer.close()
+
+
+def naive(settings: Settings) -> None:
+    import faust
+    import numpy as np
+
+    from stream.model import load
+
+    model = load(settings.model_dir, settings.model_name, settings.model_version)
+    names = model.feature_names
+    session, inp, out = model.session, model.card.input_tensor, model.card.output.tensor
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap_servers}",
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=settings.partitions,
+        consumer_auto_offset_reset="earliest",
+    )
+    source = app.topic(settings.input_topic, value_serializer="raw")
+    predictions = app.topic(settings.prediction_topic, value_serializer="raw")
+    provenance = app.topic(settings.provenance_topic, value_serializer="raw")
+
+    @app.agent(source)
+    async def score(stream: faust.StreamT) -> None:
+        async for value in stream:
+            event = json.loads(value)
+            x = np.array([[event["features"][n] for n in names]], dtype=np.float32)
+            p = float(session.run([out], {inp: x})[0][0, 1])
+            prediction = {"event_id": event["event_id"], "score": p, "occurred_at": event["occurred_at"]}
+            await predictions.send(value=json.dumps(prediction).encode())
+            await provenance.send(
+                value=json.dumps({"event_id": event["event_id"], "model": model.card.sha256}).encode()
+            )
+
+    worker = faust.Worker(app, loglevel="warn", quiet=True)
+    worker.spinner = None
+    worker.execute_from_commandline()
+
+
+def produce_at_rate(settings: Settings, rate: float, duration: float, events_file: str) -> None:
+    """Publish the events of ``events_file`` (JSON lines without occurred_at) at ``rate``/s."""
+    import datetime as dt
+
+    producer = Producer(
+        {"bootstrap.servers": settings.kafka_bootstrap_servers, "linger.ms": 1, "acks": "all"}
+    )
+    events = [orjson.loads(line) for line in open(events_file, "rb")]
+    started = time.monotonic()
+    n = 0
+    while (elapsed := time.monotonic() - started) < duration:
+        due = int(elapsed * rate) + 1
+        while n < due:
+            event = events[n % len(events)]
+            event["occurred_at"] = dt.datetime.now(dt.UTC)
+            producer.produce(settings.input_topic, orjson.dumps(event), event["entity_id"].encode())
+            n += 1
+        producer.poll(0)
+        time.sleep(min(0.002, max(0.0, (n / rate) - (time.monotonic() - started))))
+    producer.flush(30)
+
+
+def main() -> None:
+    settings = Settings()
+    rung = sys.argv[1]
+    if rung == "passthrough":
+        _loop(settings, work=False)
+    elif rung == "bare":
+        _loop(settings, work=True)
+    elif rung == "naive":
+        naive(settings)
+    elif rung == "produce":
+        produce_at_rate(settings, float(sys.argv[2]), float(sys.argv[3]), sys.argv[4])
+    else:
+        sys.exit(f"unknown rung {rung!r}")
+
+
+if __name__ == "__main__":
+    main()
