@@ -1,4 +1,8 @@
-"""Run the benchmarks and write ``bench/results/<date>.json`` with the machine they ran on."""
+"""``make bench``: run the benchmarks, write ``bench/results/<date>.json`` and ``<date>.png``.
+
+Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set, else an embedded broker started for the run (it shares
+the machine's cores with the scorers: the results say so).
+"""
 
 from __future__ import annotations
 
@@ -7,45 +11,96 @@ import datetime as dt
 import json
 import os
 import platform
+import time
 from pathlib import Path
 
-from bench import broker_startup
+from bench import broker_startup, ladder, micro
+from stream.broker import KAFKA_VERSION, EmbeddedKafka
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def machine() -> dict[str, object]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     return {
         "cpus": os.cpu_count(),
-        "cpu": next(
-            (
-                ln.split(":", 1)[1].strip()
-                for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")
-            ),
-            platform.processor(),
-        ),
+        "cpu": cpu,
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
 
 
+def chart(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rungs = [r for r in report["ladder"]["rungs"] if "events_per_s" in r]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    names = [r["rung"] for r in rungs]
+    left.barh(names, [r["events_per_s"] for r in rungs], color="#4c72b0")
+    for i, r in enumerate(rungs):
+        left.text(
+            r["events_per_s"], i, f" {r['events_per_s']:,}/s ({r.get('ratio_to_limit', 0):.0%})", va="center"
+        )
+    left.invert_yaxis()
+    left.set_xlabel("events per second at saturation (share of the passthrough limit)")
+    left.set_title("Throughput")
+    for r in rungs:
+        points = [p for p in r["latency"] if p.get("events")]
+        if points:
+            right.plot(
+                [p["fraction_of_max"] * 100 for p in points],
+                [p["p99_ms"] for p in points],
+                marker="o",
+                label=r["rung"],
+            )
+    right.set_yscale("log")
+    right.set_xlabel("offered rate, % of the rung's own maximum")
+    right.set_ylabel("p99 event time -> prediction read, ms")
+    right.set_title("End-to-end latency (p99)")
+    right.legend(fontsize=8)
+    where = report["machine"]
+    fig.suptitle(f"streamscore ladder, {report['date'][:10]}, {where['cpus']} cores {where['cpu']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--quick", action="store_true", help="about one minute: fewer events and rates")
+    parser.add_argument("--only", nargs="*", help="ladder rungs whose name contains one of these")
     args = parser.parse_args()
     now = dt.datetime.now(dt.UTC)
-    report = {
-        "date": now.isoformat(timespec="seconds"),
-        "machine": machine(),
-        "broker": broker_startup.run(repeats=1 if args.quick else 3),
-    }
+    report: dict[str, object] = {"date": now.isoformat(timespec="seconds"), "machine": machine()}
+    started = time.monotonic()
+    report["micro"] = micro.run(quick=args.quick)
+    print(json.dumps(report["micro"], indent=1), flush=True)
+    if not args.quick:
+        report["broker"] = broker_startup.run(repeats=3)
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap:
+        report["broker_under_test"] = bootstrap
+        report["ladder"] = ladder.run(bootstrap, quick=args.quick, only=args.only)
+    else:
+        with EmbeddedKafka() as kafka:
+            report["broker_under_test"] = f"embedded Apache Kafka {KAFKA_VERSION} on the same machine"
+            report["ladder"] = ladder.run(kafka.bootstrap_servers, quick=args.quick, only=args.only)
+    report["seconds"] = round(time.monotonic() - started)
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{now:%Y-%m-%d}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
-    print(f"written to {out}")
+    stem = f"{now:%Y-%m-%d}" + ("-quick" if args.quick else "")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    chart(report, RESULTS / f"{stem}.png")
+    print(f"written {RESULTS / stem}.json and .png in {report['seconds']} s")
 
 
 if __name__ == "__main__":

@@ -144,7 +144,11 @@ class Harness:
         producer.flush(60)
 
     def _read(self, timeout: float) -> list:
-        return [m for m in self.reader.consume(5000, timeout=timeout) if m.error() is None]
+        """What has arrived: waits up to ``timeout`` for the first message only, so it adds no delay."""
+        first = self.reader.poll(timeout)
+        if first is None:
+            return []
+        return [m for m in [first, *self.reader.consume(5000, timeout=0)] if m.error() is None]
 
     def warm_up(self, probe: bytes, timeout: float = 90.0) -> None:
         """Send single events until one comes back: the scorer has joined and is ready."""
@@ -192,7 +196,7 @@ class Harness:
         deadline = time.monotonic() + seconds + 15
         skip_until = time.time() + min(1.0, seconds / 4)
         while time.monotonic() < deadline:
-            msgs = self._read(0.1)
+            msgs = self._read(0.01)
             now = time.time()
             for m in msgs:
                 occurred = dt.datetime.fromisoformat(orjson.loads(m.value())["occurred_at"]).timestamp()

@@ -71,7 +71,8 @@ def _loop(settings: Settings, work: bool) -> None:
     last_commit = time.monotonic()
     uncommitted = False
     while running:
-        msgs = consumer.consume(500, timeout=0.05)
+        first = consumer.poll(0.05)  # wait for the first message only, then take what is there
+        msgs = [first, *consumer.consume(499, timeout=0)] if first is not None else []
         if msgs:
             uncommitted = True
             if pipeline is None:
@@ -148,7 +149,8 @@ def produce_at_rate(settings: Settings, rate: float, duration: float, events_fil
     producer = Producer(
         {"bootstrap.servers": settings.kafka_bootstrap_servers, "linger.ms": 1, "acks": "all"}
     )
-    events = [orjson.loads(line) for line in open(events_file, "rb")]
+    with open(events_file, "rb") as f:
+        events = [orjson.loads(line) for line in f]
     started = time.monotonic()
     n = 0
     while (elapsed := time.monotonic() - started) < duration:
