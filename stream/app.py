@@ -30,6 +30,7 @@ from functools import partial
 from pathlib import Path
 
 import faust
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from faust.exceptions import ProducerSendError
 from faust.types import ConsumerT, EventT
@@ -65,9 +66,15 @@ def code_revision() -> str | None:
 
 def prepare_topics(settings: Settings) -> int:
     """Create missing topics; all four share the input's partition count. Return that count."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": 3})
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": 0})
     names = [settings.input_topic, settings.prediction_topic, settings.provenance_topic, settings.dlq_topic]
-    existing = admin.list_topics(timeout=30).topics
+    try:
+        existing = admin.list_topics(timeout=10).topics
+    except KafkaException as exc:
+        raise ConfigError(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers} ({exc.args[0].str()}): "
+            "start it, or set KAFKA_BOOTSTRAP_SERVERS to a broker that answers"
+        ) from None
     counts = {n: len(existing[n].partitions) for n in names if n in existing}
     partitions = counts.get(settings.input_topic, settings.partitions)
     wrong = {n: c for n, c in counts.items() if c != partitions}

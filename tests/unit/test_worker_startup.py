@@ -41,3 +41,10 @@ def test_invalid_setting_stops_startup():
     assert done.returncode == 2 and "batch_size" in done.stderr
     done = _worker({"STREAMSCORE_PROCESSING_GUARANTEE": "maybe"})
     assert done.returncode == 2 and "processing_guarantee" in done.stderr
+
+
+def test_unreachable_broker_stops_startup_clearly():
+    done = _worker({"STREAMSCORE_MODEL_DIR": str(MODELS), "STREAMSCORE_METRICS_PORT": "0"})
+    assert done.returncode == 2
+    assert "cannot reach Kafka at 127.0.0.1:1" in done.stderr and "KAFKA_BOOTSTRAP_SERVERS" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
