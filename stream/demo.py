@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import orjson
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaException
+from confluent_kafka.admin import AdminClient
 
 from stream.app import prepare_topics
 from stream.broker import EmbeddedKafka
@@ -84,13 +85,15 @@ def run_demo(bootstrap_servers: str | None, seconds: float = 0.0, rate: float = 
             daemon=True,
         )
         with worker_process(env) as worker:
+            _wait_for_group(bootstrap, settings.app_id)
             print(f"producing {rate:.0f} events/s to {settings.input_topic!r}; Ctrl-C stops", flush=True)
             producer.start()
             started = last = time.monotonic()
             received, lags = 0, []
             try:
                 while worker.poll() is None and (not seconds or time.monotonic() - started < seconds + 5):
-                    for msg in consumer.consume(1000, timeout=0.2):
+                    first = consumer.poll(0.2)  # then take what has arrived, without waiting more
+                    for msg in [first, *consumer.consume(1000, timeout=0)] if first is not None else []:
                         if msg.error() is None:
                             received += 1
                             lags.append(time.time() - _occurred(msg.value()))
@@ -110,6 +113,19 @@ def run_demo(bootstrap_servers: str | None, seconds: float = 0.0, rate: float = 
                 stop.set()
                 producer.join(10)
                 consumer.close()
+
+
+def _wait_for_group(bootstrap: str, group: str, timeout: float = 60.0) -> None:
+    """Wait until the worker's consumer group is stable with a member: the worker is scoring."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(KafkaException):
+            described = admin.describe_consumer_groups([group])[group].result(timeout=5)
+            if described.members and described.state == ConsumerGroupState.STABLE:
+                return
+        time.sleep(0.5)
+    print(f"the worker has not joined group {group!r} after {timeout:.0f} s; producing anyway", flush=True)
 
 
 def _occurred(value: bytes) -> float:
