@@ -128,6 +128,8 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger=0.001,
         stream_buffer_maxsize=max(4 * settings.batch_size, 1024),
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 3,
     )
     source = app.topic(
         settings.input_topic,

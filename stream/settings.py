@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(
         10.0, gt=0, le=10_000, description="Longest a batch waits to fill, in milliseconds."
     )
+    session_timeout_s: float = Field(
+        10.0, ge=6.0, le=300.0, description="A worker silent this long leaves the group; its partitions move."
+    )
     max_message_bytes: int = Field(
         65_536, ge=256, description="Larger input messages are dead-lettered unparsed."
     )
