@@ -37,7 +37,8 @@ def test_sigkill_mid_stream_loses_nothing(kafka_bootstrap, worker_topics, start_
     produced = produce(kafka_bootstrap, worker_topics.input, count=N_EVENTS, seed=31, malformed_fraction=0.02)
     worker = start_worker(batch_size=16)
     deadline = time.monotonic() + 60
-    while _written(kafka_bootstrap, worker_topics.predictions) < N_EVENTS * 2 // 5:  # mid-stream, after some commits
+    # kill mid-stream, once some offsets have been committed
+    while _written(kafka_bootstrap, worker_topics.predictions) < N_EVENTS * 2 // 5:
         assert time.monotonic() < deadline and worker.proc.poll() is None, worker.output()
         time.sleep(0.01)
     worker.proc.send_signal(signal.SIGKILL)
