@@ -6,26 +6,14 @@ import itertools
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from stream.codec import FeatureReader, decode
 from stream.model import load
-from stream.pipeline import Pipeline, Topics
+from stream.pipeline import InboundMessage, Pipeline, Topics
 from stream.producer import events
 from stream.settings import Settings
-
-
-@dataclass(slots=True)
-class _Msg:
-    value: bytes
-    key: bytes = b"k"
-    topic: str = "events"
-    partition: int = 0
-    offset: int = 0
-    timestamp: float = 1.8e9
-    headers: None = None
 
 
 def _per_call_us(fn: Callable[[], object], repeat: int, number: int) -> dict[str, float]:
@@ -57,7 +45,7 @@ def run(quick: bool = False) -> dict[str, object]:
         scorer={"version": "0", "revision": None, "worker_id": "w"},
         max_message_bytes=65_536,
     )
-    batch64 = [_Msg(v, offset=i) for i, v in enumerate(values[:64])]
+    batch64 = [InboundMessage(v, b"k", "events", offset=i) for i, v in enumerate(values[:64])]
     cycle = itertools.cycle(values)
     rows = itertools.cycle(decoded)
     repeat = 50 if quick else 300

@@ -16,23 +16,12 @@ import json
 import signal
 import sys
 import time
-from dataclasses import dataclass
 
 import orjson
 from confluent_kafka import Consumer, Producer
 
+from stream.pipeline import InboundMessage
 from stream.settings import Settings
-
-
-@dataclass(slots=True)
-class _Inbound:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: float
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]] | None
 
 
 def _clients(settings: Settings) -> tuple[Consumer, Producer]:
@@ -82,14 +71,8 @@ def _loop(settings: Settings, work: bool) -> None:
                     produce(prov, m.value(), m.key(), p)
             else:
                 batch = [
-                    _Inbound(
-                        m.topic(),
-                        m.partition(),
-                        m.offset(),
-                        m.timestamp()[1] / 1000,
-                        m.key(),
-                        m.value(),
-                        None,
+                    InboundMessage(
+                        m.value(), m.key(), m.topic(), m.partition(), m.offset(), m.timestamp()[1] / 1000
                     )
                     for m in msgs
                 ]

@@ -43,6 +43,19 @@ class Inbound(Protocol):
     headers: Headers | None
 
 
+@dataclass(slots=True)
+class InboundMessage:
+    """A consumed message from any client other than Faust (benchmarks, tests, tools)."""
+
+    value: bytes | None
+    key: bytes | None = None
+    topic: str = ""
+    partition: int = 0
+    offset: int = 0
+    timestamp: float = 0.0
+    headers: Headers | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One message to produce."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-from dataclasses import dataclass
 
 import numpy as np
 import orjson
@@ -17,21 +16,14 @@ from hypothesis import strategies as st
 from stream.codec import keyed_hash
 from stream.contracts import DeadLetter, Prediction, Provenance
 from stream.model import load
-from stream.pipeline import Pipeline, Topics
+from stream.pipeline import InboundMessage, Pipeline, Topics
 from stream.producer import MALFORMED, events
 
 KEY = b"test-key"
 
 
-@dataclass
-class Msg:
-    value: bytes | None
-    key: bytes | None = b"k"
-    topic: str = "events"
-    partition: int = 0
-    offset: int = 0
-    timestamp: float = 1_800_000_000.0
-    headers: list | None = None
+def Msg(value, key=b"k", offset=0, partition=0, headers=None):
+    return InboundMessage(value, key, "events", partition, offset, 1_800_000_000.0, headers)
 
 
 @pytest.fixture(scope="module")
