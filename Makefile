@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv kafka run worker test unit integration lint format bench bench-quick up down clean
+.PHONY: help venv kafka run test unit integration lint format bench bench-quick up down clean
 
 help:
 	@echo "make run      demo: embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), worker, producer"
@@ -29,7 +29,7 @@ kafka: $(STAMP)
 run: kafka
 	$(BIN)/streamscore run
 
-test: kafka
+test: lint kafka
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(STAMP)
