@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sys
@@ -138,20 +139,25 @@ def produce(
     settings = Settings()
     if drift_kind not in ("concept", "feature"):
         raise fail("--drift-kind is concept or feature")
-    length = count if count is not None else None
-    with typer.progressbar(length=length, label="producing", show_pos=True) as bar:
-        produced = publish(
-            settings.kafka_bootstrap_servers,
-            topic or settings.input_topic,
-            count=count,
-            rate=rate,
-            duration=duration,
-            seed=seed,
-            malformed_fraction=malformed_fraction,
-            drift_at=drift_at,
-            drift_kind=drift_kind,  # type: ignore[arg-type]
-            progress=bar.update,
-        )
+    # a bar towards --count; without one (a duration or Ctrl-C), a bar over the events so far
+    with typer.progressbar(
+        length=count, iterable=None if count else itertools.count(), label="producing", show_pos=True
+    ) as bar:
+        try:
+            produced = publish(
+                settings.kafka_bootstrap_servers,
+                topic or settings.input_topic,
+                count=count,
+                rate=rate,
+                duration=duration,
+                seed=seed,
+                malformed_fraction=malformed_fraction,
+                drift_at=drift_at,
+                drift_kind=drift_kind,  # type: ignore[arg-type]
+                progress=bar.update,
+            )
+        except RuntimeError as exc:  # deliveries that failed
+            raise fail(str(exc)) from None
     typer.echo(f"published {len(produced.valid)} valid and {len(produced.malformed)} malformed events")
 
 

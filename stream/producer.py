@@ -111,32 +111,35 @@ def produce(
 
     produced = Produced()
     started = time.monotonic()
-    for n, (key, value, kind, event_id, features) in enumerate(
-        events(seed, malformed_fraction, drift_at, drift_kind)
-    ):
-        if (
-            (count is not None and n >= count)
-            or (duration is not None and time.monotonic() - started >= duration)
-            or (stop is not None and stop.is_set())
+    try:  # Ctrl-C stops publishing; what was published is still flushed and reported
+        for n, (key, value, kind, event_id, features) in enumerate(
+            events(seed, malformed_fraction, drift_at, drift_kind)
         ):
-            break
-        if rate:
-            ahead = started + n / rate - time.monotonic()
-            if ahead > 0:
-                time.sleep(ahead)
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+            if (
+                (count is not None and n >= count)
+                or (duration is not None and time.monotonic() - started >= duration)
+                or (stop is not None and stop.is_set())
+            ):
                 break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
-        if kind is None:
-            produced.valid[event_id] = features
-        else:
-            produced.malformed[key.decode()] = kind
-        if progress is not None:
-            progress(1)
+            if rate:
+                ahead = started + n / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+            while True:
+                try:
+                    producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            producer.poll(0)
+            if kind is None:
+                produced.valid[event_id] = features
+            else:
+                produced.malformed[key.decode()] = kind
+            if progress is not None:
+                progress(1)
+    except KeyboardInterrupt:
+        pass
     producer.flush(60)
     if failures:
         raise RuntimeError(f"{len(failures)} events were not delivered, e.g. {failures[0]}")
