@@ -102,8 +102,10 @@ class Pipeline:
         self._reader = FeatureReader(card.features)
         self._key = pii_key
         self._max_bytes = max_message_bytes
-        self._personal = [(i, f.name.encode() + b"=") for i, f in enumerate(card.features) if f.personal]
-        self._personal_names = [f.name for f in card.features if f.personal]
+        # (name, column, hash prefix) of each personal feature
+        self._personal = [
+            (f.name, i, f.name.encode() + b"=") for i, f in enumerate(card.features) if f.personal
+        ]
         self._threshold = card.output.threshold
         self._labels = (card.output.negative_label, card.output.positive_label)
         self._model_ref = {"name": card.name, "version": card.version, "sha256": card.sha256}
@@ -181,9 +183,7 @@ class Pipeline:
                             "feature_hash": keyed_hash(self._key, row.tobytes()),
                             "personal": {
                                 name: keyed_hash(self._key, prefix + row[j].tobytes())
-                                for name, (j, prefix) in zip(
-                                    self._personal_names, self._personal, strict=True
-                                )
+                                for name, j, prefix in self._personal
                             },
                             "scorer": scorer,
                             "occurred_at": occurred_at,
