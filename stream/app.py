@@ -141,6 +141,7 @@ def create_app(settings: Settings) -> faust.App:
     stats = Stats()
     metrics = WorkerMetrics()
     metrics.set_model(pipeline.model.card)
+    metrics.watch_lag(settings.kafka_bootstrap_servers, settings.app_id, settings.input_topic)
     metrics.serve(settings.metrics_port)
     within = settings.batch_max_wait_ms / 1000.0
 

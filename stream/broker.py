@@ -1,7 +1,7 @@
 """A real single-node Apache Kafka broker (KRaft, combined broker and controller) on loopback.
 
 The broker's jars are resolved from Maven Central with ``mvn dependency:copy-dependencies`` on the
-pom shipped in ``stream/kafka/`` into a per-user cache keyed by the Kafka version, so nothing is
+pom shipped in ``stream/kafka/`` into a per-user cache keyed by the Kafka version (and the pom), so nothing is
 fetched outside the package registries. The data directory holds the log, the generated
 ``server.properties``, the broker's own log file and the ports it was given: started again on the
 same directory, the broker keeps its address, its topics and their data.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
+import hashlib
 import json
 import os
 import shutil
@@ -51,7 +52,8 @@ def cache_root() -> Path:
 
 def kafka_classpath(version: str = KAFKA_VERSION) -> Path:
     """Return the folder of Kafka's runtime jars, resolving them with Maven on first use."""
-    libs = cache_root() / "kafka" / version / "libs"
+    pom = resources.files("stream") / "kafka" / "pom.xml"
+    libs = cache_root() / "kafka" / f"{version}-{hashlib.sha256(pom.read_bytes()).hexdigest()[:8]}" / "libs"
     if (libs / ".complete").exists():
         return libs
     mvn = shutil.which("mvn")
@@ -62,7 +64,6 @@ def kafka_classpath(version: str = KAFKA_VERSION) -> Path:
         )
     libs.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="libs-", dir=libs.parent))
-    pom = resources.files("stream") / "kafka" / "pom.xml"
     with resources.as_file(pom) as pom_path:
         cmd = [
             mvn, "-q", "-B", "-f", str(pom_path), "dependency:copy-dependencies",

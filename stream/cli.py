@@ -173,6 +173,35 @@ def tail(
     follow(Settings().kafka_bootstrap_servers, topic, from_beginning=from_beginning, count=count)
 
 
+@app.command()
+def lag(
+    group: Annotated[list[str], typer.Option(help="Consumer group (repeat for several).")],
+    topic: Annotated[
+        list[str] | None, typer.Option(help="Also list these topics' partitions the group never committed.")
+    ] = None,
+    serve: Annotated[bool, typer.Option(help="Serve the lag as Prometheus metrics instead.")] = False,
+    port: Annotated[int, typer.Option(help="Port of --serve.")] = 9465,
+) -> None:
+    """Consumer lag per partition, in messages and seconds: a table, or a Prometheus exporter."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from stream.lag import LagCollector, consumer_lag, table
+
+    bootstrap = Settings().kafka_bootstrap_servers
+    if serve:
+        registry = CollectorRegistry()
+        registry.register(LagCollector(bootstrap, group, topic or ()))
+        start_http_server(port, registry=registry)
+        typer.echo(f"serving lag of {', '.join(group)} on :{port}/metrics")
+        wait_for_signal()
+        return
+    try:
+        rows = [row for g in group for row in consumer_lag(bootstrap, g, topic or ())]
+    except Exception as exc:  # the admin client raises KafkaException and timeouts
+        raise fail(f"cannot read offsets from {bootstrap}: {exc}") from None
+    typer.echo(table(rows))
+
+
 @model_app.command("train")
 def model_train(
     name: Annotated[str, typer.Option(help="Model name.")] = "loan-approval",

@@ -13,6 +13,7 @@ from prometheus_client import (
 
 from stream.contracts import ModelCard
 from stream.errors import ConfigError
+from stream.lag import LagCollector
 from stream.pipeline import BatchResult
 
 disable_created_metrics()  # *_created series only add noise to every scrape
@@ -54,6 +55,10 @@ class WorkerMetrics:
         self.model = Gauge(
             "streamscore_model_info", "The model in service.", ["name", "version", "sha256"], registry=r
         )
+
+    def watch_lag(self, bootstrap_servers: str, group: str, topic: str) -> None:
+        """Add the exact lag of the worker's own group on its input topic, read at each scrape."""
+        self.registry.register(LagCollector(bootstrap_servers, [group], [topic]))
 
     def serve(self, port: int) -> None:
         if not port:
