@@ -37,6 +37,9 @@ from faust.types import ConsumerT, EventT
 
 from stream import __version__, model
 from stream.errors import ConfigError
+from stream.health import Health
+from stream.health import serve as serve_http
+from stream.logs import logging_config
 from stream.metrics import WorkerMetrics
 from stream.pipeline import BatchResult, Pipeline, Topics
 from stream.settings import Settings
@@ -142,7 +145,10 @@ def create_app(settings: Settings) -> faust.App:
     metrics = WorkerMetrics()
     metrics.set_model(pipeline.model.card)
     metrics.watch_lag(settings.kafka_bootstrap_servers, settings.app_id, settings.input_topic)
-    metrics.serve(settings.metrics_port)
+    health = Health()
+    health.model = f"{pipeline.model.card.name}/{pipeline.model.card.version}"
+    if settings.metrics_port:
+        serve_http(settings.metrics_port, metrics.registry, health)
     within = settings.batch_max_wait_ms / 1000.0
 
     emitter = Emitter(app, exactly_once=settings.processing_guarantee == "exactly_once")
@@ -164,6 +170,7 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: faust.App, revoked: object, **_: object) -> None:
+        health.partitions = []
         if emitter.exactly_once:  # commit the open transactions' acked offsets before Faust seeks back
             await app.consumer.commit()
 
@@ -172,7 +179,12 @@ def create_app(settings: Settings) -> faust.App:
         assigned = sorted(
             tp.partition for tp in app.consumer.assignment() if tp.topic == settings.input_topic
         )
+        health.partitions = assigned
         log.info("assigned partitions %s of %s", assigned, settings.input_topic)
+
+    @app.timer(interval=1.0)
+    async def heartbeat() -> None:
+        health.tick()
 
     @app.timer(interval=5.0)
     async def report() -> None:
@@ -347,12 +359,12 @@ class Stats:
 def run_worker(settings: Settings) -> None:
     """Run the worker until SIGINT/SIGTERM (Faust's worker handles the signals and shutdown)."""
     app = create_app(settings)
-    own = logging.getLogger("streamscore")
-    own.setLevel(settings.log_level.upper())
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"))
-    own.addHandler(handler)
-    own.propagate = False
-    worker = faust.Worker(app, loglevel="warn", quiet=True, redirect_stdouts=False)
+    worker = faust.Worker(
+        app,
+        loglevel="warn",
+        quiet=True,
+        redirect_stdouts=False,
+        logging_config=logging_config(settings.log_level),
+    )
     worker.spinner = None  # no terminal animation in logs
     worker.execute_from_commandline()

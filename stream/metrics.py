@@ -1,4 +1,4 @@
-"""Prometheus metrics of the worker, on a registry of their own, served on ``metrics_port``."""
+"""Prometheus metrics of the worker, on a registry of their own (served by ``stream.health``)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from prometheus_client import (
     Gauge,
     Histogram,
     disable_created_metrics,
-    start_http_server,
 )
 
 from stream.contracts import ModelCard
-from stream.errors import ConfigError
 from stream.lag import LagCollector
 from stream.pipeline import BatchResult
 
@@ -59,17 +57,6 @@ class WorkerMetrics:
     def watch_lag(self, bootstrap_servers: str, group: str, topic: str) -> None:
         """Add the exact lag of the worker's own group on its input topic, read at each scrape."""
         self.registry.register(LagCollector(bootstrap_servers, [group], [topic]))
-
-    def serve(self, port: int) -> None:
-        if not port:
-            return
-        try:
-            start_http_server(port, addr="0.0.0.0", registry=self.registry)
-        except OSError as exc:
-            raise ConfigError(
-                f"metrics port {port} is unavailable ({exc.strerror}): set STREAMSCORE_METRICS_PORT to a "
-                "free port, or 0 to turn metrics off"
-            ) from None
 
     def set_model(self, card: ModelCard) -> None:
         self.model.clear()

@@ -105,3 +105,12 @@ def test_every_event_is_scored_or_dead_lettered_once(kafka_bootstrap, worker_top
         ]
         == 1
     )
+
+    # the worker's own lag gauge is there, and its probes say it is alive and ready
+    assert ("streamscore_consumer_lag_up", (("group", worker.env["STREAMSCORE_APP_ID"]),)) in samples
+    for probe in ("healthz", "readyz"):
+        doc = orjson.loads(
+            urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/{probe}", timeout=5).read()
+        )
+        assert doc["ok"] is True, doc
+    assert doc["model"] == "loan-approval/1" and sorted(doc["partitions"]) == [0, 1, 2]
