@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv kafka run test unit integration lint format bench bench-quick up down clean
+.PHONY: help venv kafka run test dashboard unit integration lint format bench bench-quick up down clean
 
 help:
 	@echo "make run      demo: embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), worker, producer"
 	@echo "make test     lint, then unit and integration tests against a real Kafka broker"
 	@echo "make lint     ruff check and format check"
 	@echo "make bench    the benchmark ladder; make bench-quick for a short run"
+	@echo "make dashboard  the dashboard's panels from a real run, into docs/dashboard.png"
 	@echo "make up/down  the docker compose stack (needs a Docker engine)"
 
 $(STAMP): pyproject.toml
@@ -51,6 +52,9 @@ bench: kafka
 
 bench-quick: kafka
 	$(BIN)/python -m bench --quick
+
+dashboard: kafka
+	$(BIN)/python -m bench.dashboard
 
 up:
 	docker compose up -d --build

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -41,7 +41,7 @@ from stream.health import Health
 from stream.health import serve as serve_http
 from stream.logs import logging_config
 from stream.metrics import WorkerMetrics
-from stream.pipeline import BatchResult, Pipeline, Topics
+from stream.pipeline import BatchResult, Pipeline, Record, Topics
 from stream.settings import Settings
 from stream.topics import ensure_topics
 
@@ -151,7 +151,11 @@ def create_app(settings: Settings) -> faust.App:
         serve_http(settings.metrics_port, metrics.registry, health)
     within = settings.batch_max_wait_ms / 1000.0
 
-    emitter = Emitter(app, exactly_once=settings.processing_guarantee == "exactly_once")
+    emitter = Emitter(
+        app,
+        exactly_once=settings.processing_guarantee == "exactly_once",
+        on_delivered=metrics.count_delivered,
+    )
 
     @app.agent(source, concurrency=1)
     async def score(stream: faust.StreamT) -> None:
@@ -165,7 +169,7 @@ def create_app(settings: Settings) -> faust.App:
                 metrics.observe(len(batch), result, time.perf_counter() - started)
                 await emitter.emit(batch, result)
             except Exception as exc:  # never let it escape: faust would ack and commit the batch
-                _fatal(f"{_describe(batch)} not emitted: {exc!r}; exiting without committing")
+                _fatal(f"{_describe(batch)} not emitted: {exc!r}; exiting without committing", batch)
             stats.add(result)
 
     @app.on_partitions_revoked.connect
@@ -188,9 +192,9 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.timer(interval=5.0)
     async def report() -> None:
-        line = stats.line()
-        if line:
-            log.info(line)
+        report = stats.line()
+        if report:
+            log.info(report[0], extra=report[1])
 
     return app
 
@@ -205,8 +209,15 @@ class Emitter:
     held off, so that a transaction never commits a batch's outputs without its offsets.
     """
 
-    def __init__(self, app: faust.App, exactly_once: bool, max_in_flight: int = 8) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        exactly_once: bool,
+        on_delivered: Callable[[Sequence[Record]], None],
+        max_in_flight: int = 8,
+    ) -> None:
         self.app = app
+        self.on_delivered = on_delivered
         self.exactly_once = exactly_once
         self.max_in_flight = max_in_flight
         self.in_flight: deque[asyncio.Future[list[object]]] = deque()
@@ -216,11 +227,12 @@ class Emitter:
             async with _commits_held(self.app.consumer):
                 lost = await self._send_in_transactions(batch, result)
                 self._ack([e for e in batch if e.message.partition not in lost])
+            self.on_delivered([r for r in result.records if r.partition not in lost])
             return
         for event in batch:
             event.message.incref()
         delivered = asyncio.gather(*await self._send(result))
-        delivered.add_done_callback(partial(self._on_delivered, batch))
+        delivered.add_done_callback(partial(self._on_delivered, batch, result))
         self.in_flight.append(delivered)
         while self.in_flight and (self.in_flight[0].done() or len(self.in_flight) > self.max_in_flight):
             await self.in_flight.popleft()
@@ -266,11 +278,14 @@ class Emitter:
         for event in batch:
             event.message.ack(consumer)
 
-    def _on_delivered(self, batch: Sequence[EventT], delivered: asyncio.Future[list[object]]) -> None:
+    def _on_delivered(
+        self, batch: Sequence[EventT], result: BatchResult, delivered: asyncio.Future[list[object]]
+    ) -> None:
         if delivered.cancelled() or delivered.exception() is not None:
             reason = "cancelled" if delivered.cancelled() else repr(delivered.exception())
-            _fatal(f"{_describe(batch)} not delivered: {reason}; exiting without committing")
+            _fatal(f"{_describe(batch)} not delivered: {reason}; exiting without committing", batch)
         self._ack(batch)
+        self.on_delivered(result.records)
 
 
 @contextlib.asynccontextmanager
@@ -314,8 +329,9 @@ def _describe(batch: Sequence[EventT]) -> str:
     return f"batch {first.topic}[{first.partition}]@{first.offset}..[{last.partition}]@{last.offset}"
 
 
-def _fatal(message: str) -> None:
-    log.critical(message)
+def _fatal(message: str, batch: Sequence[EventT] = ()) -> None:
+    origin = {"last_offsets": {f"{e.message.topic}[{e.message.partition}]": e.message.offset for e in batch}}
+    log.critical(message, extra=origin if batch else {})
     logging.shutdown()
     sys.stderr.flush()
     os._exit(EXIT_FATAL)
@@ -338,7 +354,8 @@ class Stats:
         if len(self.latencies) < 100_000:
             self.latencies += result.latencies
 
-    def line(self) -> str | None:
+    def line(self) -> tuple[str, dict[str, float]] | None:
+        """The report since the last call: a sentence, and its figures as log fields."""
         now = time.monotonic()
         elapsed, self.started = now - self.started, now
         if not self.scored and not self.dead:
@@ -346,14 +363,22 @@ class Stats:
         lat = sorted(self.latencies)
         p50 = statistics.median(lat) * 1e3 if lat else float("nan")
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3 if lat else float("nan")
+        fields = {
+            "scored_per_s": round(self.scored / elapsed, 1),
+            "dead_lettered_per_s": round(self.dead / elapsed, 1),
+            "scored_total": self.total_scored,
+            "dead_lettered_total": self.total_dead,
+            "latency_p50_ms": round(p50, 2),
+            "latency_p99_ms": round(p99, 2),
+        }
         line = (
-            f"scored {self.scored / elapsed:.0f}/s, dead-lettered {self.dead / elapsed:.0f}/s "
+            f"scored {fields['scored_per_s']:.0f}/s, dead-lettered {fields['dead_lettered_per_s']:.0f}/s "
             f"(total {self.total_scored} scored, {self.total_dead} dead letters); "
             f"event time to emit p50 {p50:.1f} ms, p99 {p99:.1f} ms"
         )
         self.scored = self.dead = 0
         self.latencies = []
-        return line
+        return line, fields
 
 
 def run_worker(settings: Settings) -> None:

@@ -130,17 +130,26 @@ class LagCollector(Collector):
         self.groups = list(groups)
         self.topics = list(topics)
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """The families, without reading offsets (so registering costs no broker round trip)."""
+        return iter(self._families())
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
         labels = ["group", "topic", "partition"]
-        messages = GaugeMetricFamily(
-            "streamscore_consumer_lag_messages", "Log-end offset minus committed offset.", labels=labels
+        return (
+            GaugeMetricFamily(
+                "streamscore_consumer_lag_messages", "Log-end offset minus committed offset.", labels=labels
+            ),
+            GaugeMetricFamily(
+                "streamscore_consumer_lag_seconds", "Age of the oldest unconsumed message.", labels=labels
+            ),
+            GaugeMetricFamily(
+                "streamscore_consumer_lag_up", "1 when the lag could be read.", labels=["group"]
+            ),
         )
-        seconds = GaugeMetricFamily(
-            "streamscore_consumer_lag_seconds", "Age of the oldest unconsumed message.", labels=labels
-        )
-        up = GaugeMetricFamily(
-            "streamscore_consumer_lag_up", "1 when the lag could be read.", labels=["group"]
-        )
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        messages, seconds, up = self._families()
         for group in self.groups:
             try:
                 rows = consumer_lag(self.bootstrap_servers, group, self.topics, timeout=5.0)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
 )
 
 from stream.contracts import ModelCard
 from stream.lag import LagCollector
-from stream.pipeline import BatchResult
+from stream.pipeline import BatchResult, Record
 
 disable_created_metrics()  # *_created series only add noise to every scrape
 
@@ -53,6 +57,14 @@ class WorkerMetrics:
         self.model = Gauge(
             "streamscore_model_info", "The model in service.", ["name", "version", "sha256"], registry=r
         )
+        self.delivered = Counter(
+            "streamscore_records_delivered",
+            "Output records acknowledged by the broker, by topic.",
+            ["topic"],
+            registry=r,
+        )
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
+        PlatformCollector(registry=r)
 
     def watch_lag(self, bootstrap_servers: str, group: str, topic: str) -> None:
         """Add the exact lag of the worker's own group on its input topic, read at each scrape."""
@@ -72,3 +84,11 @@ class WorkerMetrics:
         observe = self.end_to_end.observe
         for latency in result.latencies:
             observe(latency)
+
+    def count_delivered(self, records: Sequence[Record]) -> None:
+        """Count a batch's records once the broker has acknowledged them."""
+        by_topic: dict[str, int] = {}
+        for record in records:
+            by_topic[record.topic] = by_topic.get(record.topic, 0) + 1
+        for topic, n in by_topic.items():
+            self.delivered.labels(topic).inc(n)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from collections import Counter
 
@@ -93,6 +94,13 @@ def test_every_event_is_scored_or_dead_lettered_once(kafka_bootstrap, worker_top
     }
     assert samples[("streamscore_events_scored_total", ())] == n_valid
     assert samples[("streamscore_events_consumed_total", ())] == N_EVENTS
+    for topic, n in (
+        (worker_topics.predictions, n_valid),
+        (worker_topics.provenance, n_valid),
+        (worker_topics.dlq, n_bad),
+    ):
+        assert samples[("streamscore_records_delivered_total", (("topic", topic),))] == n
+    assert samples[("process_resident_memory_bytes", ())] > 0
     dead_by_stage = Counter(MALFORMED[k][0] for k in produced.malformed.values())
     for stage, n in dead_by_stage.items():
         assert samples[("streamscore_events_dead_lettered_total", (("stage", stage),))] == n
@@ -114,3 +122,11 @@ def test_every_event_is_scored_or_dead_lettered_once(kafka_bootstrap, worker_top
         )
         assert doc["ok"] is True, doc
     assert doc["model"] == "loan-approval/1" and sorted(doc["partitions"]) == [0, 1, 2]
+
+    # logs: JSON lines, with a periodic report carrying its figures as fields
+    deadline = time.monotonic() + 10
+    while '"scored_total"' not in worker.output() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    docs = [orjson.loads(line) for line in worker.output().splitlines() if line.strip()]
+    reports = [d for d in docs if "scored_total" in d]
+    assert reports and reports[-1]["scored_total"] == n_valid and reports[-1]["level"] == "info"
