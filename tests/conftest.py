@@ -195,3 +195,16 @@ def start_worker(kafka_bootstrap: str, worker_topics: WorkerTopics, unique_name,
     yield start
     for worker in workers:
         worker.stop()
+
+
+def require_tool(name: str, package: str) -> str:
+    """Path of a command from Debian; skipped where it is missing, a failure in CI (which installs it)."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (apt-get install {package}; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

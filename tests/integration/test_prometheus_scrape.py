@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 import urllib.parse
 import urllib.request
 
-import pytest
-from conftest import read_topic
+from conftest import read_topic, require_tool
 
 from stream.broker import free_port
 from stream.producer import MALFORMED, produce
@@ -24,9 +22,7 @@ def _query(port: int, promql: str) -> list[dict]:
 
 
 def test_prometheus_scrapes_worker(kafka_bootstrap, worker_topics, start_worker, tmp_path):
-    prometheus = shutil.which("prometheus")
-    if prometheus is None:
-        pytest.skip("Debian's prometheus is not installed (.ci/run installs it)")
+    prometheus = require_tool("prometheus", "prometheus")
     ensure_topics(kafka_bootstrap, {worker_topics.input: 3})
     metrics_port, prom_port = free_port(), free_port()
     start_worker(metrics_port=metrics_port)
