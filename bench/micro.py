@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from stream.codec import FeatureReader, decode
+from stream.drift import DriftMonitor
 from stream.model import load
 from stream.pipeline import InboundMessage, Pipeline, Topics
 from stream.producer import events
@@ -56,6 +57,10 @@ def run(quick: bool = False) -> dict[str, object]:
         "onnx_batch_64": _per_call_us(lambda: model.predict_proba(x[:64]), repeat, 10),
         "onnx_batch_256": _per_call_us(lambda: model.predict_proba(x[:256]), repeat // 2, 4),
     }
+    monitor = DriftMonitor(model.card, window=5_000)
+    scores64 = model.predict_proba(x[:64])
+    drift64 = _per_call_us(lambda: monitor.update(x[:64], scores64, (0.0, 1.0)), repeat, 10)
+    out["drift_update_per_event_batch_64"] = {k: round(v / 64, 3) for k, v in drift64.items()}
     per_batch = _per_call_us(lambda: pipeline.process(batch64), repeat, 2)
     out["pipeline_per_event_batch_64"] = {k: round(v / 64, 2) for k, v in per_batch.items()}
     for n in (64, 256):

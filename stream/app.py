@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import socket
@@ -30,12 +31,15 @@ from functools import partial
 from pathlib import Path
 
 import faust
+import orjson
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from faust.exceptions import ProducerSendError
 from faust.types import ConsumerT, EventT
 
 from stream import __version__, model
+from stream.contracts import ModelCard
+from stream.drift import DriftMonitor
 from stream.errors import ConfigError
 from stream.health import Health
 from stream.health import serve as serve_http
@@ -89,7 +93,7 @@ def prepare_topics(settings: Settings) -> int:
         )
     ensure_topics(
         settings.kafka_bootstrap_servers,
-        {n: partitions for n in names},
+        {n: partitions for n in names} | {settings.drift_topic: 1},
         replication_factor=settings.replication_factor,
     )
     return partitions
@@ -151,6 +155,7 @@ def create_app(settings: Settings) -> faust.App:
         serve_http(settings.metrics_port, metrics.registry, health)
     within = settings.batch_max_wait_ms / 1000.0
 
+    drift = DriftReporter(app, settings, pipeline.model.card, metrics, pipeline.scorer_id)
     emitter = Emitter(
         app,
         exactly_once=settings.processing_guarantee == "exactly_once",
@@ -168,6 +173,7 @@ def create_app(settings: Settings) -> faust.App:
                 result = pipeline.process([e.message for e in batch])
                 metrics.observe(len(batch), result, time.perf_counter() - started)
                 await emitter.emit(batch, result)
+                await drift.update(batch, result)
             except Exception as exc:  # never let it escape: faust would ack and commit the batch
                 _fatal(f"{_describe(batch)} not emitted: {exc!r}; exiting without committing", batch)
             stats.add(result)
@@ -197,6 +203,57 @@ def create_app(settings: Settings) -> faust.App:
             log.info(report[0], extra=report[1])
 
     return app
+
+
+class DriftReporter:
+    """Feeds scored batches to the drift windows; a full window becomes a report, gauges and a log line.
+
+    Reports go to the drift topic outside any transaction: they describe the stream, and one sent
+    again after a restart is harmless.
+    """
+
+    def __init__(
+        self, app: faust.App, settings: Settings, card: ModelCard, metrics: WorkerMetrics, worker_id: str
+    ) -> None:
+        self.app, self.topic, self.card, self.metrics = app, settings.drift_topic, card, metrics
+        self.monitor = DriftMonitor(card, window=settings.drift_window)
+        self.worker_id = worker_id
+        self.last_offsets: dict[str, int] = {}
+
+    async def update(self, batch: Sequence[EventT], result: BatchResult) -> None:
+        if result.scores is None or not len(result.scores):
+            return
+        for event in batch:
+            self.last_offsets[f"{event.message.topic}[{event.message.partition}]"] = event.message.offset
+        report = self.monitor.update(result.features, result.scores, result.occurred or (0.0, 0.0))
+        if report is None:
+            return
+        self.metrics.observe_drift(report)
+        verdict = "drift" if report.drifted or report.score_change else "ok"
+        record = {
+            "model_name": self.card.name,
+            "model_version": self.card.version,
+            "worker_id": self.worker_id,
+            "events": report.events,
+            "window_start": dt.datetime.fromtimestamp(report.window_start, dt.UTC),
+            "window_end": dt.datetime.fromtimestamp(report.window_end, dt.UTC),
+            "last_offsets": dict(self.last_offsets),
+            "statistic": "psi",
+            "threshold": self.monitor.threshold,
+            "values": report.psi,
+            "drifted": report.drifted,
+            "score_change": report.score_change,
+            "verdict": verdict,
+        }
+        await self.app.producer.send(self.topic, None, orjson.dumps(record), None, None, None)
+        log.log(
+            logging.WARNING if verdict == "drift" else logging.INFO,
+            "drift window of %d events: %s%s",
+            report.events,
+            verdict,
+            f" in {report.drifted}" if report.drifted else "",
+            extra={"drift_verdict": verdict, "psi": report.psi},
+        )
 
 
 class Emitter:

@@ -124,6 +124,24 @@ class DeadLetter(_Contract):
         return cls.model_validate({k: v.decode() for k, v in headers or [] if k in known})
 
 
+class DriftReport(_Contract):
+    """A comparison of the last window of scored events with the model card's reference."""
+
+    model_name: Identifier
+    model_version: Identifier
+    worker_id: str
+    events: int = Field(description="Events in the window.")
+    window_start: AwareDatetime = Field(description="Earliest occurred_at in the window.")
+    window_end: AwareDatetime = Field(description="Latest occurred_at in the window.")
+    last_offsets: dict[str, int] = Field(description="Last input offset per partition at the window's end.")
+    statistic: Literal["psi"] = "psi"
+    threshold: float
+    values: dict[str, float] = Field(description="PSI of each feature and of 'score'.")
+    drifted: list[str] = Field(description="Names whose PSI is above the threshold.")
+    score_change: bool = Field(description="ADWIN flagged a change in the score stream during the window.")
+    verdict: Literal["ok", "drift"]
+
+
 class FeatureSpec(_Contract):
     """One model input, in the card's order."""
 
@@ -178,6 +196,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "prediction": Prediction,
     "provenance": Provenance,
     "dead-letter-headers": DeadLetter,
+    "drift-report": DriftReport,
     "model-card": ModelCard,
 }
 

@@ -67,6 +67,8 @@ class WindowReport:
     """One comparison of a full window with the reference."""
 
     events: int
+    window_start: float  # earliest event time in the window, epoch seconds
+    window_end: float
     psi: dict[str, float]  # per feature, and "score"
     drifted: list[str]  # names whose PSI is above the threshold
     score_change: bool  # ADWIN flagged the score stream since the last report
@@ -81,7 +83,7 @@ class DriftMonitor:
     threshold: float = PSI_THRESHOLD
     _names: list[str] = field(init=False)
     _binnings: list[_Binning] = field(init=False)
-    _batches: deque[tuple[int, list[np.ndarray]]] = field(init=False)  # (events, bin counts per name)
+    _batches: deque[tuple[int, list[np.ndarray], tuple[float, float]]] = field(init=False)
     _totals: list[np.ndarray] = field(init=False)
     _events: int = field(init=False, default=0)
     _since_report: int = field(init=False, default=0)
@@ -98,16 +100,18 @@ class DriftMonitor:
         self._totals = [np.zeros(b.size, dtype=np.int64) for b in self._binnings]
         self._adwin = ADWIN()
 
-    def update(self, x: np.ndarray, scores: np.ndarray) -> WindowReport | None:
-        """Add a scored batch (rows in card order); return a report when a window is complete."""
+    def update(
+        self, x: np.ndarray, scores: np.ndarray, occurred: tuple[float, float] = (0.0, 0.0)
+    ) -> WindowReport | None:
+        """Add a scored batch (rows in card order, its event-time bounds); a report when a window is full."""
         columns = [x[:, j] for j in range(x.shape[1])] + [scores]
         counts = [b.counts(c) for b, c in zip(self._binnings, columns, strict=True)]
         for total, c in zip(self._totals, counts, strict=True):
             total += c
-        self._batches.append((len(scores), counts))
+        self._batches.append((len(scores), counts, occurred))
         self._events += len(scores)
         while self._batches and self._events - self._batches[0][0] >= self.window:
-            n, old = self._batches.popleft()
+            n, old, _ = self._batches.popleft()
             self._events -= n
             for total, c in zip(self._totals, old, strict=True):
                 total -= c
@@ -126,6 +130,8 @@ class DriftMonitor:
         }
         report = WindowReport(
             events=self._events,
+            window_start=min(b[2][0] for b in self._batches),
+            window_end=max(b[2][1] for b in self._batches),
             psi=values,
             drifted=[n for n, v in values.items() if v > self.threshold],
             score_change=self._score_change,

@@ -15,6 +15,7 @@ from prometheus_client import (
 )
 
 from stream.contracts import ModelCard
+from stream.drift import WindowReport
 from stream.lag import LagCollector
 from stream.pipeline import BatchResult, Record
 
@@ -63,6 +64,26 @@ class WorkerMetrics:
             ["topic"],
             registry=r,
         )
+        self.drift_psi = Gauge(
+            "streamscore_drift_psi",
+            "PSI of the last drift window against the reference.",
+            ["feature"],
+            registry=r,
+        )
+        self.drift_detected = Gauge(
+            "streamscore_drift_detected",
+            "1 when the last window's PSI is above the threshold.",
+            ["feature"],
+            registry=r,
+        )
+        self.drift_windows = Counter(
+            "streamscore_drift_windows", "Drift windows compared, by verdict.", ["verdict"], registry=r
+        )
+        self.score_changes = Counter(
+            "streamscore_score_change_alarms",
+            "Windows in which ADWIN flagged a change of the score.",
+            registry=r,
+        )
         ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
         PlatformCollector(registry=r)
 
@@ -92,3 +113,11 @@ class WorkerMetrics:
             by_topic[record.topic] = by_topic.get(record.topic, 0) + 1
         for topic, n in by_topic.items():
             self.delivered.labels(topic).inc(n)
+
+    def observe_drift(self, report: WindowReport) -> None:
+        for name, value in report.psi.items():
+            self.drift_psi.labels(name).set(value)
+            self.drift_detected.labels(name).set(1 if name in report.drifted else 0)
+        self.drift_windows.labels("drift" if report.drifted else "ok").inc()
+        if report.score_change:
+            self.score_changes.inc()

@@ -82,6 +82,9 @@ class BatchResult:
     scored: int = 0
     dead_letters: dict[str, int] = field(default_factory=dict)  # stage -> count
     latencies: list[float] = field(default_factory=list)  # event time -> emit, seconds
+    features: np.ndarray | None = None  # rows of the scored events, card order (for drift)
+    scores: np.ndarray | None = None  # their scores
+    occurred: tuple[float, float] | None = None  # earliest and latest occurred_at, epoch seconds
 
 
 class Pipeline:
@@ -110,6 +113,7 @@ class Pipeline:
         self._labels = (card.output.negative_label, card.output.positive_label)
         self._model_ref = {"name": card.name, "version": card.version, "sha256": card.sha256}
         self._scorer = scorer
+        self.scorer_id = str(scorer.get("worker_id"))
 
     def process(self, batch: Sequence[Inbound]) -> BatchResult:
         received_at = _now()
@@ -197,7 +201,11 @@ class Pipeline:
             )
             result.scored += 1
         emitted = time.time()
-        result.latencies = [emitted - event.occurred_at.timestamp() for _, event in valid]
+        times = [event.occurred_at.timestamp() for _, event in valid]
+        result.latencies = [emitted - t for t in times]
+        result.occurred = (min(times), max(times))
+        probabilities = (scores >= 0.0) & (scores <= 1.0)
+        result.features, result.scores = x[probabilities], scores[probabilities]
         return result
 
     def _score(self, x: np.ndarray) -> np.ndarray:

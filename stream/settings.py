@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     prediction_topic: str = Field("predictions", description="Topic the predictions go to.")
     provenance_topic: str = Field("provenance", description="Topic of per-event provenance.")
     dlq_topic: str = Field("events.dlq", description="Dead-letter topic for events that fail.")
+    drift_topic: str = Field("drift", description="Topic of drift reports.")
+    drift_window: int = Field(
+        5_000, ge=100, description="Events per drift window; compared with the reference each time it fills."
+    )
     partitions: int = Field(6, ge=1, description="Partitions of topics the worker creates.")
     replication_factor: int = Field(1, ge=1, description="Replication of topics it creates.")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(

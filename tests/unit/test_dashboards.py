@@ -43,7 +43,7 @@ def test_alert_series_are_exported():
 
 def test_dashboard_has_the_panels_ops_need():
     titles = " ".join(p["title"].lower() for p in DASHBOARD["panels"])
-    for word in ("throughput", "latency", "lag", "dead letters", "model"):
+    for word in ("throughput", "latency", "lag", "dead letters", "drift", "model"):
         assert word in titles
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert (
