@@ -9,8 +9,9 @@ offsets every second, only once the broker has acknowledged every record of that
 agent raised, #189): poison input is a dead letter, and anything else (a failed delivery, a bug)
 ends the process at once without committing, so a restart scores those events again. With
 ``exactly_once`` the records and the offsets are committed in one Kafka transaction per input
-partition; outputs go to the same partition number as their input so that they join the
-transaction of that partition, and no commit falls between a batch's outputs and its acks.
+partition: every output is sent in the transaction of its input's partition, and no commit falls
+between a batch's outputs and its acks. Predictions and dead letters keep the input's partition
+(and key); provenance is keyed by ``event_id``, which co-partitions it with the outcomes topic.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -35,11 +36,11 @@ import orjson
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from faust.exceptions import ProducerSendError
-from faust.types import ConsumerT, EventT
+from faust.types import TP, ConsumerT, EventT
 
 from stream import __version__, model
 from stream.contracts import ModelCard
-from stream.drift import DriftMonitor
+from stream.drift import DriftMonitor, Report
 from stream.errors import ConfigError
 from stream.health import Health
 from stream.health import serve as serve_http
@@ -47,6 +48,7 @@ from stream.logs import logging_config
 from stream.metrics import WorkerMetrics
 from stream.pipeline import BatchResult, Pipeline, Record, Topics
 from stream.settings import Settings
+from stream.state import StateTopic
 from stream.topics import ensure_topics
 
 log = logging.getLogger("streamscore.worker")
@@ -72,9 +74,10 @@ def code_revision() -> str | None:
 
 
 def prepare_topics(settings: Settings) -> int:
-    """Create missing topics; all four share the input's partition count. Return that count."""
+    """Create missing topics; all share the input's partition count. Return that count."""
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": 0})
     names = [settings.input_topic, settings.prediction_topic, settings.provenance_topic, settings.dlq_topic]
+    names += [settings.outcome_topic] if settings.outcome_topic else []
     try:
         existing = admin.list_topics(timeout=10).topics
     except KafkaException as exc:
@@ -89,7 +92,8 @@ def prepare_topics(settings: Settings) -> int:
         raise ConfigError(
             f"topics {wrong} do not have the {partitions} partitions of input topic "
             f"{settings.input_topic!r}: outputs share the input's partitions so that keys keep their "
-            "order and exactly-once transactions line up; recreate them or choose other topic names"
+            "order, and provenance and outcomes (both keyed by event_id) land in matching partitions; "
+            "recreate them or choose other topic names"
         )
     ensure_topics(
         settings.kafka_bootstrap_servers,
@@ -155,7 +159,11 @@ def create_app(settings: Settings) -> faust.App:
         serve_http(settings.metrics_port, metrics.registry, health)
     within = settings.batch_max_wait_ms / 1000.0
 
-    drift = DriftReporter(app, settings, pipeline.model.card, metrics, pipeline.scorer_id)
+    drift = (
+        DriftReporter(app, settings, pipeline.model.card, metrics, pipeline.scorer_id, partitions)
+        if settings.drift_window
+        else None
+    )
     emitter = Emitter(
         app,
         exactly_once=settings.processing_guarantee == "exactly_once",
@@ -173,28 +181,47 @@ def create_app(settings: Settings) -> faust.App:
                 result = pipeline.process([e.message for e in batch])
                 metrics.observe(len(batch), result, time.perf_counter() - started)
                 await emitter.emit(batch, result)
-                await drift.update(batch, result)
+                if drift is not None:
+                    await drift.update(result)
             except Exception as exc:  # never let it escape: faust would ack and commit the batch
                 _fatal(f"{_describe(batch)} not emitted: {exc!r}; exiting without committing", batch)
             stats.add(result)
 
+    def inputs(tps: Iterable[TP]) -> list[int]:
+        return sorted(tp.partition for tp in tps if tp.topic == settings.input_topic)
+
     @app.on_partitions_revoked.connect
-    async def on_revoked(sender: faust.App, revoked: object, **_: object) -> None:
+    async def on_revoked(sender: faust.App, revoked: set[TP], **_: object) -> None:
         health.partitions = []
         if emitter.exactly_once:  # commit the open transactions' acked offsets before Faust seeks back
             await app.consumer.commit()
+        if drift is not None:
+            await drift.save(inputs(revoked))
+
+    @app.on_partitions_assigned.connect
+    async def on_partitions_assigned(sender: faust.App, assigned: set[TP], **_: object) -> None:
+        if drift is not None:
+            await drift.restore(inputs(assigned))
 
     @app.on_rebalance_complete.connect
     async def on_assigned(sender: faust.App, **_: object) -> None:
-        assigned = sorted(
-            tp.partition for tp in app.consumer.assignment() if tp.topic == settings.input_topic
-        )
+        assigned = inputs(app.consumer.assignment())
         health.partitions = assigned
         log.info("assigned partitions %s of %s", assigned, settings.input_topic)
 
     @app.timer(interval=1.0)
     async def heartbeat() -> None:
         health.tick()
+
+    @app.timer(interval=10.0)
+    async def save_drift_state() -> None:
+        if drift is not None:
+            await drift.save(drift.monitor.owned())
+
+    @app.on_before_shutdown.connect
+    async def save_drift_state_on_shutdown(sender: faust.App, **_: object) -> None:
+        if drift is not None:
+            await drift.save(drift.monitor.owned())
 
     @app.timer(interval=5.0)
     async def report() -> None:
@@ -206,54 +233,122 @@ def create_app(settings: Settings) -> faust.App:
 
 
 class DriftReporter:
-    """Feeds scored batches to the drift windows; a full window becomes a report, gauges and a log line.
+    """Feeds scored batches to the drift monitor; its reports become records, gauges and log lines.
 
     Reports go to the drift topic outside any transaction: they describe the stream, and one sent
-    again after a restart is harmless.
+    again after a restart is harmless. The monitor's per-partition state is saved to a compacted
+    state topic after each window report, every ``save_every`` seconds and when partitions are
+    revoked, and read back when partitions are assigned, so a restart or a rebalance resumes the
+    windows and detectors where they were (less what was added since the last save).
     """
 
     def __init__(
-        self, app: faust.App, settings: Settings, card: ModelCard, metrics: WorkerMetrics, worker_id: str
+        self,
+        app: faust.App,
+        settings: Settings,
+        card: ModelCard,
+        metrics: WorkerMetrics,
+        worker_id: str,
+        partitions: int,
     ) -> None:
-        self.app, self.topic, self.card, self.metrics = app, settings.drift_topic, card, metrics
-        self.monitor = DriftMonitor(card, window=settings.drift_window)
+        self.app, self.settings, self.card, self.metrics = app, settings, card, metrics
+        self.monitor = DriftMonitor(
+            card,
+            window=settings.drift_window,
+            partitions=partitions,
+            window_seconds=settings.drift_window_s,
+            psi_threshold=settings.drift_psi_threshold,
+            distance_threshold=settings.drift_distance_threshold,
+        )
+        self.state = StateTopic(
+            settings.kafka_bootstrap_servers,
+            f"{settings.app_id}-drift-state",
+            partitions,
+            settings.replication_factor,
+        )
+        self.key = settings.pii_key.get_secret_value().encode()
         self.worker_id = worker_id
-        self.last_offsets: dict[str, int] = {}
 
-    async def update(self, batch: Sequence[EventT], result: BatchResult) -> None:
+    async def update(self, result: BatchResult) -> None:
         if result.scores is None or not len(result.scores):
             return
-        for event in batch:
-            self.last_offsets[f"{event.message.topic}[{event.message.partition}]"] = event.message.offset
-        report = self.monitor.update(result.features, result.scores, result.occurred or (0.0, 0.0))
-        if report is None:
-            return
+        assert result.partitions is not None and result.times is not None and result.offsets is not None
+        reports = self.monitor.update(
+            result.features, result.scores, result.partitions, result.times, result.offsets
+        )
+        for report in reports:
+            await self._publish(report)
+        if any(r.kind == "window" for r in reports):
+            await self.save(self.monitor.owned())
+
+    async def _publish(self, report: Report) -> None:
         self.metrics.observe_drift(report)
-        verdict = "drift" if report.drifted or report.score_change else "ok"
+        topic = self.settings.input_topic
         record = {
+            "kind": report.kind,
             "model_name": self.card.name,
             "model_version": self.card.version,
             "worker_id": self.worker_id,
+            "partitions": report.partitions,
             "events": report.events,
-            "window_start": dt.datetime.fromtimestamp(report.window_start, dt.UTC),
-            "window_end": dt.datetime.fromtimestamp(report.window_end, dt.UTC),
-            "last_offsets": dict(self.last_offsets),
-            "statistic": "psi",
-            "threshold": self.monitor.threshold,
-            "values": report.psi,
+            "window_start": _utc(report.window_start),
+            "window_end": _utc(report.window_end),
+            "offsets": {f"{topic}[{p}]": {"first": a, "last": b} for p, (a, b) in report.offsets.items()},
+            "psi": report.psi,
+            "distance": report.distance,
+            "thresholds": {"psi": self.monitor.psi_threshold, "distance": self.monitor.distance_threshold},
             "drifted": report.drifted,
-            "score_change": report.score_change,
-            "verdict": verdict,
+            "alarms": report.alarms,
+            "verdict": report.verdict,
         }
-        await self.app.producer.send(self.topic, None, orjson.dumps(record), None, None, None)
+        await self.app.producer.send(self.settings.drift_topic, None, orjson.dumps(record), None, None, None)
         log.log(
-            logging.WARNING if verdict == "drift" else logging.INFO,
-            "drift window of %d events: %s%s",
+            logging.WARNING if report.verdict == "drift" else logging.INFO,
+            "drift %s over %d events: %s%s%s",
+            report.kind,
             report.events,
-            verdict,
-            f" in {report.drifted}" if report.drifted else "",
-            extra={"drift_verdict": verdict, "psi": report.psi},
+            report.verdict,
+            f", beyond thresholds: {report.drifted}" if report.drifted else "",
+            f", detectors fired: {report.alarms}" if report.alarms else "",
+            extra={"drift_verdict": report.verdict, "psi": report.psi, "distance": report.distance},
         )
+
+    async def save(self, partitions: Sequence[int]) -> None:
+        """Save the state of ``partitions`` (a failure is logged: the next save tries again)."""
+        blobs = {p: b for p in partitions if (b := self.monitor.snapshot(p, self.key)) is not None}
+        if not blobs:
+            return
+        try:
+            await asyncio.to_thread(self.state.save, blobs)
+        except KafkaException as exc:
+            log.warning("drift state not saved: %s", exc)
+
+    async def restore(self, partitions: Sequence[int]) -> None:
+        """Adopt the saved state of newly assigned partitions; drop the state of partitions lost."""
+        wanted = [p for p in partitions if p not in self.monitor.owned()]
+        for p in self.monitor.owned():
+            if p not in partitions:
+                self.monitor.release(p)
+        if not wanted:
+            return
+        blobs = await asyncio.to_thread(self.state.load, wanted)
+        restored = [p for p, blob in blobs.items() if self.monitor.restore(p, blob, self.key)]
+        if blobs.keys() - set(restored):
+            log.warning(
+                "drift state of partitions %s not restored (another model, window or key): starting fresh",
+                sorted(blobs.keys() - set(restored)),
+            )
+        if restored:
+            log.info(
+                "drift state restored for partitions %s (%d events seen)",
+                sorted(restored),
+                sum(self.monitor.seen(p) for p in restored),
+                extra={"drift_restored": sorted(restored)},
+            )
+
+
+def _utc(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
 class Emitter:
@@ -284,7 +379,7 @@ class Emitter:
             async with _commits_held(self.app.consumer):
                 lost = await self._send_in_transactions(batch, result)
                 self._ack([e for e in batch if e.message.partition not in lost])
-            self.on_delivered([r for r in result.records if r.partition not in lost])
+            self.on_delivered([r for r in result.records if r.source not in lost])
             return
         for event in batch:
             event.message.incref()
@@ -312,17 +407,17 @@ class Emitter:
         lost: set[int] = set()
         pending = []
         for r in result.records:
-            if r.partition in lost:
+            if r.source in lost:
                 continue
             try:
                 pending.append(
                     await producer.send(
                         r.topic, r.key, r.value, r.partition, None, r.headers,
-                        transactional_id=f"{prefix}{r.partition}",
+                        transactional_id=f"{prefix}{r.source}",
                     )
                 )  # fmt: skip
             except ProducerSendError:
-                lost.add(r.partition)
+                lost.add(r.source)
         await asyncio.gather(*pending)
         if lost:
             log.warning(
@@ -438,9 +533,9 @@ class Stats:
         return line, fields
 
 
-def run_worker(settings: Settings) -> None:
-    """Run the worker until SIGINT/SIGTERM (Faust's worker handles the signals and shutdown)."""
-    app = create_app(settings)
+def run_worker(settings: Settings, create: Callable[[Settings], faust.App] = create_app) -> None:
+    """Run the app ``create`` makes until SIGINT/SIGTERM (Faust's worker handles signals and shutdown)."""
+    app = create(settings)
     worker = faust.Worker(
         app,
         loglevel="warn",

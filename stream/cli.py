@@ -115,6 +115,22 @@ def worker() -> None:
 
 
 @app.command()
+def outcomes() -> None:
+    """Run the outcome worker: joins true outcomes with predictions, tracks model performance."""
+    from stream.app import run_worker
+    from stream.errors import StreamscoreError
+    from stream.outcomes import create_outcome_app
+
+    try:
+        run_worker(Settings(), create_outcome_app)
+    except StreamscoreError as exc:
+        raise fail(str(exc)) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise fail(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
+
+
+@app.command()
 def produce(
     count: Annotated[
         int | None, typer.Option(help="Events to publish (default: until --duration or Ctrl-C).")
@@ -132,8 +148,12 @@ def produce(
     drift_kind: Annotated[
         str, typer.Option(help="concept (labels change) or feature (inputs shift).")
     ] = "concept",
+    outcomes: Annotated[
+        bool, typer.Option(help="Also publish each event's true outcome to STREAMSCORE_OUTCOME_TOPIC.")
+    ] = False,
+    outcome_delay: Annotated[float, typer.Option(help="Seconds between an event and its outcome.")] = 5.0,
 ) -> None:
-    """Publish loan-application events to the input topic."""
+    """Publish loan-application events to the input topic (and, on request, their true outcomes)."""
     from stream.producer import produce as publish
 
     settings = Settings()
@@ -155,10 +175,15 @@ def produce(
                 drift_at=drift_at,
                 drift_kind=drift_kind,  # type: ignore[arg-type]
                 progress=bar.update,
+                outcome_topic=settings.outcome_topic if outcomes else None,
+                outcome_delay=outcome_delay,
             )
         except RuntimeError as exc:  # deliveries that failed
             raise fail(str(exc)) from None
-    typer.echo(f"published {len(produced.valid)} valid and {len(produced.malformed)} malformed events")
+    typer.echo(
+        f"published {len(produced.valid)} valid and {len(produced.malformed)} malformed events"
+        + (f", {len(produced.labels)} outcomes" if outcomes else "")
+    )
 
 
 @app.command()

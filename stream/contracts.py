@@ -85,9 +85,13 @@ class ScorerRef(_Contract):
 
 
 class Provenance(_Contract):
-    """How one prediction was made: exact input, exact model, exact code, and when."""
+    """How one prediction was made: exact input, exact model, exact code, and when.
+
+    Keyed by ``event_id`` (not like the input), so that it is co-partitioned with the outcomes.
+    """
 
     event_id: Identifier
+    score: float = Field(ge=0.0, le=1.0, description="The prediction's score.")
     input: InputRef
     model: ModelRef
     feature_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] = Field(
@@ -124,22 +128,66 @@ class DeadLetter(_Contract):
         return cls.model_validate({k: v.decode() for k, v in headers or [] if k in known})
 
 
-class DriftReport(_Contract):
-    """A comparison of the last window of scored events with the model card's reference."""
+class OffsetRange(_Contract):
+    first: int
+    last: int
 
+
+class DriftReport(_Contract):
+    """The window of recent scored events compared with the model card's reference (drift topic).
+
+    ``kind`` is ``window`` when a window has filled, ``alarm`` as soon as a change detector fires.
+    """
+
+    kind: Literal["window", "alarm"]
     model_name: Identifier
     model_version: Identifier
     worker_id: str
+    partitions: list[int] = Field(description="Input partitions whose windows are compared.")
     events: int = Field(description="Events in the window.")
     window_start: AwareDatetime = Field(description="Earliest occurred_at in the window.")
     window_end: AwareDatetime = Field(description="Latest occurred_at in the window.")
-    last_offsets: dict[str, int] = Field(description="Last input offset per partition at the window's end.")
-    statistic: Literal["psi"] = "psi"
-    threshold: float
-    values: dict[str, float] = Field(description="PSI of each feature and of 'score'.")
-    drifted: list[str] = Field(description="Names whose PSI is above the threshold.")
-    score_change: bool = Field(description="ADWIN flagged a change in the score stream during the window.")
+    offsets: dict[str, OffsetRange] = Field(description="First and last input offset per topic[partition].")
+    psi: dict[str, float] = Field(description="Population stability index of each feature and of 'score'.")
+    distance: dict[str, float] = Field(
+        description="Kolmogorov-Smirnov (numeric) or total variation (categorical) distance."
+    )
+    thresholds: dict[Literal["psi", "distance"], float]
+    drifted: list[str] = Field(description="Names whose PSI or distance is above its threshold.")
+    alarms: list[str] = Field(
+        description="Change detectors that fired: 'score' (ADWIN) or a feature (Page-Hinkley)."
+    )
     verdict: Literal["ok", "drift"]
+
+
+class Outcome(_Contract):
+    """A true outcome on the outcomes topic, keyed by ``event_id`` (Kafka's default partitioner)."""
+
+    event_id: Identifier
+    positive: bool = Field(description="True when the event turned out to be of the positive class.")
+    observed_at: AwareDatetime = Field(description="When the outcome became known.")
+
+
+class PerformanceReport(_Contract):
+    """Rolling model performance on joined outcomes (drift topic, ``kind`` performance)."""
+
+    kind: Literal["performance"] = "performance"
+    model_name: Identifier
+    model_version: Identifier
+    worker_id: str
+    outcomes: int = Field(description="Joined outcomes in the rolling window.")
+    accuracy: float
+    roc_auc: float | None = Field(description="None while the window holds a single class.")
+    log_loss: float
+    calibration_error: float = Field(description="Expected calibration error over 10 equal-width bins.")
+    loss_alarm: bool = Field(
+        description="ADWIN on the per-event log loss flagged a change since the last report."
+    )
+    counts: dict[str, int] = Field(
+        description="Since the worker started: joined, duplicate, invalid, unmatched outcomes, expired "
+        "predictions; and entries waiting now."
+    )
+    verdict: Literal["ok", "decay"]
 
 
 class FeatureSpec(_Contract):
@@ -197,6 +245,8 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "provenance": Provenance,
     "dead-letter-headers": DeadLetter,
     "drift-report": DriftReport,
+    "outcome": Outcome,
+    "performance-report": PerformanceReport,
     "model-card": ModelCard,
 }
 

@@ -1,30 +1,54 @@
-"""Data drift against the model card's reference: sliding windows, PSI, and a change detector.
+"""Data drift against the model card's reference: sliding windows, two distances, change detectors.
 
-Per batch, each feature column and the score are binned on the card's reference quantile edges
-with one vectorised ``searchsorted`` + ``bincount`` (no per-event Python); a window keeps the bin
-counts of its last batches and drops the oldest whole batch once it holds more than ``window``
-events. When the window is full, and then every ``window`` events, it is compared with the
-reference: a population stability index (PSI) over the same bins for numeric features, over the
-categories for categorical ones. Between comparisons, River's ADWIN watches the score stream event
-by event (about 0.2 µs an update), so a shift in the model's output is flagged when it happens, not
-only at a window boundary.
+State is kept **per input partition**, so that it moves with the partition on a rebalance and can
+be saved and restored (:meth:`DriftMonitor.snapshot`, :meth:`DriftMonitor.restore`). For each
+partition:
 
-Conventional PSI reading: below 0.1 stable, 0.1-0.25 moderate shift, above 0.25 a significant
-shift; :data:`PSI_THRESHOLD` is the alarm level.
+- a sliding window of bin counts of every feature and of the score, on the card's reference bins
+  (quantile edges for numeric features, the categories for categorical ones). A batch costs one
+  vectorised ``searchsorted`` per column and one ``bincount`` per partition (no per-event Python);
+  the window drops whole old batches once it holds more than its share of ``window`` events, or
+  (with ``window_seconds``) once they are older than that in event time;
+- River's ADWIN on the score, event by event: a change in the model's output is flagged when it
+  happens (ADWIN adapts to any change size with bounded false alarms; about 0.2 µs an update);
+- River's Page-Hinkley on each feature, fed with the standardised mean of each run of
+  ``DETECTOR_EVERY`` events of the partition, z = (mean - reference mean) / (reference std / sqrt(n)),
+  which is N(0, 1) while nothing changes. Page-Hinkley is a CUSUM test: the fastest
+  detector of a sustained mean shift for a given false-alarm rate, with O(1) state.
+
+A worker's window is the union of the windows of the partitions it owns. Once that union has
+taken in ``window`` new events (scaled by the share of partitions it owns), or ``window_seconds``
+of event time, it is compared with the reference: the population stability index (PSI) and a
+distance, Kolmogorov-Smirnov over the reference quantile edges for numeric features and total
+variation for categorical ones. A detector that fires makes an alarm report at once.
+
+Conventional PSI reading: below 0.1 stable, 0.1-0.25 moderate shift, above 0.25 significant.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import math
+import pickle
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
-from river.drift import ADWIN
+from river.drift import ADWIN, PageHinkley
 
 from stream.contracts import ModelCard, ReferenceStats
 
 PSI_THRESHOLD = 0.25
+DISTANCE_THRESHOLD = 0.1
+# Page-Hinkley on z-scores: ignore shifts under 0.5 sd of a slice mean; alarm at a cumulative 25
+# (about one false alarm in 10^6 updates for a two-sided CUSUM; see tests/unit/test_drift.py).
+PH_DELTA = 0.5
+PH_THRESHOLD = 25.0
+DETECTOR_EVERY = 32  # events of a partition per Page-Hinkley update
 _EPS = 1e-4
+_STATE_FORMAT = 1
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -35,106 +59,284 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
+def distance(expected: np.ndarray, actual: np.ndarray, categorical: bool) -> float:
+    """Total variation for categories; Kolmogorov-Smirnov over ordered bins otherwise."""
+    e = expected / expected.sum()
+    a = actual / max(actual.sum(), 1)
+    if categorical:
+        return float(0.5 * np.abs(a - e).sum())
+    return float(np.abs(np.cumsum(a) - np.cumsum(e)).max())
+
+
 class _Binning:
     """Maps values to the bins of one reference distribution."""
 
     def __init__(self, ref: ReferenceStats, categorical: bool) -> None:
-        if categorical and ref.categories:
+        self.categorical = categorical and bool(ref.categories)
+        if self.categorical and ref.categories:
             codes = np.array([float(c) for c in ref.categories])
             order = np.argsort(codes)
             self.codes = codes[order]
             # one bin per known category, and a last one for categories never seen in training
             self.expected = np.append(np.array(list(ref.categories.values()))[order], 0.0)
         else:
-            self.codes = None
             self.edges = np.array(ref.bin_edges)
             self.expected = np.array(ref.bin_fractions)
         self.size = len(self.expected)
+        self.mean, self.std = ref.mean, max(ref.std, 1e-12)
 
-    def counts(self, values: np.ndarray) -> np.ndarray:
-        if self.codes is None:
-            bins = np.searchsorted(self.edges, values, side="left")
-        else:
-            bins = np.searchsorted(self.codes, values)
-            bins = np.minimum(bins, len(self.codes) - 1)
-            unknown = self.codes[bins] != values
-            bins[unknown] = len(self.codes)
-        return np.bincount(bins, minlength=self.size)
+    def bins(self, values: np.ndarray) -> np.ndarray:
+        if not self.categorical:
+            return np.searchsorted(self.edges, values, side="left")
+        bins = np.minimum(np.searchsorted(self.codes, values), len(self.codes) - 1)
+        bins[self.codes[bins] != values] = len(self.codes)
+        return bins
 
 
 @dataclass
-class WindowReport:
-    """One comparison of a full window with the reference."""
+class _Slice:
+    """What one batch added to one partition's window."""
 
+    events: int
+    counts: np.ndarray  # flat bin counts of every column
+    first_time: float
+    last_time: float
+    first_offset: int
+    last_offset: int
+
+
+@dataclass
+class PartitionState:
+    """The window and the detectors of one input partition."""
+
+    slices: deque[_Slice]
+    totals: np.ndarray
+    events: int
+    score_detector: ADWIN
+    feature_detectors: list[PageHinkley]
+    feature_sums: np.ndarray  # of the events not yet given to the feature detectors
+    feature_count: int = 0
+    seen: int = 0  # events ever added
+    since_report: int = 0  # events added since the last window report
+
+
+@dataclass
+class Report:
+    """A comparison of the window with the reference: at a window's end, or when a detector fires."""
+
+    kind: Literal["window", "alarm"]
+    partitions: list[int]
     events: int
     window_start: float  # earliest event time in the window, epoch seconds
     window_end: float
+    offsets: dict[int, tuple[int, int]]  # partition -> first and last offset in the window
     psi: dict[str, float]  # per feature, and "score"
-    drifted: list[str]  # names whose PSI is above the threshold
-    score_change: bool  # ADWIN flagged the score stream since the last report
+    distance: dict[str, float]
+    drifted: list[str]  # names whose PSI or distance is above its threshold
+    alarms: list[str]  # detectors that fired since the last window report ("score" or a feature)
+
+    @property
+    def verdict(self) -> Literal["ok", "drift"]:
+        return "drift" if self.drifted or self.alarms else "ok"
 
 
 @dataclass
 class DriftMonitor:
-    """Windows of every feature and of the score, compared with the card's reference."""
+    """Windows and detectors of every feature and of the score, per input partition."""
 
     card: ModelCard
     window: int = 5_000
-    threshold: float = PSI_THRESHOLD
-    _names: list[str] = field(init=False)
+    partitions: int = 1  # partition count of the input topic: each holds window / partitions
+    window_seconds: float = 0.0  # also bound windows in event time (0: by events only)
+    psi_threshold: float = PSI_THRESHOLD
+    distance_threshold: float = DISTANCE_THRESHOLD
+    names: list[str] = field(init=False)
     _binnings: list[_Binning] = field(init=False)
-    _batches: deque[tuple[int, list[np.ndarray], tuple[float, float]]] = field(init=False)
-    _totals: list[np.ndarray] = field(init=False)
-    _events: int = field(init=False, default=0)
-    _since_report: int = field(init=False, default=0)
-    _adwin: ADWIN = field(init=False)
-    _score_change: bool = field(init=False, default=False)
+    _offsets: np.ndarray = field(init=False)
+    _states: dict[int, PartitionState] = field(init=False, default_factory=dict)
+    _report_time: float = field(init=False, default=math.nan)
+    _alarms: set[str] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
-        self._names = [f.name for f in self.card.features] + ["score"]
-        kinds = [f.kind == "categorical" for f in self.card.features] + [False]
-        self._binnings = [
-            _Binning(self.card.reference[n], c) for n, c in zip(self._names, kinds, strict=True)
-        ]
-        self._batches = deque()
-        self._totals = [np.zeros(b.size, dtype=np.int64) for b in self._binnings]
-        self._adwin = ADWIN()
+        features = self.card.features
+        self.names = [f.name for f in features] + ["score"]
+        kinds = [f.kind == "categorical" for f in features] + [False]
+        self._binnings = [_Binning(self.card.reference[n], c) for n, c in zip(self.names, kinds, strict=True)]
+        self._offsets = np.cumsum([0] + [b.size for b in self._binnings])
+        self._means = np.array([b.mean for b in self._binnings[:-1]])
+        self._stds = np.array([b.std for b in self._binnings[:-1]])
+        self._per_partition = max(1, math.ceil(self.window / self.partitions))
+
+    # -- updates ---------------------------------------------------------------------------------
 
     def update(
-        self, x: np.ndarray, scores: np.ndarray, occurred: tuple[float, float] = (0.0, 0.0)
-    ) -> WindowReport | None:
-        """Add a scored batch (rows in card order, its event-time bounds); a report when a window is full."""
-        columns = [x[:, j] for j in range(x.shape[1])] + [scores]
-        counts = [b.counts(c) for b, c in zip(self._binnings, columns, strict=True)]
-        for total, c in zip(self._totals, counts, strict=True):
-            total += c
-        self._batches.append((len(scores), counts, occurred))
-        self._events += len(scores)
-        while self._batches and self._events - self._batches[0][0] >= self.window:
-            n, old, _ = self._batches.popleft()
-            self._events -= n
-            for total, c in zip(self._totals, old, strict=True):
-                total -= c
-        update = self._adwin.update
-        for s in scores.tolist():
-            update(s)
-            if self._adwin.drift_detected:
-                self._score_change = True
-        self._since_report += len(scores)
-        if self._events < self.window or self._since_report < self.window:
-            return None
-        self._since_report = 0
-        values = {
-            n: round(psi(b.expected, t), 4)
-            for n, b, t in zip(self._names, self._binnings, self._totals, strict=True)
-        }
-        report = WindowReport(
-            events=self._events,
-            window_start=min(b[2][0] for b in self._batches),
-            window_end=max(b[2][1] for b in self._batches),
-            psi=values,
-            drifted=[n for n, v in values.items() if v > self.threshold],
-            score_change=self._score_change,
+        self,
+        x: np.ndarray,
+        scores: np.ndarray,
+        partitions: np.ndarray,
+        times: np.ndarray,
+        offsets: np.ndarray,
+    ) -> list[Report]:
+        """Add a scored batch: rows in card order, and each row's partition, event time and offset."""
+        order = np.argsort(partitions, kind="stable")  # rows of a partition together, in offset order
+        columns = np.column_stack([x, scores])[order]
+        parts, times, offsets = partitions[order], times[order], offsets[order]
+        owned, starts = np.unique(parts, return_index=True)
+        ends = np.append(starts[1:], len(parts))
+        size = int(self._offsets[-1])
+        flat = np.column_stack([b.bins(columns[:, j]) for j, b in enumerate(self._binnings)])
+        flat += self._offsets[:-1] + (np.repeat(np.arange(len(owned)), ends - starts) * size)[:, None]
+        counts = np.bincount(flat.ravel(), minlength=len(owned) * size).reshape(len(owned), size)
+        sums = np.add.reduceat(columns[:, :-1], starts)
+        first, last = np.minimum.reduceat(times, starts), np.maximum.reduceat(times, starts)
+        fired: set[str] = set()
+        for i, p in enumerate(owned.tolist()):
+            a, b = int(starts[i]), int(ends[i])
+            window = _Slice(
+                b - a, counts[i], float(first[i]), float(last[i]), int(offsets[a]), int(offsets[b - 1])
+            )
+            fired |= self._add(p, window, sums[i], columns[a:b, -1])
+        if math.isnan(self._report_time):
+            self._report_time = float(times.min())
+        reports = []
+        new = fired - self._alarms
+        if new:
+            self._alarms |= new
+            reports.append(self._report("alarm", sorted(new)))
+        if self._window_due(float(times.max())):
+            reports.append(self._report("window", sorted(self._alarms)))
+            self._alarms.clear()
+            for state in self._states.values():
+                state.since_report = 0
+            self._report_time = float(times.max())
+        return reports
+
+    def _add(self, p: int, window: _Slice, sums: np.ndarray, scores: np.ndarray) -> set[str]:
+        state = self._states.get(p) or self._new_state()
+        self._states[p] = state
+        state.slices.append(window)
+        state.totals += window.counts
+        state.events += window.events
+        state.seen += window.events
+        state.since_report += window.events
+        horizon = window.last_time - self.window_seconds if self.window_seconds else -math.inf
+        while state.slices and (
+            state.events - state.slices[0].events >= self._per_partition
+            or state.slices[0].last_time < horizon
+        ):
+            old = state.slices.popleft()
+            state.events -= old.events
+            state.totals -= old.counts
+
+        fired = set()
+        adwin = state.score_detector
+        for score in scores.tolist():
+            adwin.update(score)
+            if adwin.drift_detected:
+                fired.add("score")
+        state.feature_sums += sums
+        state.feature_count += window.events
+        if state.feature_count >= DETECTOR_EVERY:
+            k = state.feature_count
+            z = (state.feature_sums / k - self._means) / (self._stds / math.sqrt(k))
+            for name, detector, value in zip(
+                self.names[:-1], state.feature_detectors, z.tolist(), strict=True
+            ):
+                detector.update(value)
+                if detector.drift_detected:
+                    fired.add(name)
+            state.feature_sums[:] = 0.0
+            state.feature_count = 0
+        return fired
+
+    def _new_state(self) -> PartitionState:
+        return PartitionState(
+            slices=deque(),
+            totals=np.zeros(int(self._offsets[-1]), dtype=np.int64),
+            events=0,
+            score_detector=ADWIN(),
+            feature_detectors=[
+                PageHinkley(min_instances=30, delta=PH_DELTA, threshold=PH_THRESHOLD) for _ in self.names[:-1]
+            ],
+            feature_sums=np.zeros(len(self.names) - 1),
         )
-        self._score_change = False
-        return report
+
+    def _window_due(self, now: float) -> bool:
+        owned = len(self._states)
+        due = self.window * owned / self.partitions
+        states = self._states.values()
+        if sum(s.since_report for s in states) >= due and sum(s.events for s in states) >= due:
+            return True
+        return bool(self.window_seconds) and now - self._report_time >= self.window_seconds
+
+    # -- comparison ------------------------------------------------------------------------------
+
+    def current(self) -> Report:
+        """The windows as they are now, compared with the reference (no alarms, nothing reset)."""
+        return self._report("window", [])
+
+    def _report(self, kind: Literal["window", "alarm"], alarms: list[str]) -> Report:
+        states = self._states
+        totals = sum((s.totals for s in states.values()), np.zeros(int(self._offsets[-1]), dtype=np.int64))
+        psis, distances = {}, {}
+        for j, (name, b) in enumerate(zip(self.names, self._binnings, strict=True)):
+            t = totals[self._offsets[j] : self._offsets[j + 1]]
+            psis[name] = round(psi(b.expected, t), 4)
+            distances[name] = round(distance(b.expected, t, b.categorical), 4)
+        slices = [sl for s in states.values() for sl in s.slices]
+        drifted = [
+            n for n in self.names if psis[n] > self.psi_threshold or distances[n] > self.distance_threshold
+        ]
+        return Report(
+            kind=kind,
+            partitions=sorted(states),
+            events=sum(s.events for s in states.values()),
+            window_start=min((sl.first_time for sl in slices), default=math.nan),
+            window_end=max((sl.last_time for sl in slices), default=math.nan),
+            offsets={
+                p: (s.slices[0].first_offset, s.slices[-1].last_offset)
+                for p, s in sorted(states.items())
+                if s.slices
+            },
+            psi=psis,
+            distance=distances,
+            drifted=drifted,
+            alarms=alarms,
+        )
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def fingerprint(self) -> str:
+        """What a saved state must match to be restored: the model and the window shape."""
+        spec = f"{_STATE_FORMAT}:{self.card.sha256}:{self.card.version}:{self._per_partition}:"
+        return spec + f"{self.window_seconds}:{list(self._offsets)}"
+
+    def snapshot(self, partition: int, key: bytes) -> bytes | None:
+        """The partition's state, signed with ``key`` (HMAC-SHA256); None if it has none."""
+        state = self._states.get(partition)
+        if state is None:
+            return None
+        body = pickle.dumps((self.fingerprint(), state), protocol=pickle.HIGHEST_PROTOCOL)
+        return hmac.new(key, body, hashlib.sha256).digest() + body
+
+    def restore(self, partition: int, blob: bytes, key: bytes) -> bool:
+        """Adopt a saved state if its signature and fingerprint match; False (and start fresh) if not."""
+        mac, body = blob[:32], blob[32:]
+        if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()):
+            return False
+        fingerprint, state = pickle.loads(body)  # signed by us: see the check above
+        if fingerprint != self.fingerprint():
+            return False
+        self._states[partition] = state
+        return True
+
+    def release(self, partition: int) -> None:
+        """Forget a partition this worker no longer owns."""
+        self._states.pop(partition, None)
+
+    def owned(self) -> list[int]:
+        return sorted(self._states)
+
+    def seen(self, partition: int) -> int:
+        state = self._states.get(partition)
+        return state.seen if state else 0

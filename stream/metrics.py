@@ -15,7 +15,7 @@ from prometheus_client import (
 )
 
 from stream.contracts import ModelCard
-from stream.drift import WindowReport
+from stream.drift import Report
 from stream.lag import LagCollector
 from stream.pipeline import BatchResult, Record
 
@@ -72,16 +72,23 @@ class WorkerMetrics:
         )
         self.drift_detected = Gauge(
             "streamscore_drift_detected",
-            "1 when the last window's PSI is above the threshold.",
+            "1 when the last window's PSI or distance is above its threshold.",
             ["feature"],
             registry=r,
         )
         self.drift_windows = Counter(
             "streamscore_drift_windows", "Drift windows compared, by verdict.", ["verdict"], registry=r
         )
-        self.score_changes = Counter(
-            "streamscore_score_change_alarms",
-            "Windows in which ADWIN flagged a change of the score.",
+        self.drift_distance = Gauge(
+            "streamscore_drift_distance",
+            "Kolmogorov-Smirnov (numeric) or total variation (categorical) distance of the last window.",
+            ["feature"],
+            registry=r,
+        )
+        self.drift_alarms = Counter(
+            "streamscore_drift_alarms",
+            "Change-detector alarms: ADWIN on the score, Page-Hinkley on each feature.",
+            ["feature"],
             registry=r,
         )
         ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
@@ -114,10 +121,13 @@ class WorkerMetrics:
         for topic, n in by_topic.items():
             self.delivered.labels(topic).inc(n)
 
-    def observe_drift(self, report: WindowReport) -> None:
+    def observe_drift(self, report: Report) -> None:
+        for name in report.alarms if report.kind == "alarm" else ():
+            self.drift_alarms.labels(name).inc()
+        if report.kind != "window":
+            return
         for name, value in report.psi.items():
             self.drift_psi.labels(name).set(value)
+            self.drift_distance.labels(name).set(report.distance[name])
             self.drift_detected.labels(name).set(1 if name in report.drifted else 0)
-        self.drift_windows.labels("drift" if report.drifted else "ok").inc()
-        if report.score_change:
-            self.score_changes.inc()
+        self.drift_windows.labels(report.verdict).inc()

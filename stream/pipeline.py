@@ -58,12 +58,13 @@ class InboundMessage:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One message to produce."""
+    """One message to produce; ``partition`` None lets the producer choose by key."""
 
     topic: str
     key: bytes | None
     value: bytes | None
-    partition: int
+    partition: int | None
+    source: int  # partition of the input event (its exactly-once transaction)
     headers: Headers | None = None
 
 
@@ -84,7 +85,9 @@ class BatchResult:
     latencies: list[float] = field(default_factory=list)  # event time -> emit, seconds
     features: np.ndarray | None = None  # rows of the scored events, card order (for drift)
     scores: np.ndarray | None = None  # their scores
-    occurred: tuple[float, float] | None = None  # earliest and latest occurred_at, epoch seconds
+    partitions: np.ndarray | None = None  # their input partitions
+    offsets: np.ndarray | None = None  # their input offsets
+    times: np.ndarray | None = None  # their occurred_at, epoch seconds
 
 
 class Pipeline:
@@ -167,16 +170,18 @@ class Pipeline:
                         }
                     ),
                     msg.partition,
+                    msg.partition,
                 )
             )
             row = x[i]
             result.records.append(
                 Record(
                     provenance,
-                    msg.key,
+                    event.event_id.encode(),
                     dumps(
                         {
                             "event_id": event.event_id,
+                            "score": score,
                             "input": {
                                 "topic": msg.topic,
                                 "partition": msg.partition,
@@ -196,16 +201,18 @@ class Pipeline:
                             "emitted_at": _now(),
                         }
                     ),
+                    None,
                     msg.partition,
                 )
             )
             result.scored += 1
         emitted = time.time()
-        times = [event.occurred_at.timestamp() for _, event in valid]
-        result.latencies = [emitted - t for t in times]
-        result.occurred = (min(times), max(times))
-        probabilities = (scores >= 0.0) & (scores <= 1.0)
-        result.features, result.scores = x[probabilities], scores[probabilities]
+        times = np.array([event.occurred_at.timestamp() for _, event in valid])
+        result.latencies = (emitted - times).tolist()
+        ok = (scores >= 0.0) & (scores <= 1.0)
+        result.features, result.scores, result.times = x[ok], scores[ok], times[ok]
+        result.partitions = np.array([msg.partition for msg, _ in valid])[ok]
+        result.offsets = np.array([msg.offset for msg, _ in valid])[ok]
         return result
 
     def _score(self, x: np.ndarray) -> np.ndarray:
@@ -223,7 +230,9 @@ class Pipeline:
 
     def _dead_letter(self, result: BatchResult, msg: Inbound, exc: PoisonEvent, event: Event | None) -> None:
         headers = dead_letter_headers(msg, exc, event.event_id if event is not None else None)
-        result.records.append(Record(self.topics.dead_letters, msg.key, msg.value, msg.partition, headers))
+        result.records.append(
+            Record(self.topics.dead_letters, msg.key, msg.value, msg.partition, msg.partition, headers)
+        )
         result.dead_letters[exc.stage] = result.dead_letters.get(exc.stage, 0) + 1
 
 

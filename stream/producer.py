@@ -12,6 +12,7 @@ import random
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -54,6 +55,7 @@ class Produced:
 
     valid: dict[str, Features] = field(default_factory=dict)  # event_id -> features
     malformed: dict[str, str] = field(default_factory=dict)  # key -> kind
+    labels: dict[str, int] = field(default_factory=dict)  # event_id -> true label, when sent
 
     @property
     def count(self) -> int:
@@ -65,11 +67,11 @@ def events(
     malformed_fraction: float = 0.0,
     drift_at: int | None = None,
     drift_kind: datagen.DriftKind = "concept",
-) -> Iterator[tuple[bytes, bytes, str | None, str, Features]]:
-    """Endless ``(key, value, malformed kind or None, event_id, features)``."""
+) -> Iterator[tuple[bytes, bytes, str | None, str, Features, int]]:
+    """Endless ``(key, value, malformed kind or None, event_id, features, true label)``."""
     rng = random.Random(seed)
     kinds = sorted(MALFORMED)
-    for n, (features, _label) in enumerate(datagen.applications(seed, drift_at, drift_kind)):
+    for n, (features, label) in enumerate(datagen.applications(seed, drift_at, drift_kind)):
         event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         entity = f"applicant-{rng.randrange(1_000_000)}"
         event = {
@@ -81,9 +83,16 @@ def events(
         key = f"{entity}-{n}".encode() if malformed_fraction else entity.encode()
         if malformed_fraction and rng.random() < malformed_fraction:
             kind = kinds[n % len(kinds)]
-            yield key, MALFORMED[kind][1](event), kind, event_id, features
+            yield key, MALFORMED[kind][1](event), kind, event_id, features, label
         else:
-            yield key, orjson.dumps(event), None, event_id, features
+            yield key, orjson.dumps(event), None, event_id, features, label
+
+
+def outcome_record(event_id: str, label: int) -> bytes:
+    """The outcome of an event, as on the outcomes topic."""
+    return orjson.dumps(
+        {"event_id": event_id, "positive": bool(label), "observed_at": dt.datetime.now(dt.UTC).isoformat()}
+    )
 
 
 def produce(
@@ -98,11 +107,38 @@ def produce(
     drift_kind: datagen.DriftKind = "concept",
     progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
+    outcome_topic: str | None = None,
+    outcome_delay: float = 0.0,
 ) -> Produced:
-    """Publish until ``count`` events, ``duration`` seconds or ``stop``, at ``rate``/s (None: flat out)."""
+    """Publish until ``count`` events, ``duration`` seconds or ``stop``, at ``rate``/s (None: flat out).
+
+    With ``outcome_topic``, each valid event's true label follows ``outcome_delay`` seconds later,
+    keyed by event_id. Keys are partitioned like Kafka's Java clients (murmur2), as the worker's are.
+    """
     producer = Producer(
-        {"bootstrap.servers": bootstrap_servers, "linger.ms": 5, "acks": "all", "log_level": 3}
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "linger.ms": 5,
+            "acks": "all",
+            "partitioner": "murmur2_random",
+            "log_level": 3,
+        }
     )
+    outcomes: deque[tuple[float, str, int]] = deque()  # (due, event_id, label)
+
+    def send(topic: str, key: bytes, value: bytes) -> None:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                return
+            except BufferError:
+                producer.poll(0.05)
+
+    def send_outcomes(until: float) -> None:
+        while outcomes and outcomes[0][0] <= until:
+            _, event_id, label = outcomes.popleft()
+            send(outcome_topic or "", event_id.encode(), outcome_record(event_id, label))
+
     failures: list[str] = []
 
     def on_delivery(err: object, _msg: object) -> None:
@@ -112,7 +148,7 @@ def produce(
     produced = Produced()
     started = time.monotonic()
     try:  # Ctrl-C stops publishing; what was published is still flushed and reported
-        for n, (key, value, kind, event_id, features) in enumerate(
+        for n, (key, value, kind, event_id, features, label) in enumerate(
             events(seed, malformed_fraction, drift_at, drift_kind)
         ):
             if (
@@ -125,19 +161,21 @@ def produce(
                 ahead = started + n / rate - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)
-            while True:
-                try:
-                    producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            send(topic, key, value)
             producer.poll(0)
             if kind is None:
                 produced.valid[event_id] = features
+                if outcome_topic:
+                    outcomes.append((time.monotonic() + outcome_delay, event_id, label))
+                    produced.labels[event_id] = label
             else:
                 produced.malformed[key.decode()] = kind
+            send_outcomes(time.monotonic())
             if progress is not None:
                 progress(1)
+        if outcomes:  # the last outcomes when they are due
+            time.sleep(max(0.0, outcomes[-1][0] - time.monotonic()))
+            send_outcomes(outcomes[-1][0])
     except KeyboardInterrupt:
         pass
     producer.flush(60)

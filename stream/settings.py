@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_METRICS_PORT = 9464
@@ -17,6 +17,13 @@ DEFAULT_METRICS_PORT = 9464
 
 class Settings(BaseSettings):
     """streamscore's settings, each from ``STREAMSCORE_<NAME>`` unless said otherwise."""
+
+    @field_validator("drift_window")
+    @classmethod
+    def _window_size(cls, value: int) -> int:
+        if 0 < value < 100:
+            raise ValueError("a drift window needs at least 100 events (or 0 to turn drift tracking off)")
+        return value
 
     model_config = SettingsConfigDict(
         env_prefix="STREAMSCORE_", frozen=True, extra="ignore", populate_by_name=True
@@ -34,7 +41,28 @@ class Settings(BaseSettings):
     dlq_topic: str = Field("events.dlq", description="Dead-letter topic for events that fail.")
     drift_topic: str = Field("drift", description="Topic of drift reports.")
     drift_window: int = Field(
-        5_000, ge=100, description="Events per drift window; compared with the reference each time it fills."
+        5_000,
+        ge=0,
+        description="Events per drift window, compared with the reference each time it fills (0: drift off).",
+    )
+    drift_window_s: float = Field(
+        0.0, ge=0, description="Also end a drift window after this many seconds of event time (0: by events)."
+    )
+    drift_psi_threshold: float = Field(0.25, gt=0, description="PSI above which a feature has drifted.")
+    drift_distance_threshold: float = Field(
+        0.1, gt=0, le=1, description="KS (numeric) or total variation (categorical) distance alarm level."
+    )
+    outcome_topic: str = Field(
+        "outcomes", description="Topic of true outcomes keyed by event_id (empty: no outcome topic)."
+    )
+    outcome_retention_s: float = Field(
+        86_400.0, gt=0, description="How long a prediction waits for its outcome, in seconds."
+    )
+    outcome_max_pending: int = Field(
+        1_000_000, ge=1_000, description="Most predictions waiting for an outcome; the oldest expire first."
+    )
+    outcome_window: int = Field(
+        1_000, ge=50, description="Outcomes in the rolling accuracy, ROC AUC, log loss and calibration."
     )
     partitions: int = Field(6, ge=1, description="Partitions of topics the worker creates.")
     replication_factor: int = Field(1, ge=1, description="Replication of topics it creates.")

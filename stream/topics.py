@@ -13,12 +13,13 @@ def ensure_topics(
     partitions: Mapping[str, int],
     replication_factor: int = 1,
     timeout: float = 30.0,
+    config: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Create each missing topic with its partition count; return the names that were created."""
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 3})
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [
-        NewTopic(name, num_partitions=n, replication_factor=replication_factor)
+        NewTopic(name, num_partitions=n, replication_factor=replication_factor, config=dict(config or {}))
         for name, n in partitions.items()
         if name not in existing
     ]

@@ -130,19 +130,25 @@ class WorkerTopics:
     predictions: str
     provenance: str
     dlq: str
+    outcomes: str
+    drift: str
 
 
 class WorkerProcess:
     """``streamscore worker`` as a real process, with this test's own topics and group."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
+    def __init__(self, env: dict[str, str], log: Path, command: str = "worker") -> None:
+        self.env, self.log, self.command = env, log, command
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> WorkerProcess:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "worker"], env=self.env, stdout=out, stderr=out, cwd=ROOT
+                [sys.executable, "-m", "stream.cli", self.command],
+                env=self.env,
+                stdout=out,
+                stderr=out,
+                cwd=ROOT,
             )
         return self
 
@@ -165,16 +171,21 @@ class WorkerProcess:
 @pytest.fixture
 def worker_topics(unique_name: Callable[[str], str]) -> WorkerTopics:
     base = unique_name("w")
-    return WorkerTopics(f"{base}.events", f"{base}.predictions", f"{base}.provenance", f"{base}.dlq")
+    return WorkerTopics(
+        *(f"{base}.{t}" for t in ("events", "predictions", "provenance", "dlq", "outcomes", "drift"))
+    )
 
 
 @pytest.fixture
 def start_worker(kafka_bootstrap: str, worker_topics: WorkerTopics, unique_name, tmp_path):
-    """Start workers sharing this test's topics and consumer group; all are stopped at the end."""
+    """Start workers sharing this test's topics and consumer group; all are stopped at the end.
+
+    ``command`` is the CLI command: ``worker`` (scoring) or ``outcomes``.
+    """
     workers: list[WorkerProcess] = []
     group = unique_name("app")
 
-    def start(**settings: str) -> WorkerProcess:
+    def start(command: str = "worker", **settings: str) -> WorkerProcess:
         env = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -183,12 +194,14 @@ def start_worker(kafka_bootstrap: str, worker_topics: WorkerTopics, unique_name,
             "STREAMSCORE_PREDICTION_TOPIC": worker_topics.predictions,
             "STREAMSCORE_PROVENANCE_TOPIC": worker_topics.provenance,
             "STREAMSCORE_DLQ_TOPIC": worker_topics.dlq,
+            "STREAMSCORE_OUTCOME_TOPIC": worker_topics.outcomes,
+            "STREAMSCORE_DRIFT_TOPIC": worker_topics.drift,
             "STREAMSCORE_MODEL_DIR": str(MODELS),
             "STREAMSCORE_DATA_DIR": str(tmp_path / f"worker{len(workers)}"),
             "STREAMSCORE_METRICS_PORT": "0",
         }
         env.update({f"STREAMSCORE_{k.upper()}": str(v) for k, v in settings.items()})
-        worker = WorkerProcess(env, tmp_path / f"worker{len(workers)}.log").start()
+        worker = WorkerProcess(env, tmp_path / f"worker{len(workers)}.log", command).start()
         workers.append(worker)
         return worker
 

@@ -1,6 +1,9 @@
-"""The worker reports drift on its drift topic: quiet on the reference distribution, loud after a shift."""
+"""The worker reports drift on its drift topic: quiet on the reference distribution, loud after a shift,
+and its windows and detectors survive a restart."""
 
 from __future__ import annotations
+
+import re
 
 from conftest import read_topic
 
@@ -9,27 +12,52 @@ from stream.producer import produce
 from stream.topics import ensure_topics
 
 WINDOW = 1_000
-SHIFT_AT = 3_000
-N_EVENTS = 8_000
+PARTITIONS = 3
 
 
-def test_feature_shift_shows_in_drift_reports(kafka_bootstrap, worker_topics, start_worker, unique_name):
+def _reports(kafka_bootstrap, topic, expected):
+    return [
+        DriftReport.model_validate_json(m.value()) for m in read_topic(kafka_bootstrap, topic, expected, 90)
+    ]
+
+
+def test_drift_reports_and_state_across_a_restart(kafka_bootstrap, worker_topics, start_worker, unique_name):
     drift_topic = unique_name("drift")
-    ensure_topics(kafka_bootstrap, {worker_topics.input: 3})
-    worker = start_worker(drift_window=WINDOW, drift_topic=drift_topic)
-    produce(
-        kafka_bootstrap, worker_topics.input, count=N_EVENTS, seed=61, drift_at=SHIFT_AT, drift_kind="feature"
-    )
-    expected = N_EVENTS // WINDOW - 1
-    messages = read_topic(kafka_bootstrap, drift_topic, expected, timeout=90, settle=1.0)
-    assert worker.proc.poll() is None, worker.output()
-    reports = [DriftReport.model_validate_json(m.value()) for m in messages]
-    assert len(reports) >= expected
+    ensure_topics(kafka_bootstrap, {worker_topics.input: PARTITIONS})
+    settings = {"drift_window": WINDOW, "drift_topic": drift_topic}
 
-    before = [r for r in reports if r.events and sum(r.last_offsets.values()) < SHIFT_AT - 3 * 20]
-    assert before and all(r.verdict == "ok" and not r.drifted for r in before[:2])
-    assert max(max(r.values.values()) for r in before[:2]) < 0.1
-    last = reports[-1]
-    assert last.verdict == "drift" and {"salary", "loan"} <= set(last.drifted)
-    assert last.threshold == 0.25 and last.window_start <= last.window_end
-    assert '"drift_verdict":"drift"' in worker.output()
+    # 1. 3,500 events from the reference distribution: three quiet windows
+    first = start_worker(**settings)
+    produce(kafka_bootstrap, worker_topics.input, count=3_500, seed=61)
+    quiet = _reports(kafka_bootstrap, drift_topic, 3)
+    assert len(quiet) == 3 and all(r.kind == "window" for r in quiet), [r.kind for r in quiet]
+    assert all(r.verdict == "ok" and r.alarms == [] for r in quiet)
+    assert max(max(r.psi.values()) for r in quiet) < 0.1
+    assert all(r.partitions == [0, 1, 2] and 900 <= r.events <= 1_100 for r in quiet)
+    assert first.stop() == 0
+    last_offsets = {k: v.last for k, v in quiet[-1].offsets.items()}
+
+    # 2. restarted: the windows and detectors come back from the state topic
+    second = start_worker(**settings)
+    produce(kafka_bootstrap, worker_topics.input, count=4_000, seed=62, drift_at=1_500, drift_kind="feature")
+    reports = _reports(kafka_bootstrap, drift_topic, 3 + 4)
+    assert second.proc.poll() is None, second.output()
+    restored = re.search(
+        r"drift state restored for partitions \[0, 1, 2\] \((\d+) events seen\)", second.output()
+    )
+    assert restored, second.output()[-2_000:]
+    assert int(restored.group(1)) >= 3_500, "every event of the first run is in the restored state"
+
+    after = reports[3:]
+    resumed = next(r for r in after if r.kind == "window")
+    assert any(resumed.offsets[k].first <= last_offsets[k] for k in last_offsets), (
+        "the first window after the restart holds events scored before it"
+    )
+
+    # 3. the shift 1,500 events after the restart: a detector fires, then a window names the features
+    alarms = [r for r in after if r.kind == "alarm"]
+    assert alarms and set(a for r in alarms for a in r.alarms) <= {"salary", "loan"}
+    drifted = [r for r in after if r.kind == "window" and r.verdict == "drift"]
+    assert drifted and {"salary", "loan"} <= set(drifted[-1].drifted)
+    assert drifted[-1].thresholds == {"psi": 0.25, "distance": 0.1}
+    assert '"drift_verdict":"drift"' in second.output()

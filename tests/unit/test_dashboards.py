@@ -10,15 +10,17 @@ import yaml
 
 from stream.lag import LagCollector
 from stream.metrics import WorkerMetrics
+from stream.outcomes import OutcomeMetrics
 
 ROOT = Path(__file__).parents[2]
 DASHBOARD = json.loads((ROOT / "deploy/grafana/dashboards/streamscore.json").read_text())
 
 
 def _exported() -> set[str]:
-    """Every family the worker serves: its own metrics and the lag gauges (described, not read)."""
+    """Every family the workers serve: their own metrics and the lag gauges (described, not read)."""
     lag = LagCollector("127.0.0.1:1", ["g"], ["t"])
-    return {f.name for f in WorkerMetrics().registry.collect()} | {f.name for f in lag.describe()}
+    registries = [WorkerMetrics().registry, OutcomeMetrics().registry]
+    return {f.name for r in registries for f in r.collect()} | {f.name for f in lag.describe()}
 
 
 def _referenced(expr: str) -> set[str]:
@@ -43,7 +45,7 @@ def test_alert_series_are_exported():
 
 def test_dashboard_has_the_panels_ops_need():
     titles = " ".join(p["title"].lower() for p in DASHBOARD["panels"])
-    for word in ("throughput", "latency", "lag", "dead letters", "drift", "model"):
+    for word in ("throughput", "latency", "lag", "dead letters", "drift", "model", "outcomes"):
         assert word in titles
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert (

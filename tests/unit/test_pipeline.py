@@ -40,7 +40,7 @@ def pipeline():
 def _batch(n, seed=0, malformed_fraction=0.0):
     gen = events(seed=seed, malformed_fraction=malformed_fraction)
     out = []
-    for offset, (key, value, kind, event_id, features) in enumerate(itertools.islice(gen, n)):
+    for offset, (key, value, kind, event_id, features, _) in enumerate(itertools.islice(gen, n)):
         out.append((Msg(value, key, offset=offset, partition=offset % 3), kind, event_id, features))
     return out
 

@@ -1,0 +1,82 @@
+"""Worker state kept in Kafka: one compacted topic, one record per input partition.
+
+The state of input partition *p* is written to partition *p* of the state topic under key *p*, so
+the latest state of a partition is the last record of one partition: a new owner reads exactly
+that after a rebalance or a restart. Compaction keeps the topic to one record per partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from stream.topics import ensure_topics
+
+
+class StateTopic:
+    """Save and load per-partition state blobs in a compacted topic."""
+
+    def __init__(
+        self, bootstrap_servers: str, topic: str, partitions: int, replication_factor: int = 1
+    ) -> None:
+        self.bootstrap, self.topic = bootstrap_servers, topic
+        ensure_topics(
+            bootstrap_servers,
+            {topic: partitions},
+            replication_factor=replication_factor,
+            config={"cleanup.policy": "compact", "segment.ms": "600000"},
+        )
+        self._producer = Producer(
+            {"bootstrap.servers": bootstrap_servers, "acks": "all", "linger.ms": 0, "log_level": 0}
+        )
+
+    def save(self, states: dict[int, bytes], timeout: float = 10.0) -> None:
+        """Write each partition's state and wait for the broker; raises if any is not acknowledged."""
+        failed: list[str] = []
+
+        def delivered(err: object, _msg: object) -> None:
+            if err is not None:
+                failed.append(str(err))
+
+        for partition, blob in states.items():
+            self._producer.produce(
+                self.topic, blob, str(partition).encode(), partition, on_delivery=delivered
+            )
+        left = self._producer.flush(timeout)
+        if failed or left:
+            raise KafkaException(f"state of {sorted(states)} not saved to {self.topic}: {failed or left}")
+
+    def load(self, partitions: Iterable[int], timeout: float = 10.0) -> dict[int, bytes]:
+        """The last saved state of each partition that has one."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"{self.topic}-reader",
+                "enable.auto.commit": False,
+                "isolation.level": "read_uncommitted",
+                "log_level": 0,
+            }
+        )
+        try:
+            wanted = []
+            for p in partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=timeout)
+                if high > low:
+                    wanted.append(TopicPartition(self.topic, p, high - 1))
+            found: dict[int, bytes] = {}
+            if not wanted:
+                return found
+            consumer.assign(wanted)
+            for _ in range(100):  # bounded: one last record per partition
+                for msg in consumer.consume(len(wanted), timeout=timeout / 10):
+                    if msg.error() is None and msg.value() is not None:
+                        found[msg.partition()] = msg.value()
+                if len(found) == len(wanted):
+                    break
+            return found
+        finally:
+            consumer.close()
+
+    def close(self) -> None:
+        self._producer.flush(5)
