@@ -19,6 +19,7 @@ import orjson
 from confluent_kafka import Producer
 
 from stream import datagen
+from stream.kafka_config import Connection, client_config, connect
 
 Features = dict[str, float | int]
 
@@ -87,7 +88,7 @@ def events(
 
 
 def produce(
-    bootstrap_servers: str,
+    kafka: Connection,
     topic: str,
     count: int | None = None,
     rate: float | None = None,
@@ -99,10 +100,12 @@ def produce(
     progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
 ) -> Produced:
-    """Publish until ``count`` events, ``duration`` seconds or ``stop``, at ``rate``/s (None: flat out)."""
-    producer = Producer(
-        {"bootstrap.servers": bootstrap_servers, "linger.ms": 5, "acks": "all", "log_level": 3}
-    )
+    """Publish until ``count`` events, ``duration`` seconds or ``stop``, at ``rate``/s (None: flat out).
+
+    A broker that cannot be reached, or refuses the credentials, raises ConfigError before any event.
+    """
+    connect(kafka)
+    producer = Producer(client_config(kafka, **{"linger.ms": 5, "acks": "all", "log_level": 3}))
     failures: list[str] = []
 
     def on_delivery(err: object, _msg: object) -> None:
