@@ -24,6 +24,7 @@ from pathlib import Path
 from stream.app import prepare_topics
 from stream.broker import free_port
 from stream.demo import _wait_for_group, kafka_at
+from stream.kafka_config import client_config
 from stream.producer import produce
 from stream.settings import Settings
 
@@ -82,6 +83,7 @@ def main() -> None:
             "STREAMSCORE_METRICS_PORT": str(metrics_port),
             "STREAMSCORE_DATA_DIR": str(tmp / "worker"),
         }
+        kafka = client_config(settings)
         prepare_topics(settings)
         (tmp / "prometheus.yml").write_text(
             "global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: streamscore\n"
@@ -93,12 +95,12 @@ def main() -> None:
         ]  # fmt: skip
         worker_args = [sys.executable, "-m", "stream.cli", "worker"]
         with _process(prom_args), _process(worker_args, env) as worker:
-            _wait_for_group(bootstrap, settings.app_id)
+            _wait_for_group(kafka, settings.app_id)
             start = time.time()
             for rate in (200, 400, 700):  # steps up (one Python producer tops out near 800/s)
-                produce(bootstrap, settings.input_topic, rate=rate, duration=25, malformed_fraction=0.02)
+                produce(kafka, settings.input_topic, rate=rate, duration=25, malformed_fraction=0.02)
             worker.send_signal(signal.SIGSTOP)  # a stalled worker: lag builds up
-            produce(bootstrap, settings.input_topic, rate=600, duration=20, malformed_fraction=0.02)
+            produce(kafka, settings.input_topic, rate=600, duration=20, malformed_fraction=0.02)
             worker.send_signal(signal.SIGCONT)  # recovers and drains
             time.sleep(25)
             end = time.time()

@@ -25,7 +25,9 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from stream.kafka_config import client_config
 from stream.producer import events
+from stream.settings import Settings
 from stream.topics import ensure_topics
 
 ROOT = Path(__file__).parents[1]
@@ -81,7 +83,8 @@ class Harness:
     """Topics, processes and measurement for one rung."""
 
     def __init__(self, bootstrap: str, rung: Rung, events_file: Path) -> None:
-        self.bootstrap, self.rung, self.events_file = bootstrap, rung, events_file
+        self.rung, self.events_file = rung, events_file
+        self.kafka = client_config(Settings(kafka_bootstrap_servers=bootstrap))  # security from the env
         base = f"bench-{uuid.uuid4().hex[:6]}"
         self.env = {
             **os.environ,
@@ -98,7 +101,7 @@ class Harness:
             **dict(rung.settings),
         }
         ensure_topics(
-            bootstrap,
+            self.kafka,
             {
                 self.env[f"STREAMSCORE_{t}_TOPIC"]: PARTITIONS
                 for t in ("INPUT", "PREDICTION", "PROVENANCE", "DLQ")
@@ -106,12 +109,10 @@ class Harness:
         )
         self.procs: list[subprocess.Popen[bytes]] = []
         self.reader = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"{base}-reader",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 5,
-            }
+            client_config(
+                self.kafka,
+                **{"group.id": f"{base}-reader", "enable.auto.commit": False, "fetch.wait.max.ms": 5},
+            )
         )
         self.reader.assign(
             [TopicPartition(self.env["STREAMSCORE_PREDICTION_TOPIC"], p, 0) for p in range(PARTITIONS)]
@@ -146,7 +147,7 @@ class Harness:
                     p.kill()
 
     def _produce_now(self, values: list[bytes]) -> None:
-        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5})
+        producer = Producer(client_config(self.kafka, **{"linger.ms": 5}))
         topic = self.env["STREAMSCORE_INPUT_TOPIC"]
         for i, v in enumerate(values):
             while True:

@@ -20,23 +20,24 @@ import time
 import orjson
 from confluent_kafka import Consumer, Producer
 
+from stream.kafka_config import client_config, faust_broker
 from stream.pipeline import InboundMessage
 from stream.settings import Settings
 
 
 def _clients(settings: Settings) -> tuple[Consumer, Producer]:
     consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
-            "group.id": settings.app_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 10,
-        }
+        client_config(
+            settings,
+            **{
+                "group.id": settings.app_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 10,
+            },
+        )
     )
-    producer = Producer(
-        {"bootstrap.servers": settings.kafka_bootstrap_servers, "linger.ms": 1, "acks": "all"}
-    )
+    producer = Producer(client_config(settings, **{"linger.ms": 1, "acks": "all"}))
     consumer.subscribe([settings.input_topic])
     return consumer, producer
 
@@ -98,7 +99,7 @@ def naive(settings: Settings) -> None:
     session, inp, out = model.session, model.card.input_tensor, model.card.output.tensor
     app = faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap_servers}",
+        **faust_broker(settings),
         store="memory://",
         web_enabled=False,
         topic_partitions=settings.partitions,
@@ -129,9 +130,7 @@ def produce_at_rate(settings: Settings, rate: float, duration: float, events_fil
     """Publish the events of ``events_file`` (JSON lines without occurred_at) at ``rate``/s."""
     import datetime as dt
 
-    producer = Producer(
-        {"bootstrap.servers": settings.kafka_bootstrap_servers, "linger.ms": 1, "acks": "all"}
-    )
+    producer = Producer(client_config(settings, **{"linger.ms": 1, "acks": "all"}))
     with open(events_file, "rb") as f:
         events = [orjson.loads(line) for line in f]
     started = time.monotonic()

@@ -34,7 +34,6 @@ from pathlib import Path
 import faust
 import orjson
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 from faust.exceptions import ProducerSendError
 from faust.types import TP, ConsumerT, EventT
 
@@ -44,6 +43,7 @@ from stream.drift import DriftMonitor, Report
 from stream.errors import ConfigError
 from stream.health import Health
 from stream.health import serve as serve_http
+from stream.kafka_config import client_config, connect, faust_broker
 from stream.logs import logging_config
 from stream.metrics import WorkerMetrics
 from stream.pipeline import BatchResult, Pipeline, Record, Topics
@@ -75,16 +75,10 @@ def code_revision() -> str | None:
 
 def prepare_topics(settings: Settings) -> int:
     """Create missing topics; all share the input's partition count. Return that count."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": 0})
+    kafka = client_config(settings)
     names = [settings.input_topic, settings.prediction_topic, settings.provenance_topic, settings.dlq_topic]
     names += [settings.outcome_topic] if settings.outcome_topic else []
-    try:
-        existing = admin.list_topics(timeout=10).topics
-    except KafkaException as exc:
-        raise ConfigError(
-            f"cannot reach Kafka at {settings.kafka_bootstrap_servers} ({exc.args[0].str()}): "
-            "start it, or set KAFKA_BOOTSTRAP_SERVERS to a broker that answers"
-        ) from None
+    existing = connect(kafka)[1].topics
     counts = {n: len(existing[n].partitions) for n in names if n in existing}
     partitions = counts.get(settings.input_topic, settings.partitions)
     wrong = {n: c for n, c in counts.items() if c != partitions}
@@ -96,7 +90,7 @@ def prepare_topics(settings: Settings) -> int:
             "recreate them or choose other topic names"
         )
     ensure_topics(
-        settings.kafka_bootstrap_servers,
+        kafka,
         {n: partitions for n in names} | {settings.drift_topic: 1},
         replication_factor=settings.replication_factor,
     )
@@ -126,7 +120,7 @@ def create_app(settings: Settings) -> faust.App:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
-        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap_servers.split(",")],
+        **faust_broker(settings),
         processing_guarantee=settings.processing_guarantee,
         store="memory://",
         autodiscover=False,
@@ -152,7 +146,7 @@ def create_app(settings: Settings) -> faust.App:
     stats = Stats()
     metrics = WorkerMetrics()
     metrics.set_model(pipeline.model.card)
-    metrics.watch_lag(settings.kafka_bootstrap_servers, settings.app_id, settings.input_topic)
+    metrics.watch_lag(client_config(settings), settings.app_id, settings.input_topic)
     health = Health()
     health.model = f"{pipeline.model.card.name}/{pipeline.model.card.version}"
     if settings.metrics_port:
@@ -261,7 +255,7 @@ class DriftReporter:
             distance_threshold=settings.drift_distance_threshold,
         )
         self.state = StateTopic(
-            settings.kafka_bootstrap_servers,
+            client_config(settings),
             f"{settings.app_id}-drift-state",
             partitions,
             settings.replication_factor,

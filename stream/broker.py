@@ -8,6 +8,11 @@ same directory, the broker keeps its address, its topics and their data.
 
     with EmbeddedKafka(data_dir=path) as broker:
         print(broker.bootstrap_servers)
+
+Given :class:`SaslSsl`, the client listener speaks SASL_SSL instead of PLAINTEXT: TLS with the
+given PEM certificate and key, and SASL users for PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (SCRAM
+credentials are written into the metadata log when the storage is formatted). The controller
+listener stays plaintext on loopback.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import ctypes
 import hashlib
 import json
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -25,6 +32,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -38,6 +46,9 @@ KAFKA_VERSION = "4.4.0"
 
 _STATE_FILE = "streamscore-broker.json"
 _PR_SET_PDEATHSIG = 1
+_BROKER_USER = "streamscore-broker"  # the broker's own SASL user, for its inter-broker listener
+_SIMPLE = re.compile(r"[A-Za-z0-9_.-]+")
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 class BrokerError(RuntimeError):
@@ -106,6 +117,24 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+@dataclass(frozen=True)
+class SaslSsl:
+    """A SASL_SSL client listener: the broker's PEM certificate and unencrypted PKCS#8 key, the CA
+    that signed it, and ``users`` (name -> password) accepted with PLAIN and both SCRAM mechanisms.
+    SCRAM users are written when the storage is formatted: a restart on the same data keeps the first.
+    """
+
+    certfile: Path
+    keyfile: Path
+    cafile: Path
+    users: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        for text in (*self.users, *self.users.values()):
+            if not _SIMPLE.fullmatch(text):
+                raise BrokerError(f"SASL user names and passwords are [A-Za-z0-9_.-]+ here, not {text!r}")
+
+
 @dataclass
 class EmbeddedKafka:
     """One Kafka process in KRaft mode, broker and controller in one, on 127.0.0.1.
@@ -121,9 +150,11 @@ class EmbeddedKafka:
     heap: str = "512m"
     start_timeout: float = 60.0
     extra_config: dict[str, str] = field(default_factory=dict)
+    sasl_ssl: SaslSsl | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _own_dir: bool = field(default=False, init=False, repr=False)
     controller_port: int = field(default=0, init=False)
+    _broker_password: str = field(default="", init=False, repr=False)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -217,9 +248,12 @@ class EmbeddedKafka:
         saved = json.loads(state_file.read_text()) if state_file.exists() else {}
         self.port = self.port or saved.get("port") or free_port()
         self.controller_port = saved.get("controller_port") or free_port()
+        self._broker_password = saved.get("broker_password") or secrets.token_urlsafe(18)
         _require_free(self.port, "client")
         _require_free(self.controller_port, "controller")
-        state_file.write_text(json.dumps({"port": self.port, "controller_port": self.controller_port}))
+        state = {"port": self.port, "controller_port": self.controller_port}
+        state_file.write_text(json.dumps(state | {"broker_password": self._broker_password}))
+        state_file.chmod(0o600)
 
     def _write_config(self) -> Path:
         assert self.data_dir is not None
@@ -250,22 +284,73 @@ class EmbeddedKafka:
             "num.io.threads": "4",
             "num.network.threads": "2",
         }
+        if self.sasl_ssl is not None:
+            config.update(self._sasl_ssl_config(self.sasl_ssl))
         config.update(self.extra_config)
         props = self.data_dir / "server.properties"
         props.write_text("".join(f"{k}={v}\n" for k, v in config.items()))
+        props.chmod(0o600)  # with SASL it holds the users' passwords
         return props
+
+    def _sasl_ssl_config(self, security: SaslSsl) -> dict[str, str]:
+        """The SASL_SSL client listener, which the broker also uses to reach itself (as its own user)."""
+        assert self.data_dir is not None
+        keystore = self.data_dir / "keystore.pem"  # Kafka's PEM keystore: the key, then the chain
+        keystore.write_bytes(security.keyfile.read_bytes() + b"\n" + security.certfile.read_bytes())
+        keystore.chmod(0o600)
+        users = {_BROKER_USER: self._broker_password, **security.users}
+        plain = " ".join(
+            [f'username="{_BROKER_USER}" password="{self._broker_password}"']
+            + [f'user_{name}="{password}"' for name, password in users.items()]
+        )
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return {
+            "listeners": f"SASL_SSL://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"SASL_SSL://127.0.0.1:{self.port}",
+            "inter.broker.listener.name": "SASL_SSL",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms": ",".join(("PLAIN", *SCRAM_MECHANISMS)),
+            "sasl.mechanism.inter.broker.protocol": "PLAIN",
+            "listener.name.sasl_ssl.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain};"
+            ),
+            **{f"listener.name.sasl_ssl.{m.lower()}.sasl.jaas.config": scram for m in SCRAM_MECHANISMS},
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(security.cafile.resolve()),
+        }
+
+    def _client_config(self) -> dict[str, object]:
+        """librdkafka settings with which the broker is reached (as its own user over SASL_SSL)."""
+        config: dict[str, object] = {"bootstrap.servers": self.bootstrap_servers, "log_level": 0}
+        if self.sasl_ssl is not None:
+            config |= {
+                "security.protocol": "SASL_SSL",
+                "sasl.mechanism": "PLAIN",
+                "sasl.username": _BROKER_USER,
+                "sasl.password": self._broker_password,
+                "ssl.ca.location": str(self.sasl_ssl.cafile),
+            }
+        return config
 
     def _format(self, java: str, classpath: str, props: Path) -> None:
         cmd = [
             java, "-cp", classpath, "kafka.tools.StorageTool", "format",
             "--cluster-id", _cluster_id(), "-c", str(props), "--ignore-formatted",
         ]  # fmt: skip
+        for name, password in (self.sasl_ssl.users if self.sasl_ssl is not None else {}).items():
+            cmd += [
+                arg
+                for m in SCRAM_MECHANISMS
+                for arg in ("--add-scram", f"{m}=[name={name},password={password}]")
+            ]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed: {done.stdout}{done.stderr}")
 
     def _wait_ready(self) -> None:
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+        admin = AdminClient(self._client_config())
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self._proc is None or self._proc.poll() is not None:

@@ -33,6 +33,16 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def settings() -> Settings:
+    """The settings from the environment; a one-line error naming the first invalid one."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = f"invalid setting {first['loc'][0]}: " if first["loc"] else "invalid settings: "
+        raise fail(where + first["msg"].removeprefix("Value error, ")) from None
+
+
 def wait_for_signal(alive: threading.Event | None = None, poll: float = 0.5) -> None:
     """Block until SIGINT or SIGTERM, or until ``alive`` is cleared by someone else."""
     stop = threading.Event()
@@ -105,13 +115,11 @@ def worker() -> None:
     from stream.app import run_worker
     from stream.errors import StreamscoreError
 
+    config = settings()
     try:
-        run_worker(Settings())
+        run_worker(config)
     except StreamscoreError as exc:
         raise fail(str(exc)) from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise fail(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
 
 
 @app.command()
@@ -154,9 +162,11 @@ def produce(
     outcome_delay: Annotated[float, typer.Option(help="Seconds between an event and its outcome.")] = 5.0,
 ) -> None:
     """Publish loan-application events to the input topic (and, on request, their true outcomes)."""
+    from stream.errors import ConfigError
+    from stream.kafka_config import client_config
     from stream.producer import produce as publish
 
-    settings = Settings()
+    config = settings()
     if drift_kind not in ("concept", "feature"):
         raise fail("--drift-kind is concept or feature")
     # a bar towards --count; without one (a duration or Ctrl-C), a bar over the events so far
@@ -165,8 +175,8 @@ def produce(
     ) as bar:
         try:
             produced = publish(
-                settings.kafka_bootstrap_servers,
-                topic or settings.input_topic,
+                client_config(config),
+                topic or config.input_topic,
                 count=count,
                 rate=rate,
                 duration=duration,
@@ -178,7 +188,7 @@ def produce(
                 outcome_topic=settings.outcome_topic if outcomes else None,
                 outcome_delay=outcome_delay,
             )
-        except RuntimeError as exc:  # deliveries that failed
+        except (ConfigError, RuntimeError) as exc:  # the broker refused or is away; deliveries failed
             raise fail(str(exc)) from None
     typer.echo(
         f"published {len(produced.valid)} valid and {len(produced.malformed)} malformed events"
@@ -193,9 +203,14 @@ def tail(
     count: Annotated[int | None, typer.Option(help="Stop after this many messages.")] = None,
 ) -> None:
     """Pretty-print the messages of any topic (JSON values indented, headers shown)."""
+    from stream.errors import ConfigError
+    from stream.kafka_config import client_config
     from stream.tail import tail as follow
 
-    follow(Settings().kafka_bootstrap_servers, topic, from_beginning=from_beginning, count=count)
+    try:
+        follow(client_config(settings()), topic, from_beginning=from_beginning, count=count)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command()
@@ -210,20 +225,24 @@ def lag(
     """Consumer lag per partition, in messages and seconds: a table, or a Prometheus exporter."""
     from prometheus_client import CollectorRegistry, start_http_server
 
+    from stream.errors import ConfigError
+    from stream.kafka_config import client_config
     from stream.lag import LagCollector, consumer_lag, table
 
-    bootstrap = Settings().kafka_bootstrap_servers
+    kafka = client_config(settings())
     if serve:
         registry = CollectorRegistry()
-        registry.register(LagCollector(bootstrap, group, topic or ()))
+        registry.register(LagCollector(kafka, group, topic or ()))
         start_http_server(port, registry=registry)
         typer.echo(f"serving lag of {', '.join(group)} on :{port}/metrics")
         wait_for_signal()
         return
     try:
-        rows = [row for g in group for row in consumer_lag(bootstrap, g, topic or ())]
+        rows = [row for g in group for row in consumer_lag(kafka, g, topic or ())]
+    except ConfigError as exc:  # unreachable, or credentials refused
+        raise fail(str(exc)) from None
     except Exception as exc:  # the admin client raises KafkaException and timeouts
-        raise fail(f"cannot read offsets from {bootstrap}: {exc}") from None
+        raise fail(f"cannot read offsets from {kafka['bootstrap.servers']}: {exc}") from None
     typer.echo(table(rows))
 
 
@@ -243,7 +262,7 @@ def model_train(
 
     try:
         folder = train(
-            registry or Settings().model_dir, name=name, version=version, samples=samples, seed=seed
+            registry or settings().model_dir, name=name, version=version, samples=samples, seed=seed
         )
     except ModelError as exc:
         raise fail(str(exc)) from None
@@ -259,7 +278,7 @@ def model_list(
     """List the registered models, versions and their holdout metrics."""
     from stream.model import load_card, versions
 
-    root = registry or Settings().model_dir
+    root = registry or settings().model_dir
     for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         for v in versions(root, folder.name):
             card = load_card(folder / v)

@@ -19,10 +19,10 @@ from datetime import datetime
 
 import orjson
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaException
-from confluent_kafka.admin import AdminClient
 
 from stream.app import prepare_topics
 from stream.broker import EmbeddedKafka
+from stream.kafka_config import Connection, client_config, connect
 from stream.producer import produce
 from stream.settings import Settings
 
@@ -60,21 +60,24 @@ def run_demo(bootstrap_servers: str | None, seconds: float = 0.0, rate: float = 
     with kafka_at(bootstrap_servers) as bootstrap:
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
         settings = Settings(kafka_bootstrap_servers=bootstrap)
+        kafka = client_config(settings)
         prepare_topics(settings)
         consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": "streamscore-demo-reader",
-                "auto.offset.reset": "latest",
-                "fetch.wait.max.ms": 10,
-                "log_level": 3,
-            }
+            client_config(
+                kafka,
+                **{
+                    "group.id": "streamscore-demo-reader",
+                    "auto.offset.reset": "latest",
+                    "fetch.wait.max.ms": 10,
+                    "log_level": 3,
+                },
+            )
         )
         consumer.subscribe([settings.prediction_topic])
         stop = threading.Event()
         producer = threading.Thread(
             target=lambda: produce(
-                bootstrap,
+                kafka,
                 settings.input_topic,
                 rate=rate,
                 duration=seconds or None,
@@ -85,7 +88,7 @@ def run_demo(bootstrap_servers: str | None, seconds: float = 0.0, rate: float = 
             daemon=True,
         )
         with worker_process(env) as worker:
-            _wait_for_group(bootstrap, settings.app_id)
+            _wait_for_group(kafka, settings.app_id)
             print(f"producing {rate:.0f} events/s to {settings.input_topic!r}; Ctrl-C stops", flush=True)
             producer.start()
             started = last = time.monotonic()
@@ -115,9 +118,9 @@ def run_demo(bootstrap_servers: str | None, seconds: float = 0.0, rate: float = 
                 consumer.close()
 
 
-def _wait_for_group(bootstrap: str, group: str, timeout: float = 60.0) -> None:
+def _wait_for_group(kafka: Connection, group: str, timeout: float = 60.0) -> None:
     """Wait until the worker's consumer group is stable with a member: the worker is scoring."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    admin = connect(kafka)[0]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(KafkaException):

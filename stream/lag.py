@@ -19,6 +19,8 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from stream.kafka_config import Connection, client_config, connect
+
 
 @dataclass(frozen=True, slots=True)
 class PartitionLag:
@@ -32,24 +34,22 @@ class PartitionLag:
 
 
 def consumer_lag(
-    bootstrap_servers: str,
+    kafka: Connection,
     group: str,
     topics: Iterable[str] = (),
     timeout: float = 10.0,
     with_seconds: bool = True,
 ) -> list[PartitionLag]:
     """Lag of ``group`` on every partition it committed, and on every partition of ``topics``."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 3})
+    admin, metadata = connect(kafka, timeout)
     request = [ConsumerGroupTopicPartitions(group)]
     committed_tps = admin.list_consumer_group_offsets(request)[group].result(timeout=timeout).topic_partitions
     committed = {(tp.topic, tp.partition): tp.offset for tp in committed_tps or []}
     wanted = set(committed)
     topics = list(topics)
-    if topics:
-        metadata = admin.list_topics(timeout=timeout).topics
-        for topic in topics:
-            if topic in metadata:
-                wanted |= {(topic, p) for p in metadata[topic].partitions}
+    for topic in topics:
+        if topic in metadata.topics:
+            wanted |= {(topic, p) for p in metadata.topics[topic].partitions}
     if not wanted:
         return []
     ends = _offsets(admin, wanted, OffsetSpec.latest(), timeout)
@@ -62,7 +62,7 @@ def consumer_lag(
         lag = max(0, end - (position if position is not None else starts[(topic, partition)]))
         rows.append(PartitionLag(group, topic, partition, position, end, lag, None))
     if with_seconds:
-        rows = _with_ages(bootstrap_servers, rows, starts, timeout)
+        rows = _with_ages(kafka, rows, starts, timeout)
     return rows
 
 
@@ -74,20 +74,22 @@ def _offsets(
 
 
 def _with_ages(
-    bootstrap_servers: str, rows: list[PartitionLag], starts: dict[tuple[str, int], int], timeout: float
+    kafka: Connection, rows: list[PartitionLag], starts: dict[tuple[str, int], int], timeout: float
 ) -> list[PartitionLag]:
     """Fill lag_seconds from the timestamp of the first unconsumed record of each lagging partition."""
     waiting = {(r.topic, r.partition): r for r in rows if r.lag > 0}
     if not waiting:
         return rows
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"streamscore-lag-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "fetch.max.bytes": 1 << 20,
-            "log_level": 3,
-        }
+        client_config(
+            kafka,
+            **{
+                "group.id": f"streamscore-lag-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "fetch.max.bytes": 1 << 20,
+                "log_level": 3,
+            },
+        )
     )
     consumer.assign(
         [
@@ -125,8 +127,8 @@ def table(rows: list[PartitionLag]) -> str:
 class LagCollector(Collector):
     """Prometheus gauges of the lag of some consumer groups, computed at each scrape."""
 
-    def __init__(self, bootstrap_servers: str, groups: Iterable[str], topics: Iterable[str] = ()) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, kafka: Connection, groups: Iterable[str], topics: Iterable[str] = ()) -> None:
+        self.kafka = kafka
         self.groups = list(groups)
         self.topics = list(topics)
 
@@ -152,7 +154,7 @@ class LagCollector(Collector):
         messages, seconds, up = self._families()
         for group in self.groups:
             try:
-                rows = consumer_lag(self.bootstrap_servers, group, self.topics, timeout=5.0)
+                rows = consumer_lag(self.kafka, group, self.topics, timeout=5.0)
             except Exception:  # the broker away: say so in a gauge, keep serving
                 up.add_metric([group], 0)
                 continue

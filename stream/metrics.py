@@ -16,6 +16,7 @@ from prometheus_client import (
 
 from stream.contracts import ModelCard
 from stream.drift import Report
+from stream.kafka_config import Connection
 from stream.lag import LagCollector
 from stream.pipeline import BatchResult, Record
 
@@ -94,9 +95,9 @@ class WorkerMetrics:
         ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
         PlatformCollector(registry=r)
 
-    def watch_lag(self, bootstrap_servers: str, group: str, topic: str) -> None:
+    def watch_lag(self, kafka: Connection, group: str, topic: str) -> None:
         """Add the exact lag of the worker's own group on its input topic, read at each scrape."""
-        self.registry.register(LagCollector(bootstrap_servers, [group], [topic]))
+        self.registry.register(LagCollector(kafka, [group], [topic]))
 
     def set_model(self, card: ModelCard) -> None:
         self.model.clear()

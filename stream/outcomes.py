@@ -33,6 +33,7 @@ from stream.contracts import Outcome
 from stream.errors import ConfigError, SchemaError
 from stream.health import Health
 from stream.health import serve as serve_http
+from stream.kafka_config import faust_broker
 from stream.performance import PerformanceTracker
 from stream.pipeline import dead_letter_headers
 from stream.settings import Settings
@@ -177,7 +178,7 @@ def create_outcome_app(settings: Settings) -> faust.App:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"{settings.app_id}-outcomes",
-        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap_servers.split(",")],
+        **faust_broker(settings),
         processing_guarantee="at_least_once",
         store="memory://",
         key_serializer="json",

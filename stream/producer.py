@@ -20,6 +20,7 @@ import orjson
 from confluent_kafka import Producer
 
 from stream import datagen
+from stream.kafka_config import Connection, client_config, connect
 
 Features = dict[str, float | int]
 
@@ -96,7 +97,7 @@ def outcome_record(event_id: str, label: int) -> bytes:
 
 
 def produce(
-    bootstrap_servers: str,
+    kafka: Connection,
     topic: str,
     count: int | None = None,
     rate: float | None = None,
@@ -114,15 +115,13 @@ def produce(
 
     With ``outcome_topic``, each valid event's true label follows ``outcome_delay`` seconds later,
     keyed by event_id. Keys are partitioned like Kafka's Java clients (murmur2), as the worker's are.
+    A broker that cannot be reached, or refuses the credentials, raises ConfigError before any event.
     """
+    connect(kafka)
     producer = Producer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "linger.ms": 5,
-            "acks": "all",
-            "partitioner": "murmur2_random",
-            "log_level": 3,
-        }
+        client_config(
+            kafka, **{"linger.ms": 5, "acks": "all", "partitioner": "murmur2_random", "log_level": 3}
+        )
     )
     outcomes: deque[tuple[float, str, int]] = deque()  # (due, event_id, label)
 

@@ -11,25 +11,22 @@ from collections.abc import Iterable
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from stream.kafka_config import Connection, client_config
 from stream.topics import ensure_topics
 
 
 class StateTopic:
     """Save and load per-partition state blobs in a compacted topic."""
 
-    def __init__(
-        self, bootstrap_servers: str, topic: str, partitions: int, replication_factor: int = 1
-    ) -> None:
-        self.bootstrap, self.topic = bootstrap_servers, topic
+    def __init__(self, kafka: Connection, topic: str, partitions: int, replication_factor: int = 1) -> None:
+        self.kafka, self.topic = kafka, topic
         ensure_topics(
-            bootstrap_servers,
+            kafka,
             {topic: partitions},
             replication_factor=replication_factor,
             config={"cleanup.policy": "compact", "segment.ms": "600000"},
         )
-        self._producer = Producer(
-            {"bootstrap.servers": bootstrap_servers, "acks": "all", "linger.ms": 0, "log_level": 0}
-        )
+        self._producer = Producer(client_config(kafka, **{"acks": "all", "linger.ms": 0, "log_level": 0}))
 
     def save(self, states: dict[int, bytes], timeout: float = 10.0) -> None:
         """Write each partition's state and wait for the broker; raises if any is not acknowledged."""
@@ -50,13 +47,10 @@ class StateTopic:
     def load(self, partitions: Iterable[int], timeout: float = 10.0) -> dict[int, bytes]:
         """The last saved state of each partition that has one."""
         consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"{self.topic}-reader",
-                "enable.auto.commit": False,
-                "isolation.level": "read_uncommitted",
-                "log_level": 0,
-            }
+            client_config(
+                self.kafka,
+                **{"group.id": f"{self.topic}-reader", "enable.auto.commit": False, "log_level": 0},
+            )
         )
         try:
             wanted = []

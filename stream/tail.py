@@ -8,19 +8,17 @@ import uuid
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
+from stream.kafka_config import Connection, client_config, connect
 
-def tail(bootstrap_servers: str, topic: str, from_beginning: bool = False, count: int | None = None) -> None:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"streamscore-tail-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "log_level": 3,
-        }
-    )
-    metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+
+def tail(kafka: Connection, topic: str, from_beginning: bool = False, count: int | None = None) -> None:
+    metadata = connect(kafka)[1].topics.get(topic)
     if metadata is None or metadata.error is not None:
-        sys.exit(f"streamscore: error: no topic {topic!r} on {bootstrap_servers}")
+        sys.exit(f"streamscore: error: no topic {topic!r} on {client_config(kafka)['bootstrap.servers']}")
+    group = f"streamscore-tail-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer(
+        client_config(kafka, **{"group.id": group, "enable.auto.commit": False, "log_level": 3})
+    )
     start = OFFSET_BEGINNING if from_beginning else OFFSET_END
     consumer.assign([TopicPartition(topic, p, start) for p in metadata.partitions])
     seen = 0

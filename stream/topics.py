@@ -5,19 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
+
+from stream.kafka_config import Connection, connect
 
 
 def ensure_topics(
-    bootstrap_servers: str,
+    kafka: Connection,
     partitions: Mapping[str, int],
     replication_factor: int = 1,
     timeout: float = 30.0,
     config: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Create each missing topic with its partition count; return the names that were created."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 3})
-    existing = set(admin.list_topics(timeout=timeout).topics)
+    admin, metadata = connect(kafka, timeout)
+    existing = set(metadata.topics)
     wanted = [
         NewTopic(name, num_partitions=n, replication_factor=replication_factor, config=dict(config or {}))
         for name, n in partitions.items()

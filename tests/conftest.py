@@ -86,23 +86,30 @@ MODELS = ROOT / "models"
 
 
 def read_topic(
-    bootstrap: str,
+    bootstrap: str | dict,
     topic: str,
     expected: int,
     timeout: float = 60.0,
     settle: float = 1.0,
     read_committed: bool = False,
 ) -> list:
-    """Every message of ``topic`` from the start: waits for ``expected``, then ``settle`` s for extras."""
+    """Every message of ``topic`` from the start: waits for ``expected``, then ``settle`` s for extras.
+
+    ``bootstrap`` is an address, or a client configuration with security settings.
+    """
     from confluent_kafka import Consumer, TopicPartition
 
+    from stream.kafka_config import client_config
+
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
-        }
+        client_config(
+            bootstrap,
+            **{
+                "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+            },
+        )
     )
     deadline = time.monotonic() + timeout
     partitions: dict = {}
