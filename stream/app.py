@@ -46,6 +46,7 @@ from stream.health import serve as serve_http
 from stream.logs import logging_config
 from stream.metrics import WorkerMetrics
 from stream.pipeline import BatchResult, Pipeline, Record, Topics
+from stream.reload import ModelWatcher
 from stream.settings import Settings
 from stream.topics import ensure_topics
 
@@ -112,6 +113,8 @@ def create_pipeline(settings: Settings) -> Pipeline:
             "worker_id": f"{socket.gethostname()}:{os.getpid()}",
         },
         max_message_bytes=settings.max_message_bytes,
+        max_features=settings.max_features,
+        max_string_length=settings.max_string_length,
     )
 
 
@@ -195,6 +198,15 @@ def create_app(settings: Settings) -> faust.App:
     @app.timer(interval=1.0)
     async def heartbeat() -> None:
         health.tick()
+
+    if settings.model_reload_s and settings.model_version == "latest":
+        watcher = ModelWatcher(settings.model_dir, settings.model_name, pipeline, metrics)
+
+        @app.timer(interval=settings.model_reload_s)
+        async def reload_model() -> None:
+            if card := await watcher.poll():
+                health.model = f"{card.name}/{card.version}"
+                drift.card, drift.monitor = card, DriftMonitor(card, window=settings.drift_window)
 
     @app.timer(interval=5.0)
     async def report() -> None:
