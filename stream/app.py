@@ -47,6 +47,7 @@ from stream.kafka_config import client_config, connect, faust_broker
 from stream.logs import logging_config
 from stream.metrics import WorkerMetrics
 from stream.pipeline import BatchResult, Pipeline, Record, Topics
+from stream.reload import ModelWatcher
 from stream.settings import Settings
 from stream.state import StateTopic
 from stream.topics import ensure_topics
@@ -110,6 +111,8 @@ def create_pipeline(settings: Settings) -> Pipeline:
             "worker_id": f"{socket.gethostname()}:{os.getpid()}",
         },
         max_message_bytes=settings.max_message_bytes,
+        max_features=settings.max_features,
+        max_string_length=settings.max_string_length,
     )
 
 
@@ -217,6 +220,16 @@ def create_app(settings: Settings) -> faust.App:
         if drift is not None:
             await drift.save(drift.monitor.owned())
 
+    if settings.model_reload_s and settings.model_version == "latest":
+        watcher = ModelWatcher(settings.model_dir, settings.model_name, pipeline, metrics)
+
+        @app.timer(interval=settings.model_reload_s)
+        async def reload_model() -> None:
+            if card := await watcher.poll():
+                health.model = f"{card.name}/{card.version}"
+                if drift is not None:
+                    drift.use_model(card)
+
     @app.timer(interval=5.0)
     async def report() -> None:
         report = stats.line()
@@ -245,15 +258,8 @@ class DriftReporter:
         worker_id: str,
         partitions: int,
     ) -> None:
-        self.app, self.settings, self.card, self.metrics = app, settings, card, metrics
-        self.monitor = DriftMonitor(
-            card,
-            window=settings.drift_window,
-            partitions=partitions,
-            window_seconds=settings.drift_window_s,
-            psi_threshold=settings.drift_psi_threshold,
-            distance_threshold=settings.drift_distance_threshold,
-        )
+        self.app, self.settings, self.metrics, self.partitions = app, settings, metrics, partitions
+        self.use_model(card)
         self.state = StateTopic(
             client_config(settings),
             f"{settings.app_id}-drift-state",
@@ -262,6 +268,18 @@ class DriftReporter:
         )
         self.key = settings.pii_key.get_secret_value().encode()
         self.worker_id = worker_id
+
+    def use_model(self, card: ModelCard) -> None:
+        """Compare with this model's reference from now on (windows and detectors start afresh)."""
+        self.card = card
+        self.monitor = DriftMonitor(
+            card,
+            window=self.settings.drift_window,
+            partitions=self.partitions,
+            window_seconds=self.settings.drift_window_s,
+            psi_threshold=self.settings.drift_psi_threshold,
+            distance_threshold=self.settings.drift_distance_threshold,
+        )
 
     async def update(self, result: BatchResult) -> None:
         if result.scores is None or not len(result.scores):

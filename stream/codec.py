@@ -4,6 +4,12 @@
 then :class:`FeatureReader` checks the features against the model card and returns them as a row
 in the card's order. Output records are built as plain dicts and serialised with orjson; tests
 check that they validate against the contracts.
+
+Input is bounded before it costs much: a message over ``max_bytes`` is refused unparsed; the parser
+(pydantic-core's jiter) stops at the first level deeper than :data:`JSON_MAX_DEPTH`, whatever
+follows (a valid event nests two levels); an event with more than ``max_features`` features, or a
+feature name or string value longer than ``max_string_length``, is refused before its features are
+read. Each is a :class:`~stream.errors.PoisonEvent` whose message names the bound.
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ from stream.contracts import Event, FeatureSpec
 from stream.errors import DecodeError, FeatureError, PoisonEvent, SchemaError
 
 FLOAT32_MAX = 3.4028234663852886e38
+JSON_MAX_DEPTH = 201
+"""Deepest nesting pydantic-core's JSON parser accepts (fixed there; a test pins it)."""
+MAX_FEATURES = 256
+MAX_STRING_LENGTH = 256
 _MISSING = object()
 
 
@@ -37,6 +47,10 @@ def _schema_error(exc: ValidationError) -> PoisonEvent:
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     if first["type"] == "json_invalid":
+        if "recursion limit exceeded" in first["msg"]:
+            return DecodeError(
+                f"JSON nested more than {JSON_MAX_DEPTH} levels deep: the parser stops at that depth"
+            )
         return DecodeError(f"not valid JSON: {first['msg'].removeprefix('Invalid JSON: ')}")
     where = ".".join(str(p) for p in first["loc"]) or "event"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -46,14 +60,27 @@ def _schema_error(exc: ValidationError) -> PoisonEvent:
 class FeatureReader:
     """Checks an event's features against the card and returns them in the card's order."""
 
-    __slots__ = ("_integer", "_names", "_specs")
+    __slots__ = ("_max_features", "_max_string", "_names", "_personal", "_specs")
 
-    def __init__(self, specs: Sequence[FeatureSpec]) -> None:
+    def __init__(
+        self,
+        specs: Sequence[FeatureSpec],
+        max_features: int = MAX_FEATURES,
+        max_string_length: int = MAX_STRING_LENGTH,
+    ) -> None:
         self._specs = [(s.name, s.type == "integer") for s in specs]
         self._names = frozenset(s.name for s in specs)
+        self._personal = frozenset(s.name for s in specs if s.personal)
+        self._max_features, self._max_string = max_features, max_string_length
 
     def row(self, features: dict[str, object]) -> list[float]:
-        """The feature values in card order, or :class:`FeatureError` naming the first problem."""
+        """The feature values in card order, or :class:`FeatureError` naming the first problem.
+
+        A broken bound (feature count, string length) is named before any other problem; string
+        lengths are only looked at once the event is refused anyway, so valid events pay nothing.
+        """
+        if len(features) > self._max_features:
+            raise FeatureError(f"{len(features)} features: more than the limit of {self._max_features}")
         row: list[float] = []
         append = row.append
         for name, integer in self._specs:
@@ -61,24 +88,50 @@ class FeatureReader:
             kind = type(value)
             if kind is float:
                 if not -FLOAT32_MAX <= value <= FLOAT32_MAX:  # type: ignore[operator]
-                    raise FeatureError(f"feature {name!r} is {value!r}: numbers must be finite float32")
+                    raise self._error(features, name, value, "numbers must be finite float32")
                 if integer and not value.is_integer():  # type: ignore[union-attr]
-                    raise FeatureError(f"feature {name!r} is {value!r}: a whole number is required")
+                    raise self._error(features, name, value, "a whole number is required")
             elif kind is int:
                 if not -FLOAT32_MAX <= value <= FLOAT32_MAX:  # type: ignore[operator]
-                    raise FeatureError(f"feature {name!r} is {value!r}: out of float32 range")
+                    raise self._error(features, name, value, "out of float32 range")
             elif value is _MISSING:
-                raise FeatureError(f"feature {name!r} is missing")
+                raise self._error(features, reason=f"feature {name!r} is missing")
             else:
-                raise FeatureError(
-                    f"feature {name!r} is {_json_type(value)}: a {'whole ' if integer else ''}number "
-                    "is required"
-                )
+                number = f"a {'whole ' if integer else ''}number is required"
+                raise self._error(features, reason=f"feature {name!r} is {_json_type(value)}: {number}")
             append(value)  # type: ignore[arg-type]
         if len(features) != len(row):
             unknown = sorted(set(features) - self._names)
-            raise FeatureError(f"unknown feature{'s' if len(unknown) > 1 else ''} {unknown}")
+            raise self._error(features, reason=f"unknown feature{'s' if len(unknown) > 1 else ''} {unknown}")
         return row
+
+    def _error(
+        self,
+        features: dict[str, object],
+        name: str = "",
+        value: object = None,
+        why: str = "",
+        reason: str = "",
+    ) -> FeatureError:
+        """The error refusing ``features``: a broken string bound if any, else ``reason``.
+
+        Without a ``reason``, it is ``feature <name> is <value>: <why>``, where the value of a
+        personal feature is never shown.
+        """
+        limit = self._max_string
+        for key, item in features.items():
+            if len(key) > limit:
+                return FeatureError(
+                    f"a feature name of {len(key)} characters: longer than the limit of {limit}"
+                )
+            if type(item) is str and len(item) > limit:
+                return FeatureError(
+                    f"feature {key!r} is a string of {len(item)} characters: longer than the limit of {limit}"
+                )
+        if not reason:
+            shown = "a personal value" if name in self._personal else repr(value)
+            reason = f"feature {name!r} is {shown}: {why}"
+        return FeatureError(reason)
 
 
 def _json_type(value: object) -> str:

@@ -59,6 +59,11 @@ class WorkerMetrics:
         self.model = Gauge(
             "streamscore_model_info", "The model in service.", ["name", "version", "sha256"], registry=r
         )
+        self.reload_failures = Counter(
+            "streamscore_model_reload_failures",
+            "New model versions refused at reload; the previous model kept serving.",
+            registry=r,
+        )
         self.delivered = Counter(
             "streamscore_records_delivered",
             "Output records acknowledged by the broker, by topic.",

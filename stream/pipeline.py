@@ -10,7 +10,9 @@ Kafka and sends what it returns. Per batch, top to bottom:
    model's output is not a probability.
 
 Every input yields exactly one prediction (with its provenance) or exactly one dead letter.
-Outputs keep the input's key and partition, so ordering per key holds downstream.
+Outputs keep the input's key and partition, so ordering per key holds downstream. The model can be
+replaced between batches (:meth:`Pipeline.swap`, used by ``stream.reload``); a batch is scored
+with one model from start to end.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from typing import Protocol
 
 import numpy as np
 
-from stream.codec import FeatureReader, decode, dumps, keyed_hash
+from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH, FeatureReader, decode, dumps, keyed_hash
 from stream.contracts import Event
-from stream.errors import PoisonEvent, ScoreError
+from stream.errors import ModelError, PoisonEvent, ScoreError
 from stream.model import LoadedModel
 
 Headers = list[tuple[str, bytes]]
@@ -90,8 +92,20 @@ class BatchResult:
     times: np.ndarray | None = None  # their occurred_at, epoch seconds
 
 
+@dataclass(frozen=True, slots=True)
+class _Scoring:
+    """Everything the hot path takes from one model; replaced whole by :meth:`Pipeline.swap`."""
+
+    model: LoadedModel
+    reader: FeatureReader
+    personal: list[tuple[str, int, bytes]]  # (name, column, hash prefix) of each personal feature
+    threshold: float
+    labels: tuple[str, str]
+    ref: dict[str, str]
+
+
 class Pipeline:
-    """Scores batches of messages with one model."""
+    """Scores batches of messages with one model at a time."""
 
     def __init__(
         self,
@@ -101,26 +115,50 @@ class Pipeline:
         pii_key: bytes,
         scorer: dict[str, str | None],
         max_message_bytes: int,
+        max_features: int = MAX_FEATURES,
+        max_string_length: int = MAX_STRING_LENGTH,
     ) -> None:
-        card = model.card
-        self.model = model
         self.topics = topics
-        self._reader = FeatureReader(card.features)
         self._key = pii_key
         self._max_bytes = max_message_bytes
-        # (name, column, hash prefix) of each personal feature
-        self._personal = [
-            (f.name, i, f.name.encode() + b"=") for i, f in enumerate(card.features) if f.personal
-        ]
-        self._threshold = card.output.threshold
-        self._labels = (card.output.negative_label, card.output.positive_label)
-        self._model_ref = {"name": card.name, "version": card.version, "sha256": card.sha256}
+        self._max_features, self._max_string = max_features, max_string_length
         self._scorer = scorer
         self.scorer_id = str(scorer.get("worker_id"))
+        self._scoring = self._bind(model)
+
+    @property
+    def model(self) -> LoadedModel:
+        return self._scoring.model
+
+    def swap(self, model: LoadedModel) -> None:
+        """Serve ``model`` from the next batch on; a batch in progress finishes with the one it began with.
+
+        One attribute assignment, which :meth:`process` reads once per batch, so never mid-batch.
+        Raises :class:`ModelError` (and keeps the current model) if ``model`` breaks the input bounds.
+        """
+        self._scoring = self._bind(model)
+
+    def _bind(self, model: LoadedModel) -> _Scoring:
+        card = model.card
+        if len(card.features) > self._max_features:
+            raise ModelError(
+                f"{model.path.parent} lists {len(card.features)} features, more than the limit of "
+                f"{self._max_features}: raise STREAMSCORE_MAX_FEATURES"
+            )
+        return _Scoring(
+            model=model,
+            reader=FeatureReader(card.features, self._max_features, self._max_string),
+            personal=[(f.name, i, f.name.encode() + b"=") for i, f in enumerate(card.features) if f.personal],
+            threshold=card.output.threshold,
+            labels=(card.output.negative_label, card.output.positive_label),
+            ref={"name": card.name, "version": card.version, "sha256": card.sha256},
+        )
 
     def process(self, batch: Sequence[Inbound]) -> BatchResult:
         received_at = _now()
         result = BatchResult()
+        scoring = self._scoring  # the model of this whole batch, whatever swap() does meanwhile
+        row_of = scoring.reader.row
 
         # 1. decode and validate
         valid: list[tuple[Inbound, Event]] = []
@@ -129,7 +167,7 @@ class Pipeline:
             event = None
             try:
                 event = decode(msg.value, self._max_bytes)
-                rows.append(self._reader.row(event.features))
+                rows.append(row_of(event.features))
                 valid.append((msg, event))
             except PoisonEvent as exc:
                 self._dead_letter(result, msg, exc, event)
@@ -138,12 +176,12 @@ class Pipeline:
 
         # 2. score
         x = np.array(rows, dtype=np.float32)
-        scores = self._score(x)
+        scores = self._score(scoring.model, x)
 
         # 3. records
         scored_at = _now()
         predictions, provenance = self.topics.predictions, self.topics.provenance
-        threshold, labels, model, scorer = self._threshold, self._labels, self._model_ref, self._scorer
+        threshold, labels, model, scorer = scoring.threshold, scoring.labels, scoring.ref, self._scorer
         for i, (msg, event) in enumerate(valid):
             score = float(scores[i])
             if not 0.0 <= score <= 1.0:
@@ -192,7 +230,7 @@ class Pipeline:
                             "feature_hash": keyed_hash(self._key, row.tobytes()),
                             "personal": {
                                 name: keyed_hash(self._key, prefix + row[j].tobytes())
-                                for name, j, prefix in self._personal
+                                for name, j, prefix in scoring.personal
                             },
                             "scorer": scorer,
                             "occurred_at": occurred_at,
@@ -215,15 +253,16 @@ class Pipeline:
         result.offsets = np.array([msg.offset for msg, _ in valid])[ok]
         return result
 
-    def _score(self, x: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _score(model: LoadedModel, x: np.ndarray) -> np.ndarray:
         """One run for the batch; if it fails, row by row so that only failing rows are lost to NaN."""
         try:
-            return self.model.predict_proba(x)
+            return model.predict_proba(x)
         except Exception:  # onnxruntime raises its own exception types
             out = np.full(len(x), np.nan, dtype=np.float32)
             for i in range(len(x)):
                 try:
-                    out[i] = self.model.predict_proba(x[i : i + 1])[0]
+                    out[i] = model.predict_proba(x[i : i + 1])[0]
                 except Exception:
                     continue
             return out

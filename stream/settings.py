@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH
+
 DEFAULT_METRICS_PORT = 9464
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -117,6 +119,12 @@ class Settings(BaseSettings):
     model_dir: Path = Field(Path("models"), description="Model registry folder.")
     model_name: str = Field("loan-approval", description="Model to serve from the registry.")
     model_version: str = Field("latest", description="Version to serve, or latest.")
+    model_reload_s: float = Field(
+        0.0,
+        ge=0,
+        description="With latest: look for a new highest version this often, in seconds, and serve it once "
+        "it passes every start-up check (0: never).",
+    )
     batch_size: int = Field(64, ge=1, le=4096, description="Most events scored in one run.")
     batch_max_wait_ms: float = Field(
         10.0, gt=0, le=10_000, description="Longest a batch waits to fill, in milliseconds."
@@ -126,6 +134,14 @@ class Settings(BaseSettings):
     )
     max_message_bytes: int = Field(
         65_536, ge=256, description="Larger input messages are dead-lettered unparsed."
+    )
+    max_features: int = Field(
+        MAX_FEATURES, ge=1, description="Events with more features are dead-lettered before they are read."
+    )
+    max_string_length: int = Field(
+        MAX_STRING_LENGTH,
+        ge=1,
+        description="Events with a longer feature name or string value are dead-lettered.",
     )
     pii_key: SecretStr = Field(
         SecretStr("streamscore-development-key"),

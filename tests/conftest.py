@@ -3,7 +3,8 @@
 The broker is chosen in this order: ``KAFKA_BOOTSTRAP_SERVERS`` when set; testcontainers' Kafka
 module when a Docker engine answers; otherwise the embedded Apache Kafka broker of
 ``stream.broker``. Tests under ``tests/unit`` are marked ``unit``, those under
-``tests/integration`` ``integration``.
+``tests/integration`` ``integration``. Tests marked ``chaos`` are skipped unless ``-m`` selects them
+or ``STREAMSCORE_CHAOS=1``.
 """
 
 from __future__ import annotations
@@ -26,11 +27,17 @@ from stream.topics import ensure_topics
 TESTS = Path(__file__).parent
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    markexpr = config.getoption("markexpr") or ""
+    selected = "chaos" in markexpr and "not chaos" not in markexpr
+    chaos = selected or os.environ.get("STREAMSCORE_CHAOS") == "1"
+    skip_chaos = pytest.mark.skip(reason="long chaos test: run with -m chaos or STREAMSCORE_CHAOS=1")
     for item in items:
         tier = Path(item.path).relative_to(TESTS).parts[0]
         if tier in ("unit", "integration"):
             item.add_marker(getattr(pytest.mark, tier))
+        if not chaos and item.get_closest_marker("chaos"):
+            item.add_marker(skip_chaos)
 
 
 def _docker_engine_answers() -> bool:

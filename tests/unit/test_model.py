@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 from conftest import MODELS
-from onnx import TensorProto, helper
+from model_versions import linear, nan_model, replace_model
 
 from stream.errors import ModelError
 from stream.model import CARD_FILE, MODEL_FILE, load, resolve, sha256_file, versions
@@ -61,43 +61,45 @@ def test_unreadable_card_is_refused(registry):
         load(registry, "loan-approval")
 
 
-def _replace_model(folder, graph_model):
-    path = folder / MODEL_FILE
-    path.write_bytes(graph_model.SerializeToString())
-    card = json.loads((folder / CARD_FILE).read_text())
-    card["sha256"] = sha256_file(path)
-    (folder / CARD_FILE).write_text(json.dumps(card))
-
-
-def _linear_model(width, weight):
-    w = helper.make_tensor("w", TensorProto.FLOAT, [width, 2], [weight] * (width * 2))
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["features", "w"], ["probabilities"])],
-        "g",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, width])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])],
-        [w],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-
-
 def test_inputs_that_disagree_with_the_card_are_refused(registry):
-    _replace_model(_folder(registry), _linear_model(4, 0.0))
+    replace_model(_folder(registry), linear(width=4))
     with pytest.raises(ModelError, match=r"expected tensor\(float\)\[N, 9\]"):
         load(registry, "loan-approval")
 
 
-def test_model_returning_nan_is_refused(registry):
-    _replace_model(_folder(registry), _linear_model(9, float("nan")))
+def test_a_model_trained_on_another_width_is_refused(registry):
+    """A real trained model, fitted on 8 columns, under a card listing 9 features."""
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 8)).astype(np.float32)
+    fitted = LogisticRegression().fit(x, x[:, 0] > 0)
+    onnx_model = to_onnx(fitted, x[:1], options={"zipmap": False})
+    inputs = [i.name for i in onnx_model.graph.input]
+    outputs = [o.name for o in onnx_model.graph.output]
+    card = json.loads((_folder(registry) / CARD_FILE).read_text())
+    replace_model(
+        _folder(registry), onnx_model, input_tensor=inputs[0], output={**card["output"], "tensor": outputs[1]}
+    )
+    with pytest.raises(ModelError, match=r"tensor\(float\)\[N, 9\]"):
+        load(registry, "loan-approval")
+
+
+def test_model_with_nan_weights_is_refused(registry):
+    replace_model(_folder(registry), linear(weight=float("nan")))
     with pytest.raises(ModelError, match="not probabilities"):
         load(registry, "loan-approval")
 
 
+@pytest.mark.parametrize("op", ["div", "log"])
+def test_model_computing_nan_is_refused(registry, op):
+    replace_model(_folder(registry), nan_model(op))
+    with pytest.raises(ModelError, match=r"returns array\(\[nan, nan, nan, nan\].*not probabilities"):
+        load(registry, "loan-approval")
+
+
 def test_not_an_onnx_file_is_refused(registry):
-    folder = _folder(registry)
-    (folder / MODEL_FILE).write_bytes(b"\x80\x04pickle? never")
-    card = json.loads((folder / CARD_FILE).read_text())
-    card["sha256"] = sha256_file(folder / MODEL_FILE)
-    (folder / CARD_FILE).write_text(json.dumps(card))
+    replace_model(_folder(registry), b"\x80\x04pickle? never")
     with pytest.raises(ModelError, match="onnxruntime cannot open"):
         load(registry, "loan-approval")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
+import pytest
 from conftest import MODELS, ROOT
+from model_versions import add_version, linear, nan_model, registry
 
 
 def _worker(env):
@@ -21,14 +22,21 @@ def _worker(env):
     )
 
 
-def test_tampered_model_stops_startup(tmp_path):
-    shutil.copytree(MODELS, tmp_path / "models")
-    onnx_file = next((tmp_path / "models").rglob("model.onnx"))
-    onnx_file.write_bytes(onnx_file.read_bytes() + b"\0")
-    done = _worker({"STREAMSCORE_MODEL_DIR": str(tmp_path / "models")})
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ({"tamper": True}, "changed or corrupted"),
+        ({"model": linear(width=4)}, r"expected tensor(float)[N, 9]"),
+        ({"model": nan_model("div")}, "not probabilities"),
+    ],
+    ids=["tampered", "wrong-inputs", "nan"],
+)
+def test_bad_model_stops_startup(tmp_path, bad, reason):
+    add_version(registry(tmp_path), "2", **bad)
+    done = _worker({"STREAMSCORE_MODEL_DIR": str(tmp_path)})
     assert done.returncode == 2
     assert done.stderr.strip().startswith("streamscore: error:")
-    assert "changed or corrupted" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert reason in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_unknown_model_name_stops_startup():

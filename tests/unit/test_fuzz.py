@@ -1,0 +1,170 @@
+"""Fuzzing the hot path: whatever arrives, every message has exactly one outcome and nothing raises.
+
+The inputs: random bytes; random JSON documents; valid events with tokens spliced in that no JSON
+encoder writes (NaN, Infinity, numbers beyond float64 or float32, leading zeros); strings holding
+lone surrogates, NUL, overlong or truncated UTF-8, a BOM; deep nesting; random byte edits of valid
+events. A short run is part of the unit tests; ``-m chaos`` (or ``STREAMSCORE_CHAOS=1``) runs a long
+one of ``STREAMSCORE_FUZZ_EXAMPLES`` batches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import orjson
+import pytest
+from fuzz.outcomes import check, make_pipeline, outcome, seeds, valid_events
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+EVENTS = valid_events(20)
+FEATURES = sorted(EVENTS[0]["features"])
+HOLE = "@@hole@@"
+
+NUMBER_TOKENS = [
+    b"NaN", b"-NaN", b"Infinity", b"-Infinity", b"1e999", b"-1e999", b"1e-999", b"9" * 400, b"-" + b"9" * 40,
+    b"3.4028235e38", b"3.4028236e38", b"-0", b"-0.0", b"01", b"1.", b".5", b"+1", b"0x10", b"1_000",
+    b"true", b"null", b'"1"', b"[]", b"{}", b"[1]", b'{"a":1}',
+]  # fmt: skip
+STRING_PIECES = [
+    b"\\ud800", b"\\udfff", b"\\udc00\\ud800", b"\\ud83d\\ude00", b"\\u0000", b"\x00", b"\x1f", b"\xc0\xaf",
+    b"\xe0\x80\xaf", b"\xed\xa0\x80", b"\xef\xbb\xbf", b"\xff", b"\xf4\x90\x80\x80", b"\xe2\x82", b"\\",
+    b'\\"', b"\\x41", "é".encode(), "\U0001f600".encode(), b"\xe2\x80\xae", b"\\u202e", b"a" * 300,
+]  # fmt: skip
+
+_event = st.sampled_from(EVENTS)
+
+
+@st.composite
+def _number_spliced(draw: st.DrawFn) -> bytes:
+    """A valid event with a raw token where one feature's number was."""
+    event = draw(_event)
+    name = draw(st.sampled_from([*FEATURES, "extra"]))
+    doc = orjson.dumps({**event, "features": {**event["features"], name: HOLE}})
+    return doc.replace(f'"{HOLE}"'.encode(), draw(st.sampled_from(NUMBER_TOKENS)))
+
+
+@st.composite
+def _string_spliced(draw: st.DrawFn) -> bytes:
+    """A valid event with edge-case bytes inside one of its strings (ids, a feature name, a value)."""
+    event = dict(draw(_event))
+    where = draw(st.sampled_from(["event_id", "entity_id", "name", "value", "occurred_at"]))
+    if where == "name":
+        event["features"] = {**event["features"], f"x{HOLE}": 1}
+    elif where == "value":
+        event["features"] = {**event["features"], draw(st.sampled_from(FEATURES)): HOLE}
+    else:
+        event[where] = event[where][: draw(st.integers(0, 8))] + HOLE
+    pieces = draw(st.lists(st.sampled_from(STRING_PIECES), min_size=1, max_size=3))
+    return orjson.dumps(event).replace(HOLE.encode(), b"".join(pieces))
+
+
+@st.composite
+def _mutated(draw: st.DrawFn) -> bytes:
+    """A valid event with a few random bytes replaced, inserted or deleted."""
+    data = bytearray(orjson.dumps(draw(_event)))
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(data) - 1))
+        op = draw(st.sampled_from(["replace", "insert", "delete"]))
+        if op == "delete":
+            del data[at]
+        else:
+            byte = draw(st.integers(0, 255))
+            data[at : at + (op == "replace")] = bytes([byte])
+    return bytes(data)
+
+
+@st.composite
+def _nested(draw: st.DrawFn) -> bytes:
+    depth = draw(st.integers(0, 3_000))
+    opener, closer = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]))
+    inner = opener * depth + b"1" + (closer * depth if draw(st.booleans()) else b"")
+    if draw(st.booleans()):
+        return inner
+    return orjson.dumps({**draw(_event), "features": HOLE}).replace(f'"{HOLE}"'.encode(), inner)
+
+
+_scalar = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+_json = st.recursive(
+    _scalar, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4)
+)
+_json_text = _json.map(lambda doc: json.dumps(doc).encode())  # stdlib: writes NaN and Infinity
+_envelope = st.builds(
+    lambda event, patch: json.dumps({**event, **patch}).encode(),
+    _event,
+    st.dictionaries(st.sampled_from(["event_id", "occurred_at", "entity_id", "features", "extra"]), _json),
+)
+
+MESSAGE = st.one_of(
+    st.binary(max_size=300),
+    st.none(),
+    _json_text,
+    _envelope,
+    _number_spliced(),
+    _string_spliced(),
+    _mutated(),
+    _nested(),
+    _event.map(orjson.dumps),
+)
+BATCH = st.lists(MESSAGE, min_size=1, max_size=8)
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return make_pipeline()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=BATCH)
+def test_every_input_has_exactly_one_outcome(pipeline, values):
+    _fuzz(pipeline, values)
+
+
+@pytest.mark.chaos
+@settings(
+    max_examples=int(os.environ.get("STREAMSCORE_FUZZ_EXAMPLES", "10000")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(values=BATCH)
+def test_every_input_has_exactly_one_outcome_long(pipeline, values):
+    _fuzz(pipeline, values)
+
+
+def _fuzz(pipeline, values):
+    for kind in check(pipeline, values):
+        event(kind)  # the share of each outcome shows with --hypothesis-show-statistics
+
+
+def test_the_fuzzer_seeds_hold_the_invariant(pipeline):
+    check(pipeline, seeds())
+
+
+EVENT = orjson.dumps(EVENTS[0])
+
+
+@pytest.mark.parametrize(
+    ("value", "stage", "reason"),
+    [
+        (EVENT, "scored", ""),
+        (b"\xef\xbb\xbf" + EVENT, "decode", "not valid JSON"),  # a BOM: RFC 8259 lets parsers refuse it
+        (EVENT.replace(b'"event_id":"', b'"event_id":"\\ud800', 1), "decode", "not valid JSON"),
+        (EVENT.replace(b'"event_id":"', b'"event_id":"\xed\xa0\x80', 1), "decode", "not valid JSON"),
+        (EVENT.replace(b'"event_id":"', b'"event_id":"\xc0\xaf', 1), "decode", "not valid JSON"),
+        (EVENT.replace(b'"event_id":"', b'"event_id":"\x00', 1), "decode", "control character"),
+        (EVENT.replace(b'"loan":', b'"loan":NaN,"x":', 1), "features", "finite float32"),
+        (EVENT.replace(b'"loan":', b'"loan":-Infinity,"x":', 1), "features", "finite float32"),
+        (EVENT.replace(b'"loan":', b'"loan":1e999,"x":', 1), "features", "finite float32"),
+        (EVENT.replace(b'"loan":', b'"loan":' + b"9" * 400 + b',"x":', 1), "features", "float32 range"),
+        (EVENT.replace(b'"loan":', b'"loan":' + b"9" * 5000 + b',"x":', 1), "decode", "number out of range"),
+        (EVENT.replace(b'"loan":', b'"loan":01,"x":', 1), "decode", "not valid JSON"),
+    ],
+    ids=[
+        "valid", "bom", "lone-surrogate-escape", "surrogate-utf8", "overlong-utf8", "raw-nul", "nan",
+        "minus-infinity", "1e999", "400-digit-int", "5000-digit-int", "leading-zero",
+    ],
+)  # fmt: skip
+def test_edge_cases_have_the_expected_outcome(pipeline, value, stage, reason):
+    got_stage, got_reason = outcome(pipeline, value)
+    assert got_stage == stage and reason in got_reason
