@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv kafka run test dashboard unit integration lint format bench bench-quick up down clean
+.PHONY: help venv kafka run test dashboard drift-plot unit integration lint format bench bench-quick up down clean
 
 help:
 	@echo "make run      demo: embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), worker, producer"
@@ -13,6 +13,7 @@ help:
 	@echo "make lint     ruff check and format check"
 	@echo "make bench    the benchmark ladder; make bench-quick for a short run"
 	@echo "make dashboard  the dashboard's panels from a real run, into docs/dashboard.png"
+	@echo "make drift-plot drift detection delays and false alarms over seeds, into docs/drift.png"
 	@echo "make up/down  the docker compose stack (needs a Docker engine)"
 
 $(STAMP): pyproject.toml
@@ -55,6 +56,9 @@ bench-quick: kafka
 
 dashboard: kafka
 	$(BIN)/python -m bench.dashboard
+
+drift-plot: $(STAMP)
+	$(BIN)/python -m bench.drift
 
 up:
 	docker compose up -d --build
