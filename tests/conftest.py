@@ -3,7 +3,8 @@
 The broker is chosen in this order: ``KAFKA_BOOTSTRAP_SERVERS`` when set; testcontainers' Kafka
 module when a Docker engine answers; otherwise the embedded Apache Kafka broker of
 ``stream.broker``. Tests under ``tests/unit`` are marked ``unit``, those under
-``tests/integration`` ``integration``.
+``tests/integration`` ``integration``. Tests marked ``chaos`` (long fault injection, fuzzing) are
+skipped unless ``STREAMSCORE_CHAOS=1`` (``make chaos`` sets it).
 """
 
 from __future__ import annotations
@@ -27,10 +28,13 @@ TESTS = Path(__file__).parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    chaos = os.environ.get("STREAMSCORE_CHAOS") == "1"
     for item in items:
         tier = Path(item.path).relative_to(TESTS).parts[0]
         if tier in ("unit", "integration"):
             item.add_marker(getattr(pytest.mark, tier))
+        if not chaos and item.get_closest_marker("chaos"):
+            item.add_marker(pytest.mark.skip(reason="a chaos test: STREAMSCORE_CHAOS=1 (make chaos) runs it"))
 
 
 def _docker_engine_answers() -> bool:
@@ -174,10 +178,13 @@ def start_worker(kafka_bootstrap: str, worker_topics: WorkerTopics, unique_name,
     workers: list[WorkerProcess] = []
     group = unique_name("app")
 
-    def start(**settings: str) -> WorkerProcess:
+    def start(bootstrap: str | None = None, env: dict[str, str] | None = None, **settings: str):
+        """A worker with ``STREAMSCORE_<NAME>`` ``settings``, on ``bootstrap`` (else the session's
+        broker), with ``env`` added to its environment."""
         env = {
             **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            **(env or {}),
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap or kafka_bootstrap,
             "STREAMSCORE_APP_ID": group,
             "STREAMSCORE_INPUT_TOPIC": worker_topics.input,
             "STREAMSCORE_PREDICTION_TOPIC": worker_topics.predictions,
