@@ -380,7 +380,7 @@ def test_poison_at_sustained_rate(kafka_bootstrap, topics, start_worker, results
         f"poison {len(poisoned)} at {poison_rate}/s: {ledger}; valid p99 {without * 1e3:.0f} ms without, "
         f"{with_poison * 1e3:.0f} ms with"
     )
-    assert with_poison < 5 * without + 0.1, "poison must not hold up valid events"
+    assert with_poison < 5 * without + 0.5, "poison must not hold up valid events"
     results.append(
         _row(
             f"poison {poison_rate}/s beside 500 valid/s",
