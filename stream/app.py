@@ -163,6 +163,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     emitter = Emitter(
         app,
+        settings.input_topic,
         exactly_once=settings.processing_guarantee == "exactly_once",
         on_delivered=metrics.count_delivered,
     )
@@ -192,6 +193,7 @@ def create_app(settings: Settings) -> faust.App:
         health.partitions = []
         if emitter.exactly_once:  # commit the open transactions' acked offsets before Faust seeks back
             await app.consumer.commit()
+            await emitter.end_transactions()
         if drift is not None:
             await drift.save(inputs(revoked))
 
@@ -376,11 +378,12 @@ class Emitter:
     def __init__(
         self,
         app: faust.App,
+        input_topic: str,
         exactly_once: bool,
         on_delivered: Callable[[Sequence[Record]], None],
         max_in_flight: int = 8,
     ) -> None:
-        self.app = app
+        self.app, self.input_topic = app, input_topic
         self.on_delivered = on_delivered
         self.exactly_once = exactly_once
         self.max_in_flight = max_in_flight
@@ -436,6 +439,23 @@ class Emitter:
                 "partitions %s were revoked while their batch was sent: left to their new owner", lost
             )
         return lost
+
+    async def end_transactions(self) -> None:
+        """Close every transactional producer of the input partitions, on a rebalance.
+
+        Faust begins them again for the partitions it assigns; without this it keeps the producer of
+        a partition that turns standby, the partition's new owner fences it, and when the partition
+        comes back (1 -> 2 -> 1 workers) the fenced producer fails its first send. Uses the producer's
+        private map of transactional producers (faust-streaming 0.15).
+        """
+        producer = self.app.producer
+        try:
+            group = self.app.assignor.group_for_topic(self.input_topic)
+        except KeyError:  # the first assignment has not happened yet: no producers
+            return
+        prefix = f"{self.app.conf.id}-{group}-"
+        for tid in [t for t in producer._transaction_producers if t.startswith(prefix)]:  # type: ignore[attr-defined]
+            await producer.stop_transaction(tid)
 
     def _ack(self, batch: Sequence[EventT]) -> None:
         consumer = self.app.consumer

@@ -228,6 +228,13 @@ class Ledger:
     provenance_missing: int
     unexpected: int
 
+    def __str__(self) -> str:
+        lost = f"{len(self.lost)} lost" + (f" (e.g. {self.lost[:3]})" if self.lost else "")
+        return (
+            f"{self.events} events: {lost}, {self.duplicated} duplicated, "
+            f"{self.provenance_missing} without provenance, {self.unexpected} unexpected"
+        )
+
     @property
     def ok_once(self) -> bool:
         return not self.lost and not self.duplicated and not self.provenance_missing and not self.unexpected
