@@ -37,6 +37,7 @@ test: lint kafka
 
 # Faults at the long sizes (several kills, both guarantees) and every test marked chaos.
 chaos: kafka
+	$(BIN)/pip install -q -e '.[test,train,bench,fuzz]'
 	STREAMSCORE_CHAOS=1 STREAMSCORE_FAULTS_JSON=bench/results/faults-$$(date +%F).json \
 		$(BIN)/pytest -m "faults or chaos" $(PYTEST_ARGS)
 

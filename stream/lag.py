@@ -42,8 +42,13 @@ def consumer_lag(
 ) -> list[PartitionLag]:
     """Lag of ``group`` on every partition it committed, and on every partition of ``topics``."""
     admin, metadata = connect(kafka, timeout)
-    request = [ConsumerGroupTopicPartitions(group)]
-    committed_tps = admin.list_consumer_group_offsets(request)[group].result(timeout=timeout).topic_partitions
+    committed_tps = []
+    # before any group has committed there is no offsets topic, and librdkafka 2.16 crashes on the request
+    if "__consumer_offsets" in metadata.topics:
+        request = [ConsumerGroupTopicPartitions(group)]
+        committed_tps = (
+            admin.list_consumer_group_offsets(request)[group].result(timeout=timeout).topic_partitions
+        )
     committed = {(tp.topic, tp.partition): tp.offset for tp in committed_tps or []}
     wanted = set(committed)
     topics = list(topics)
