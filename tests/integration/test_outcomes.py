@@ -70,6 +70,7 @@ def test_outcomes_reveal_a_concept_change(kafka_bootstrap, worker_topics, start_
     decay = [r for r in after if r.verdict == "decay"]
     assert decay, [(r.counts["joined"], r.accuracy) for r in after]
     delay = decay[0].counts["joined"] - change
+    print(f"concept change: the loss detector fired {delay} outcomes after it")
     assert 0 < delay <= 300, f"flagged {delay} outcomes after the change"
     assert after[-1].accuracy < 0.8 and after[-1].log_loss > reports[3].log_loss
     assert "the loss rose" in judge.output()

@@ -64,6 +64,7 @@ def test_drift_reports_and_state_across_a_restart(kafka_bootstrap, worker_topics
     assert alarms and set(a for r in alarms for a in r.alarms) <= {"salary", "loan"}
     seen = sum(o.last + 1 for o in alarms[0].offsets.values())  # events scored when it fired
     delay = seen - (STATIONARY + SHIFT_AT)
+    print(f"feature shift: first detector ({alarms[0].alarms}) {delay} events after the shift")
     assert 0 < delay <= 1_500, f"the first detector fired {delay} events after the shift"
     drifted = [r for r in after if r.kind == "window" and r.verdict == "drift"]
     assert drifted and {"salary", "loan"} <= set(drifted[-1].drifted)
