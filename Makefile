@@ -5,14 +5,16 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv kafka run test dashboard unit integration lint format bench bench-quick up down clean
+.PHONY: help venv kafka run test chaos dashboard drift-plot unit integration lint format bench bench-quick up down clean
 
 help:
 	@echo "make run      demo: embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), worker, producer"
 	@echo "make test     lint, then unit and integration tests against a real Kafka broker"
+	@echo "make chaos    the long fault-injection suite and other chaos tests; results to bench/results/faults-<date>.json"
 	@echo "make lint     ruff check and format check"
 	@echo "make bench    the benchmark ladder; make bench-quick for a short run"
 	@echo "make dashboard  the dashboard's panels from a real run, into docs/dashboard.png"
+	@echo "make drift-plot drift detection delays and false alarms over seeds, into docs/drift.png"
 	@echo "make up/down  the docker compose stack (needs a Docker engine)"
 
 $(STAMP): pyproject.toml
@@ -32,6 +34,11 @@ run: kafka
 
 test: lint kafka
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Faults at the long sizes (several kills, both guarantees) and every test marked chaos.
+chaos: kafka
+	STREAMSCORE_CHAOS=1 STREAMSCORE_FAULTS_JSON=bench/results/faults-$$(date +%F).json \
+		$(BIN)/pytest -m "faults or chaos" $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/pytest -m unit $(PYTEST_ARGS)
@@ -55,6 +62,9 @@ bench-quick: kafka
 
 dashboard: kafka
 	$(BIN)/python -m bench.dashboard
+
+drift-plot: $(STAMP)
+	$(BIN)/python -m bench.drift
 
 up:
 	docker compose up -d --build

@@ -51,6 +51,11 @@ RUNGS = [
     Rung("2 bare loop + real work", [sys.executable, "-m", "bench.rungs", "bare"]),
     Rung("3 naive Faust scorer", [sys.executable, "-m", "bench.rungs", "naive"]),
     Rung("4 streamscore, 1 process", [sys.executable, "-m", "stream.cli", "worker"]),
+    Rung(
+        "4 streamscore, 1 process, drift off",
+        [sys.executable, "-m", "stream.cli", "worker"],
+        settings=(("STREAMSCORE_DRIFT_WINDOW", "0"),),
+    ),
     Rung("4 streamscore, 2 processes", [sys.executable, "-m", "stream.cli", "worker"], processes=2),
 ]
 
@@ -94,6 +99,8 @@ class Harness:
             "STREAMSCORE_PREDICTION_TOPIC": f"{base}.predictions",
             "STREAMSCORE_PROVENANCE_TOPIC": f"{base}.provenance",
             "STREAMSCORE_DLQ_TOPIC": f"{base}.dlq",
+            "STREAMSCORE_OUTCOME_TOPIC": f"{base}.outcomes",
+            "STREAMSCORE_DRIFT_TOPIC": f"{base}.drift",
             "STREAMSCORE_PARTITIONS": str(PARTITIONS),
             "STREAMSCORE_METRICS_PORT": "0",
             "STREAMSCORE_DATA_DIR": tempfile.mkdtemp(prefix="bench-"),

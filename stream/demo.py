@@ -1,8 +1,10 @@
-"""``streamscore run``: the whole loop on one machine, producer -> worker -> predictions.
+"""``streamscore run``: the whole loop on one machine, producer -> workers -> predictions and reports.
 
-Starts the embedded Kafka broker unless ``KAFKA_BOOTSTRAP_SERVERS`` is set, a worker process, and a
-producer publishing loan applications (1% malformed) at a steady rate; then reads the predictions
-topic back and prints, every few seconds, what arrived and how late.
+Starts the embedded Kafka broker unless ``KAFKA_BOOTSTRAP_SERVERS`` is set, the scoring worker, the
+outcome worker (metrics on the next port), and a producer publishing loan applications (1%
+malformed) at a steady rate with their true outcomes five seconds later; then reads the
+predictions and the drift topic back and prints, every few seconds, what arrived and how late,
+and each drift or performance report.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ def kafka_at(bootstrap_servers: str | None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def worker_process(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], env=env)
+def worker_process(env: dict[str, str], command: str = "worker") -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", command], env=env)
     try:
         yield proc
     finally:
@@ -73,7 +75,7 @@ def run_demo(bootstrap_servers: str | None, seconds: float = 0.0, rate: float = 
                 },
             )
         )
-        consumer.subscribe([settings.prediction_topic])
+        consumer.subscribe([settings.prediction_topic, settings.drift_topic])
         stop = threading.Event()
         producer = threading.Thread(
             target=lambda: produce(
@@ -84,10 +86,14 @@ def run_demo(bootstrap_servers: str | None, seconds: float = 0.0, rate: float = 
                 malformed_fraction=0.01,
                 seed=int(time.time()),
                 stop=stop,
+                outcome_topic=settings.outcome_topic or None,
+                outcome_delay=5.0,
             ),
             daemon=True,
         )
-        with worker_process(env) as worker:
+        judge_port = settings.metrics_port + 1 if settings.metrics_port else 0
+        judge_env = {**env, "STREAMSCORE_METRICS_PORT": str(judge_port)}
+        with worker_process(env) as worker, worker_process(judge_env, "outcomes"):
             _wait_for_group(kafka, settings.app_id)
             print(f"producing {rate:.0f} events/s to {settings.input_topic!r}; Ctrl-C stops", flush=True)
             producer.start()
@@ -97,7 +103,11 @@ def run_demo(bootstrap_servers: str | None, seconds: float = 0.0, rate: float = 
                 while worker.poll() is None and (not seconds or time.monotonic() - started < seconds + 5):
                     first = consumer.poll(0.2)  # then take what has arrived, without waiting more
                     for msg in [first, *consumer.consume(1000, timeout=0)] if first is not None else []:
-                        if msg.error() is None:
+                        if msg.error() is not None:
+                            continue
+                        if msg.topic() == settings.drift_topic:
+                            print(_summary(orjson.loads(msg.value())), flush=True)
+                        else:
                             received += 1
                             lags.append(time.time() - _occurred(msg.value()))
                     if time.monotonic() - last >= 5 and lags:
@@ -123,12 +133,28 @@ def _wait_for_group(kafka: Connection, group: str, timeout: float = 60.0) -> Non
     admin = connect(kafka)[0]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(KafkaException):
+        with contextlib.suppress(KafkaException, TimeoutError):  # not there yet, or a slow answer
             described = admin.describe_consumer_groups([group])[group].result(timeout=5)
             if described.members and described.state == ConsumerGroupState.STABLE:
                 return
         time.sleep(0.5)
     print(f"the worker has not joined group {group!r} after {timeout:.0f} s; producing anyway", flush=True)
+
+
+def _summary(report: dict[str, object]) -> str:
+    """One line for a drift or performance report."""
+    if report["kind"] == "performance":
+        return (
+            f"performance of {report['model_name']}/{report['model_version']} on {report['outcomes']} "
+            f"outcomes: accuracy {report['accuracy']}, ROC AUC {report['roc_auc']}, "
+            f"log loss {report['log_loss']}: {report['verdict']}"
+        )
+    worst = max(report["psi"].items(), key=lambda kv: kv[1])  # type: ignore[attr-defined]
+    alarms = f", detectors fired {report['alarms']}" if report["alarms"] else ""
+    return (
+        f"drift {report['kind']} over {report['events']} events: {report['verdict']} "
+        f"(highest PSI {worst[0]} {worst[1]}{alarms})"
+    )
 
 
 def _occurred(value: bytes) -> float:

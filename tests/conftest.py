@@ -3,8 +3,8 @@
 The broker is chosen in this order: ``KAFKA_BOOTSTRAP_SERVERS`` when set; testcontainers' Kafka
 module when a Docker engine answers; otherwise the embedded Apache Kafka broker of
 ``stream.broker``. Tests under ``tests/unit`` are marked ``unit``, those under
-``tests/integration`` ``integration``. Tests marked ``chaos`` are skipped unless ``-m`` selects them
-or ``STREAMSCORE_CHAOS=1``.
+``tests/integration`` ``integration``. Tests marked ``chaos`` (long fault injection, fuzzing) are
+skipped unless ``-m`` selects them or ``STREAMSCORE_CHAOS=1`` (``make chaos`` sets it).
 """
 
 from __future__ import annotations
@@ -199,10 +199,18 @@ def start_worker(kafka_bootstrap: str, worker_topics: WorkerTopics, unique_name,
     workers: list[WorkerProcess] = []
     group = unique_name("app")
 
-    def start(command: str = "worker", **settings: str) -> WorkerProcess:
+    def start(
+        command: str = "worker",
+        bootstrap: str | None = None,
+        env: dict[str, str] | None = None,
+        **settings: str,
+    ) -> WorkerProcess:
+        """A worker (``command``: ``worker`` or ``outcomes``) with ``STREAMSCORE_<NAME>`` ``settings``, on
+        ``bootstrap`` (else the session's broker), with ``env`` added to its environment."""
         env = {
             **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            **(env or {}),
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap or kafka_bootstrap,
             "STREAMSCORE_APP_ID": group,
             "STREAMSCORE_INPUT_TOPIC": worker_topics.input,
             "STREAMSCORE_PREDICTION_TOPIC": worker_topics.predictions,

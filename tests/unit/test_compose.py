@@ -14,7 +14,7 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
 def test_services_present():
-    assert {"kafka", "worker", "producer", "prometheus", "grafana"} <= set(COMPOSE["services"])
+    assert {"kafka", "worker", "outcomes", "producer", "prometheus", "grafana"} <= set(COMPOSE["services"])
     assert COMPOSE["services"]["producer"]["profiles"] == ["demo"]
 
 
@@ -39,13 +39,15 @@ def test_prometheus_scrapes_the_worker_metrics_port():
     scrape = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]
     assert targets == [f"worker:{Settings(_env_file=None).metrics_port}"]
+    outcomes = COMPOSE["services"]["outcomes"]["environment"]["STREAMSCORE_METRICS_PORT"]
+    assert scrape["scrape_configs"][1]["static_configs"][0]["targets"] == [f"outcomes:{outcomes}"]
 
 
 def test_worker_and_producer_reach_kafka_on_its_internal_listener():
     listeners = COMPOSE["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     internal = next(x for x in listeners.split(",") if x.startswith("INTERNAL://"))
     address = internal.removeprefix("INTERNAL://")
-    for service in ("worker", "producer"):
+    for service in ("worker", "outcomes", "producer"):
         assert COMPOSE["services"][service]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == address
 
 
