@@ -490,19 +490,22 @@ async def _batches(
     track = app.consumer.track_message
     loop = asyncio.get_running_loop()
     while True:
-        batch = [await queue.get()]
-        deadline = loop.time() + within
-        while len(batch) < max_:
-            if not queue.empty():
-                batch.append(queue.get_nowait())
-                continue
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(queue.get(), remaining))
-            except TimeoutError:
-                break
+        try:
+            batch = [await queue.get()]
+            deadline = loop.time() + within
+            while len(batch) < max_:
+                if not queue.empty():
+                    batch.append(queue.get_nowait())
+                    continue
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), remaining))
+                except TimeoutError:
+                    break
+        except StopAsyncIteration:  # the actor is told to stop (Faust throws this into its channel)
+            return  # what was taken is neither tracked nor acked: it is read again on restart
         fresh = _current(app, batch)
         for event in fresh:
             if not event.message.tracked:
