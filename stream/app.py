@@ -483,11 +483,14 @@ async def _batches(
     ``Stream.take_events``, which passes every event through the stream's iterator and processors
     and a background task. What the stream did that matters is done here: events fetched before a
     rebalance are left out (:func:`_current`), and the others are tracked as pending acks, so that
-    Faust's commits and its wait for in-flight events on a rebalance still see them. Nothing is
-    acked here: the :class:`Emitter` acks each event once its outputs are delivered.
+    Faust's commits and its wait for in-flight events on a rebalance still see them; each batch
+    marks its partitions as processing (the monitor's inbound time, which Faust's stall check
+    reads). Nothing is acked here: the :class:`Emitter` acks each event once its outputs are
+    delivered.
     """
     queue = aiter(stream.channel).queue  # registers the channel with the conductor, as the stream does
     track = app.consumer.track_message
+    inbound = app.monitor.stream_inbound_time
     loop = asyncio.get_running_loop()
     while True:
         try:
@@ -511,6 +514,9 @@ async def _batches(
             if not event.message.tracked:
                 event.message.tracked = True
                 track(event.message)
+        now = time.monotonic()
+        for tp in {e.message.tp for e in fresh}:
+            inbound[tp] = now
         yield fresh
 
 
