@@ -1,7 +1,8 @@
 """``make bench``: run the benchmarks, write ``bench/results/<date>.json`` and ``<date>.png``.
 
 Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set, else an embedded broker started for the run (it shares
-the machine's cores with the scorers: the results say so).
+the machine's cores with the scorers: the results say so). ``--only memory`` runs only the
+10-minute memory run (:mod:`bench.memory`) and adds it to that day's results.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench import broker_startup, ladder, micro
+from bench import broker_startup, ladder, memory, micro
 from stream.broker import KAFKA_VERSION, EmbeddedKafka
 
 RESULTS = Path(__file__).parent / "results"
@@ -78,9 +79,13 @@ def chart(report: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="about one minute: fewer events and rates")
-    parser.add_argument("--only", nargs="*", help="ladder rungs whose name contains one of these")
+    parser.add_argument("--only", nargs="*", help="ladder rungs whose name contains one of these, or memory")
+    parser.add_argument("--minutes", type=float, default=10.0, help="length of the memory run")
     args = parser.parse_args()
     now = dt.datetime.now(dt.UTC)
+    if args.only == ["memory"]:
+        memory_only(now, args.minutes)
+        return
     report: dict[str, object] = {"date": now.isoformat(timespec="seconds"), "machine": machine()}
     started = time.monotonic()
     report["micro"] = micro.run(quick=args.quick)
@@ -98,9 +103,29 @@ def main() -> None:
     report["seconds"] = round(time.monotonic() - started)
     RESULTS.mkdir(exist_ok=True)
     stem = f"{now:%Y-%m-%d}" + ("-quick" if args.quick else "")
+    previous = RESULTS / f"{stem}.json"
+    if previous.exists() and "memory" in (kept := json.loads(previous.read_text())):
+        report["memory"] = kept["memory"]  # the day's memory run stays beside the new ladder
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     chart(report, RESULTS / f"{stem}.png")
     print(f"written {RESULTS / stem}.json and .png in {report['seconds']} s")
+
+
+def memory_only(now: dt.datetime, minutes: float) -> None:
+    """The memory run alone, added to the day's results (a file of its own if there are none)."""
+    path = RESULTS / f"{now:%Y-%m-%d}.json"
+    report = json.loads(path.read_text()) if path.exists() else {"machine": machine()}
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap:
+        report["memory"] = memory.run(bootstrap, minutes)
+    else:
+        with EmbeddedKafka() as kafka:
+            report["memory"] = memory.run(kafka.bootstrap_servers, minutes)
+    report["memory"]["date"] = now.isoformat(timespec="seconds")
+    RESULTS.mkdir(exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in report["memory"].items() if k != "samples"}, indent=1))
+    print(f"written {path}")
 
 
 if __name__ == "__main__":

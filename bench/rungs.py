@@ -37,7 +37,9 @@ def _clients(settings: Settings) -> tuple[Consumer, Producer]:
             },
         )
     )
-    producer = Producer(client_config(settings, **{"linger.ms": 1, "acks": "all"}))
+    producer = Producer(
+        client_config(settings, **{"linger.ms": 1, "acks": "all", "partitioner": "murmur2_random"})
+    )  # murmur2: keys land where the worker's producer (aiokafka, Java's partitioner) puts them
     consumer.subscribe([settings.input_topic])
     return consumer, producer
 
@@ -78,7 +80,8 @@ def _loop(settings: Settings, work: bool) -> None:
                     for m in msgs
                 ]
                 for r in pipeline.process(batch).records:
-                    produce(r.topic, r.value, r.key, r.partition, headers=r.headers)
+                    partition = -1 if r.partition is None else r.partition  # -1: by key
+                    produce(r.topic, r.value, r.key, partition, headers=r.headers)
         producer.poll(0)
         if uncommitted and time.monotonic() - last_commit >= 1.0:
             producer.flush()
