@@ -3,11 +3,8 @@
 One agent (concurrency 1: faust-streaming can commit past an in-flight event otherwise, #606)
 reads the input topic in micro-batches of at most ``batch_size`` events, waiting at most
 ``batch_max_wait_ms``, hands each batch to :class:`~stream.pipeline.Pipeline` and sends what it
-returns. For speed the agent takes events straight from its channel's queue (see :func:`_batches`)
-and the consumer hands fetched messages to that queue without a task per message (see
-:class:`_DirectDrain`); Faust's consumer, conductor, acks and commits are otherwise unchanged.
-Delivery rule, at least once: a batch's events are acked to Faust, which commits acked offsets
-every second, only once the broker has acknowledged every record of that batch (see
+returns. Delivery rule, at least once: a batch's events are acked to Faust, which commits acked
+offsets every second, only once the broker has acknowledged every record of that batch (see
 :class:`Emitter`). No exception escapes the agent (faust-streaming acks and commits events whose
 agent raised, #189): poison input is a dead letter, and anything else (a failed delivery, a bug)
 ends the process at once without committing, so a restart scores those events again. With
@@ -38,9 +35,7 @@ import faust
 import orjson
 from confluent_kafka import KafkaException
 from faust.exceptions import ProducerSendError
-from faust.transport.consumer import CONSUMER_FETCHING
-from faust.transport.consumer import Consumer as FaustConsumer
-from faust.types import TP, ConsumerT, EventT, ServiceT
+from faust.types import TP, ConsumerT, EventT
 
 from stream import __version__, model
 from stream.contracts import ModelCard
@@ -145,7 +140,6 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 3,
     )
-    app.transport.Consumer = type("Consumer", (_DirectDrain, app.transport.Consumer), {})
     source = app.topic(
         settings.input_topic,
         key_serializer="raw",
@@ -177,7 +171,8 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.agent(source, concurrency=1)
     async def score(stream: faust.StreamT) -> None:
-        async for batch in _batches(app, stream, settings.batch_size, within):
+        async for taken in stream.take_events(settings.batch_size, within=within):
+            batch = _current(app, taken)
             if not batch:
                 continue
             try:
@@ -374,8 +369,8 @@ def _utc(seconds: float) -> dt.datetime:
 class Emitter:
     """Sends a batch's records; its events are acked (so become committable) once the broker has them.
 
-    At least once, batches are pipelined: a batch's events are acked (their one reference, Faust's
-    message refcount, released) when a callback sees every record of it acknowledged, and at most
+    At least once, batches are pipelined: each event holds an extra reference (Faust's own message
+    refcount) until a callback sees every record of its batch acknowledged, and at most
     ``max_in_flight`` batches are unacknowledged at once. A failed delivery ends the process before
     its events are acked. Exactly once, a batch's records and acks happen while Faust's commit is
     held off, so that a transaction never commits a batch's outputs without its offsets.
@@ -402,6 +397,8 @@ class Emitter:
                 self._ack([e for e in batch if e.message.partition not in lost])
             self.on_delivered([r for r in result.records if r.source not in lost])
             return
+        for event in batch:
+            event.message.incref()
         delivered = asyncio.gather(*await self._send(result))
         delivered.add_done_callback(partial(self._on_delivered, batch, result))
         self.in_flight.append(delivered)
@@ -492,104 +489,6 @@ async def _commits_held(consumer: ConsumerT) -> AsyncIterator[None]:
         if consumer._commit_fut is held:  # type: ignore[attr-defined]
             consumer._commit_fut = None  # type: ignore[attr-defined]
         held.cancel()
-
-
-async def _batches(
-    app: faust.App, stream: faust.StreamT, max_: int, within: float
-) -> AsyncIterator[Sequence[EventT]]:
-    """Micro-batches of the agent's events: at most ``max_``, waiting at most ``within`` s to fill.
-
-    Reads the queue the conductor fills for the agent's channel, in place of
-    ``Stream.take_events``, which passes every event through the stream's iterator and processors
-    and a background task. What the stream did that matters is done here: events fetched before a
-    rebalance are left out (:func:`_current`), and the others are tracked as pending acks, so that
-    Faust's commits and its wait for in-flight events on a rebalance still see them; each batch
-    marks its partitions as processing (the monitor's inbound time, which Faust's stall check
-    reads). Nothing is acked here: the :class:`Emitter` acks each event once its outputs are
-    delivered.
-    """
-    queue = aiter(stream.channel).queue  # registers the channel with the conductor, as the stream does
-    track = app.consumer.track_message
-    inbound = app.monitor.stream_inbound_time
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            batch = [await queue.get()]
-            deadline = loop.time() + within
-            while len(batch) < max_:
-                if not queue.empty():
-                    batch.append(queue.get_nowait())
-                    continue
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(queue.get(), remaining))
-                except TimeoutError:
-                    break
-        except StopAsyncIteration:  # the actor is told to stop (Faust throws this into its channel)
-            return  # what was taken is neither tracked nor acked: it is read again on restart
-        fresh = _current(app, batch)
-        for event in fresh:
-            if not event.message.tracked:
-                event.message.tracked = True
-                track(event.message)
-        now = time.monotonic()
-        for tp in {e.message.tp for e in fresh}:
-            inbound[tp] = now
-        yield fresh
-
-
-class _DirectDrain(FaustConsumer):
-    """Faust's consumer, handing each fetched message to the conductor with a plain ``await``.
-
-    faust-streaming (0.15) delivers every message through ``wait_first(callback, suspend_flow)``:
-    two tasks and a wait per message, the largest per-event cost of the worker. Here the suspension
-    is checked before each message instead, and a delivery cut short by a rebalance (the conductor's
-    pending put into a cleared queue is cancelled) skips that message, as Faust's does.
-    """
-
-    async def _drain_messages(self, fetcher: ServiceT) -> None:
-        callback, getmany = self.callback, self.getmany
-        get_read_offset, set_read_offset = self._read_offset.__getitem__, self._read_offset.__setitem__
-        suspended = self.suspend_flow.is_set
-        acks_enabled_for = self.app.topics.acks_enabled_for
-        task = asyncio.current_task()
-        assert task is not None
-        since_yield = 0
-        try:
-            while not (self._stopped.is_set() or fetcher._stopped.is_set()):  # type: ignore[attr-defined]
-                self.diag.set_flag(CONSUMER_FETCHING)
-                fetched = getmany(timeout=1.0)
-                await asyncio.sleep(0)
-                if self.should_stop:
-                    continue
-                async for tp, message in fetched:
-                    since_yield += 1
-                    if since_yield > 100:
-                        await asyncio.sleep(0)
-                        since_yield = 0
-                    offset, read = message.offset, get_read_offset(tp)
-                    if read is not None and offset < read:
-                        continue
-                    if read and offset - read > 1 and acks_enabled_for(message.topic):
-                        await self._add_gap(tp, read + 1, offset)
-                    if self._commit_every is not None and self._n_acked >= self._commit_every:
-                        self._n_acked = 0
-                        await self.commit()
-                    if not suspended():
-                        try:
-                            await callback(message)
-                        except asyncio.CancelledError:
-                            if task.cancelling():
-                                raise
-                    set_read_offset(tp, offset)
-                self.diag.unset_flag(CONSUMER_FETCHING)
-        except (*self.consumer_stopped_errors, asyncio.CancelledError):
-            if not self.transport.app.should_stop:
-                raise
-        finally:
-            self.diag.unset_flag(CONSUMER_FETCHING)
 
 
 def _current(app: faust.App, batch: Sequence[EventT]) -> Sequence[EventT]:
