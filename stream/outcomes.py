@@ -116,13 +116,13 @@ class Join:
             self._store(partition, event_id, {"p": partition, "t": now, "y": positive})
             return None
         if "r" in entry or "y" in entry:
-            self._count("duplicate")
+            self.count("duplicate")
             return None
         self.table[event_id] = {**entry, "y": positive, "r": now}
         return self._joined(entry["m"], positive, entry["s"])
 
     def _joined(self, model: str, positive: bool, score: float) -> str:
-        self._count("joined")
+        self.count("joined")
         if self.tracker(model).add(positive, score):
             self.metrics.loss_alarms.labels(model).inc()
         return model
@@ -144,11 +144,12 @@ class Join:
             if entry is None or "r" in entry:
                 continue
             if "s" in entry:
-                self._count("expired_predictions")
+                self.count("expired_predictions")
             else:
-                self._count("unmatched")
+                self.count("unmatched")
 
-    def _count(self, what: str) -> None:
+    def count(self, what: str) -> None:
+        """Count an outcome (or an expired prediction) in the totals and the metrics."""
         self.counts[what] += 1
         if what == "expired_predictions":
             self.metrics.expired.inc()
@@ -232,7 +233,7 @@ def create_outcome_app(settings: Settings) -> faust.App:
                 try:
                     outcome = Outcome.model_validate_json(msg.value)
                 except ValidationError as exc:
-                    join._count("invalid")
+                    join.count("invalid")
                     reason = SchemaError(f"outcome does not match the contract: {exc.errors()[0]['msg']}")
                     headers = dead_letter_headers(msg, reason, None)
                     await app.producer.send(settings.dlq_topic, msg.key, msg.value, None, None, headers)
