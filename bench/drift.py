@@ -71,7 +71,8 @@ def _performance(data: tuple) -> tuple[list[int], list[tuple[int, float, float]]
         if tracker.add(y, s):
             alarms.append(i + 1)
         if (i + 1) % 200 == 0:
-            curve.append((i + 1, tracker._accuracy.get(), tracker._log_loss.get()))
+            now = tracker.figures()
+            curve.append((i + 1, now.accuracy, now.log_loss))
     return alarms, curve
 
 

@@ -78,8 +78,15 @@ class PerformanceTracker:
 
     def report(self) -> Performance:
         """The figures over the window; resets the alarm and the count since the last report."""
+        out = self.figures()
+        self._alarm = False
+        self.since_report = 0
+        return out
+
+    def figures(self) -> Performance:
+        """The figures over the window, leaving the alarm and the report count as they are."""
         labels = {y for y, _ in self._pairs}
-        out = Performance(
+        return Performance(
             outcomes=len(self._pairs),
             accuracy=round(self._accuracy.get(), 4),
             roc_auc=round(self._auc.get(), 4) if len(labels) == 2 else None,
@@ -87,9 +94,6 @@ class PerformanceTracker:
             calibration_error=round(calibration_error(self._pairs), 4),
             loss_alarm=self._alarm,
         )
-        self._alarm = False
-        self.since_report = 0
-        return out
 
 
 def _mean_loss(pairs: list[tuple[bool, float]]) -> float:
