@@ -337,7 +337,7 @@ class EmbeddedKafka:
     def _format(self, java: str, classpath: str, props: Path) -> None:
         cmd = [
             java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-            "--cluster-id", _cluster_id(), "-c", str(props), "--ignore-formatted",
+            f"--cluster-id={_cluster_id()}", "-c", str(props), "--ignore-formatted",
         ]  # fmt: skip
         for name, password in (self.sasl_ssl.users if self.sasl_ssl is not None else {}).items():
             cmd += [
@@ -371,5 +371,11 @@ class EmbeddedKafka:
 
 
 def _cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Drawn again while it begins with ``-`` (one draw in 64), which ``kafka-storage format`` would
+    read as an option, as Kafka's own ``Uuid.randomUuid`` does.
+    """
+    while (cluster_id := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+        pass
+    return cluster_id

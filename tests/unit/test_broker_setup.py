@@ -50,3 +50,16 @@ def test_cli_error_is_one_line(monkeypatch, tmp_path):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("streamscore: error: java not found")
+
+
+def test_cluster_id_never_reads_as_an_option(monkeypatch):
+    """An id drawn with a leading '-' (one in 64) would be taken by kafka-storage for an option."""
+    import uuid
+
+    dash_first = uuid.UUID(bytes=bytes([0xF8]) + bytes(15))  # base64 of 0b111110... starts with '-'
+    plain = uuid.UUID(bytes=bytes([0x10]) + bytes(15))
+    draws = iter([dash_first, dash_first, plain])
+    monkeypatch.setattr(broker.uuid, "uuid4", lambda: next(draws))
+    cluster_id = broker._cluster_id()
+    assert cluster_id == "EAAAAAAAAAAAAAAAAAAAAA"
+    assert len(cluster_id) == 22 and not cluster_id.startswith("-")
