@@ -21,12 +21,12 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from stream.app import prepare_topics
 from stream.broker import free_port
 from stream.demo import _wait_for_group, kafka_at
 from stream.kafka_config import client_config
 from stream.producer import produce
 from stream.settings import Settings
+from stream.topics import prepare_topics
 
 ROOT = Path(__file__).parents[1]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "streamscore.json"

@@ -22,11 +22,11 @@ from datetime import datetime
 import orjson
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaException
 
-from stream.app import prepare_topics
 from stream.broker import EmbeddedKafka
 from stream.kafka_config import Connection, client_config, connect
 from stream.producer import produce
 from stream.settings import Settings
+from stream.topics import prepare_topics
 
 
 @contextlib.contextmanager

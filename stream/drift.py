@@ -32,6 +32,7 @@ import hmac
 import math
 import pickle
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -329,6 +330,13 @@ class DriftMonitor:
             return False
         self._states[partition] = state
         return True
+
+    def own(self, partitions: Iterable[int]) -> None:
+        """Start an empty window for each newly assigned partition that has none, so that a window's
+        share of events counts every partition the worker owns, not only those seen so far."""
+        for p in partitions:
+            if p not in self._states:
+                self._states[p] = self._new_state()
 
     def release(self, partition: int) -> None:
         """Forget a partition this worker no longer owns."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 from prometheus_client import (
     CollectorRegistry,
@@ -16,9 +16,7 @@ from prometheus_client import (
 
 from stream.contracts import ModelCard
 from stream.drift import Report
-from stream.kafka_config import Connection
-from stream.lag import LagCollector
-from stream.pipeline import BatchResult, Record
+from stream.pipeline import BatchResult
 
 disable_created_metrics()  # *_created series only add noise to every scrape
 
@@ -100,10 +98,6 @@ class WorkerMetrics:
         ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
         PlatformCollector(registry=r)
 
-    def watch_lag(self, kafka: Connection, group: str, topic: str) -> None:
-        """Add the exact lag of the worker's own group on its input topic, read at each scrape."""
-        self.registry.register(LagCollector(kafka, [group], [topic]))
-
     def set_model(self, card: ModelCard) -> None:
         self.model.clear()
         self.model.labels(card.name, card.version, card.sha256).set(1)
@@ -119,11 +113,8 @@ class WorkerMetrics:
         for latency in result.latencies:
             observe(latency)
 
-    def count_delivered(self, records: Sequence[Record]) -> None:
-        """Count a batch's records once the broker has acknowledged them."""
-        by_topic: dict[str, int] = {}
-        for record in records:
-            by_topic[record.topic] = by_topic.get(record.topic, 0) + 1
+    def count_delivered(self, by_topic: Mapping[str, int]) -> None:
+        """Count records, by topic, once the broker has acknowledged them (or their transaction)."""
         for topic, n in by_topic.items():
             self.delivered.labels(topic).inc(n)
 

@@ -28,7 +28,6 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import ValidationError
 
-from stream.app import prepare_topics
 from stream.contracts import Outcome
 from stream.errors import ConfigError, SchemaError
 from stream.health import Health
@@ -37,6 +36,7 @@ from stream.kafka_config import faust_broker
 from stream.performance import PerformanceTracker
 from stream.pipeline import dead_letter_headers
 from stream.settings import Settings
+from stream.topics import prepare_topics
 
 log = logging.getLogger("streamscore.outcomes")
 

@@ -8,6 +8,7 @@ frozen once read.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -125,6 +126,24 @@ class Settings(BaseSettings):
         description="With latest: look for a new highest version this often, in seconds, and serve it once "
         "it passes every start-up check (0: never).",
     )
+    instance_id: str = Field(
+        default_factory=socket.gethostname,
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="This worker's name, unique in its group and stable across its restarts: its client id "
+        "and, exactly once, its transactional id (<app_id>-<instance_id>). Default: the host name.",
+    )
+    commit_interval_ms: float = Field(
+        100.0,
+        ge=1,
+        le=60_000,
+        description="How often the outputs and offsets of the batches scored so far are committed, in ms.",
+    )
+    transaction_timeout_s: int = Field(
+        60, ge=1, le=900, description="Exactly once: the broker aborts a transaction left open this long."
+    )
+    linger_ms: float = Field(
+        5.0, ge=0, le=1_000, description="Longest the producer waits to fill a batch of records, in ms."
+    )
     batch_size: int = Field(64, ge=1, le=4096, description="Most events scored in one run.")
     batch_max_wait_ms: float = Field(
         10.0, gt=0, le=10_000, description="Longest a batch waits to fill, in milliseconds."
@@ -191,6 +210,7 @@ def settings_rows() -> list[tuple[str, str, str]]:
         var = name.upper() if name.startswith("kafka_") else f"STREAMSCORE_{name.upper()}"
         default = "(a development key: set it)" if isinstance(info.default, SecretStr) else str(info.default)
         default = "(unset)" if info.default is None else default
+        default = "(the host name)" if info.default_factory is socket.gethostname else default
         rows.append((var, default, info.description or ""))
     return rows
 

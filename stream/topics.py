@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import NewTopic
 
-from stream.kafka_config import Connection, connect
+from stream.errors import ConfigError
+from stream.kafka_config import Connection, client_config, connect
+from stream.settings import Settings
 
 
 def ensure_topics(
@@ -36,3 +38,27 @@ def ensure_topics(
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
     return created
+
+
+def prepare_topics(settings: Settings) -> int:
+    """Create missing topics; all share the input's partition count. Return that count."""
+    kafka = client_config(settings)
+    names = [settings.input_topic, settings.prediction_topic, settings.provenance_topic, settings.dlq_topic]
+    names += [settings.outcome_topic] if settings.outcome_topic else []
+    existing = connect(kafka)[1].topics
+    counts = {n: len(existing[n].partitions) for n in names if n in existing}
+    partitions = counts.get(settings.input_topic, settings.partitions)
+    wrong = {n: c for n, c in counts.items() if c != partitions}
+    if wrong:
+        raise ConfigError(
+            f"topics {wrong} do not have the {partitions} partitions of input topic "
+            f"{settings.input_topic!r}: outputs share the input's partitions so that keys keep their "
+            "order, and provenance and outcomes (both keyed by event_id) land in matching partitions; "
+            "recreate them or choose other topic names"
+        )
+    ensure_topics(
+        kafka,
+        {n: partitions for n in names} | {settings.drift_topic: 1},
+        replication_factor=settings.replication_factor,
+    )
+    return partitions

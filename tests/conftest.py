@@ -221,6 +221,7 @@ def start_worker(kafka_bootstrap: str, worker_topics: WorkerTopics, unique_name,
             "STREAMSCORE_MODEL_DIR": str(MODELS),
             "STREAMSCORE_DATA_DIR": str(tmp_path / f"worker{len(workers)}"),
             "STREAMSCORE_METRICS_PORT": "0",
+            "STREAMSCORE_INSTANCE_ID": f"worker{len(workers)}",
         }
         env.update({f"STREAMSCORE_{k.upper()}": str(v) for k, v in settings.items()})
         worker = WorkerProcess(env, tmp_path / f"worker{len(workers)}.log", command).start()

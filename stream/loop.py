@@ -1,0 +1,377 @@
+"""The hot loop: consume a batch, score it, produce its records, commit. One thread, top to bottom.
+
+A confluent-kafka consumer reads the input topic in batches of at most ``batch_size`` messages,
+waiting at most ``batch_max_wait_ms``; :class:`~stream.pipeline.Pipeline` turns each batch into
+records (predictions, provenance, dead letters) that one producer sends. Offsets are committed
+every ``commit_interval_ms``, on a rebalance and at shutdown, and only ever for batches whose
+records are safe:
+
+- **at least once**: the producer is flushed first, so every record of every batch up to the
+  offsets committed has been acknowledged by the broker (``acks=all``, idempotent). A failed
+  delivery ends the process before anything more is committed: a restart scores those events
+  again.
+- **exactly once** (KIP-447): one transactional producer per process. A transaction holds the
+  records of every batch since the last commit and, through ``send_offsets_to_transaction`` with
+  the consumer's group metadata, their input offsets; it commits or aborts as one. The group
+  generation fences a zombie: a worker that lost its partitions cannot commit offsets for them.
+  An abortable error aborts the transaction and rewinds the consumer to the committed offsets.
+
+Rebalance callbacks run inside ``consume`` on this same thread, so they see no half-done batch:
+partitions are revoked only after their records and offsets are committed (or, when they were
+lost, the open transaction is aborted). The loop also runs the side work that must not overlap a
+batch: drift updates, reports and state saves, adopting a reloaded model's card, the stats line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from stream.drift_reports import DriftReporter
+from stream.health import Health
+from stream.kafka_config import client_config
+from stream.metrics import WorkerMetrics
+from stream.pipeline import BatchResult, Pipeline
+from stream.settings import Settings
+from stream.stats import Stats
+
+log = logging.getLogger("streamscore.worker")
+EXIT_FATAL = 70
+STATS_EVERY_S = 5.0
+DRIFT_SAVE_EVERY_S = 10.0
+#: errors of a consumed message that no retry will cure: the worker stops and says what to fix
+_FATAL_CONSUME = {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED}
+
+
+def consumer_config(settings: Settings) -> dict[str, object]:
+    """The input consumer: manual commits, committed reads only, the worker's group."""
+    return client_config(
+        settings,
+        **{
+            "group.id": settings.app_id,
+            "client.id": f"{settings.app_id}-{settings.instance_id}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed",
+            # small per-partition fetches interleave the partitions of a backlog in each batch (drift
+            # windows span every owned partition) at no cost in throughput (see bench)
+            "max.partition.fetch.bytes": 64 * 1024,
+            "session.timeout.ms": int(settings.session_timeout_s * 1000),
+            "heartbeat.interval.ms": int(settings.session_timeout_s * 1000 / 3),
+            "log_level": 3,
+        },
+    )
+
+
+def producer_config(
+    settings: Settings, on_failed: Callable[[KafkaError, Message], None]
+) -> dict[str, object]:
+    """The output producer: idempotent, every replica's ack, Java's partitioner for keyed provenance."""
+    config = client_config(
+        settings,
+        **{
+            "client.id": f"{settings.app_id}-{settings.instance_id}",
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": settings.linger_ms,
+            "batch.size": 256 * 1024,
+            "partitioner": "murmur2_random",  # provenance keyed by event_id lands where outcomes do
+            "delivery.report.only.error": True,
+            "on_delivery": on_failed,
+            "log_level": 3,
+        },
+    )
+    if settings.processing_guarantee == "exactly_once":
+        config["transactional.id"] = f"{settings.app_id}-{settings.instance_id}"
+        config["transaction.timeout.ms"] = settings.transaction_timeout_s * 1000
+    return config
+
+
+@dataclass
+class ScoringLoop:
+    """Consumes, scores, produces and commits on one thread until :meth:`stop`."""
+
+    settings: Settings
+    pipeline: Pipeline
+    metrics: WorkerMetrics
+    health: Health
+    drift: DriftReporter | None = None
+    stats: Stats = field(default_factory=Stats)
+
+    def __post_init__(self) -> None:
+        self.exactly_once = self.settings.processing_guarantee == "exactly_once"
+        self.consumer = Consumer(consumer_config(self.settings))
+        self.producer = Producer(producer_config(self.settings, self._on_failed))
+        self._stopping = threading.Event()
+        self._pending: dict[int, int] = {}  # input partition -> next offset, not yet committed
+        self._unconfirmed: dict[str, int] = {}  # topic -> records produced since the last commit
+        self._in_transaction = False
+        self._failed: list[str] = []
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """The thread's body. Any error it does not handle ends the process without committing."""
+        try:
+            self._run()
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() == KafkaError._FENCED:
+                fatal(
+                    f"transactional id {self.settings.app_id}-{self.settings.instance_id} was taken over by "
+                    "another worker: give each worker its own STREAMSCORE_INSTANCE_ID (a restarted worker "
+                    "fences its earlier self this way); exiting without committing"
+                )
+            fatal(f"scoring loop failed: {error.str()}; exiting without committing")
+        except Exception as exc:  # a bug: nothing more is committed
+            fatal(f"scoring loop failed: {exc!r}; exiting without committing")
+
+    def _run(self) -> None:
+        settings = self.settings
+        topic = settings.input_topic
+        batch_size, wait = settings.batch_size, settings.batch_max_wait_ms / 1000.0
+        commit_every = settings.commit_interval_ms / 1000.0
+        if self.exactly_once:
+            self.producer.init_transactions(settings.transaction_timeout_s)
+        self.consumer.subscribe(
+            [topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        consume, process = self.consumer.consume, self.pipeline.process
+        next_commit = next_stats = time.monotonic()
+        next_save = next_commit + DRIFT_SAVE_EVERY_S
+        while not self._stopping.is_set():
+            messages = consume(batch_size, wait)
+            self.health.tick()
+            batch = [m for m in messages if m.error() is None] if messages else messages
+            if len(batch) != len(messages):
+                self._consume_errors(messages)
+            if batch:
+                started = time.perf_counter()
+                result = process(_inbound(batch))  # TEMP until the pipeline reads Message
+                self.metrics.observe(len(batch), result, time.perf_counter() - started)
+                self._produce(result)
+                for m in batch:
+                    self._pending[m.partition()] = m.offset() + 1
+                if self.drift is not None:
+                    if self.drift.card is not self.pipeline.model.card:  # a reloaded model
+                        self.drift.use_model(self.pipeline.model.card)
+                    self.drift.update(result)
+                self.stats.add(result)
+            now = time.monotonic()
+            if now >= next_commit:
+                self.commit()
+                next_commit = now + commit_every
+            if now >= next_stats:
+                self._log_stats()
+                next_stats = now + STATS_EVERY_S
+            if self.drift is not None and now >= next_save:
+                self.drift.save(self.drift.monitor.owned())
+                next_save = now + DRIFT_SAVE_EVERY_S
+        self._shutdown()
+
+    def _produce(self, result: BatchResult) -> None:
+        """Hand every record of a batch to the producer (inside the open transaction, exactly once)."""
+        self._begin()
+        produce = self.producer.produce
+        for r in result.records:
+            partition = -1 if r.partition is None else r.partition
+            while True:
+                try:
+                    produce(r.topic, r.value, r.key, partition, headers=r.headers)
+                    break
+                except BufferError:  # the local queue is full: serve delivery reports, then retry
+                    self.producer.poll(0.05)
+                    self.health.tick()
+        self.producer.poll(0)
+        topics = self.settings
+        dead = sum(result.dead_letters.values())
+        self._count(topics.prediction_topic, result.scored)
+        self._count(topics.provenance_topic, result.scored)
+        self._count(topics.dlq_topic, dead)
+
+    def send(self, topic: str, value: bytes) -> None:
+        """Produce one side record (a drift report) with the batch's records, in its transaction."""
+        self._begin()
+        self.producer.produce(topic, value)
+        self._count(topic, 1)
+
+    def _begin(self) -> None:
+        if self.exactly_once and not self._in_transaction:
+            self.producer.begin_transaction()
+            self._in_transaction = True
+
+    def _count(self, topic: str, n: int) -> None:
+        if n:
+            self._unconfirmed[topic] = self._unconfirmed.get(topic, 0) + n
+
+    # -- commits -------------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Make the records produced so far and their input offsets durable, together."""
+        if self.exactly_once:
+            self._commit_transaction()
+        else:
+            self._flush()
+            self._commit_offsets()
+
+    def _commit_offsets(self) -> None:
+        if not self._pending:
+            return
+        offsets = [TopicPartition(self.settings.input_topic, p, o) for p, o in self._pending.items()]
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except (
+            KafkaException
+        ) as exc:  # e.g. a rebalance under way: the new owner re-reads from the last commit
+            log.warning("offsets %s not committed: %s", self._describe(offsets), exc.args[0])
+        self._pending.clear()
+        self._confirmed()
+
+    def _commit_transaction(self) -> None:
+        if not self._in_transaction:
+            return
+        offsets = [TopicPartition(self.settings.input_topic, p, o) for p, o in self._pending.items()]
+        timeout = self.settings.transaction_timeout_s
+        try:
+            if offsets:
+                self.producer.send_offsets_to_transaction(
+                    offsets, self.consumer.consumer_group_metadata(), timeout
+                )
+            self.producer.commit_transaction(timeout)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if not error.txn_requires_abort():
+                raise
+            log.warning(
+                "transaction with offsets %s aborted: %s; reading again from the committed offsets",
+                self._describe(offsets),
+                error,
+            )
+            self._abort()
+            return
+        finally:
+            self._pending.clear()
+        self._in_transaction = False
+        self._confirmed()
+
+    def _abort(self) -> None:
+        """Abort the open transaction and rewind every owned partition to its committed offset."""
+        self._in_transaction = False
+        self._pending.clear()
+        self._unconfirmed.clear()
+        self.producer.abort_transaction(self.settings.transaction_timeout_s)
+        assignment = self.consumer.assignment()
+        if assignment:
+            for tp in self.consumer.committed(assignment, timeout=self.settings.transaction_timeout_s):
+                if tp.offset < 0:  # nothing committed yet: from the start, as auto.offset.reset says
+                    tp.offset = OFFSET_BEGINNING
+                self.consumer.seek(tp)
+
+    def _flush(self) -> None:
+        """Wait until the broker has every produced record; a failed delivery ends the process."""
+        while self.producer.flush(1.0):
+            self.health.tick()  # the broker may be away for a while: the producer keeps retrying
+            if self._failed:
+                break
+        if self._failed:
+            fatal(f"records not delivered ({self._failed[0]}); exiting without committing")
+
+    def _on_failed(self, error: KafkaError, message: Message) -> None:
+        """Delivery report of a record the broker did not take (only failures are reported)."""
+        self._failed.append(f"{message.topic()}[{message.partition()}]: {error}")
+
+    def _confirmed(self) -> None:
+        self.metrics.count_delivered(self._unconfirmed)
+        self._unconfirmed = {}
+
+    # -- rebalances (called inside consume, on this thread) --------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        owned = sorted(tp.partition for tp in partitions)
+        if self.drift is not None:
+            self.drift.restore(owned)
+        self.health.partitions = owned
+        log.info("assigned partitions %s of %s", owned, self.settings.input_topic)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.health.partitions = []
+        self.commit()  # the records and offsets of everything scored so far, before the partitions go
+        if self.drift is not None:
+            self.drift.save([tp.partition for tp in partitions])
+        log.info("revoked partitions %s", sorted(tp.partition for tp in partitions))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions taken away without a revoke (the session timed out): commit nothing for them."""
+        self.health.partitions = []
+        if self.exactly_once and self._in_transaction:
+            self._abort()
+        else:
+            self._flush()
+            self._pending.clear()
+        log.warning("lost partitions %s: their new owner scores from the last commit", partitions)
+
+    # -- edges -------------------------------------------------------------------------------
+
+    def _consume_errors(self, messages: Sequence[Message]) -> None:
+        for m in messages:
+            error = m.error()
+            if error is None:
+                continue
+            if error.fatal() or error.code() in _FATAL_CONSUME:
+                fatal(f"cannot read {self.settings.input_topic!r}: {error.str()}")
+            log.warning("consumer: %s", error.str())
+
+    def _log_stats(self) -> None:
+        report = self.stats.line()
+        if report:
+            log.info(report[0], extra=report[1])
+
+    def _describe(self, offsets: Sequence[TopicPartition]) -> str:
+        return ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in offsets) or "none"
+
+    def stop(self) -> None:
+        """Finish the batch in hand, commit, and leave the group."""
+        self._stopping.set()
+
+    def _shutdown(self) -> None:
+        self.consumer.close()  # revokes (so commits and saves drift state), then leaves the group
+        self.commit()
+        self.producer.flush(10.0)
+        if self.drift is not None:
+            self.drift.close()
+        self._log_stats()
+
+
+def fatal(message: str) -> None:
+    """Log ``message`` and end the process at once, committing nothing more."""
+    log.critical(message)
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(EXIT_FATAL)
+
+
+def _inbound(batch):  # TEMP
+    from stream.pipeline import InboundMessage
+
+    return [
+        InboundMessage(
+            m.value(), m.key(), m.topic(), m.partition(), m.offset(), m.timestamp()[1] / 1000, m.headers()
+        )
+        for m in batch
+    ]
