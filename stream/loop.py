@@ -54,8 +54,15 @@ log = logging.getLogger("streamscore.worker")
 EXIT_FATAL = 70
 STATS_EVERY_S = 5.0
 DRIFT_SAVE_EVERY_S = 10.0
-#: errors of a consumed message that no retry will cure: the worker stops and says what to fix
-_FATAL_CONSUME = {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED}
+#: consumer errors that no retry will cure: the worker stops and says what to fix
+_FATAL_CONSUME = {
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: "the worker's principal needs READ and DESCRIBE on topic {topic}",
+    KafkaError.GROUP_AUTHORIZATION_FAILED: "the worker's principal needs READ on group {group}",
+    KafkaError.INCONSISTENT_GROUP_PROTOCOL: (
+        "group {group} has members that speak another assignment protocol (workers of a version on "
+        "Faust's own consumer?): stop every worker of the previous version first, then start this one"
+    ),
+}
 
 
 def consumer_config(settings: Settings) -> dict[str, object]:
@@ -333,8 +340,13 @@ class ScoringLoop:
             error = m.error()
             if error is None:
                 continue
-            if error.fatal() or error.code() in _FATAL_CONSUME:
-                fatal(f"cannot read {self.settings.input_topic!r}: {error.str()}")
+            hint = _FATAL_CONSUME.get(error.code())
+            if hint or error.fatal():
+                where = {"topic": self.settings.input_topic, "group": self.settings.app_id}
+                fatal(
+                    f"cannot consume {where['topic']!r}: {error.str()}"
+                    + (f": {hint.format(**where)}" if hint else "")
+                )
             log.warning("consumer: %s", error.str())
 
     def _log_stats(self) -> None:

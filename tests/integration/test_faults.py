@@ -108,7 +108,7 @@ def test_sigkill_restart(kafka_bootstrap, topics, start_worker, results, guarant
     """SIGKILL at seeded random points under load, restart each time: nothing lost (EOS: no duplicate)."""
     t, rng, kills = topics(), random.Random(31), size(1, 4)
     began = time.monotonic()
-    worker = start_worker(processing_guarantee=guarantee)
+    worker = start_worker(processing_guarantee=guarantee, instance_id="restarted")
     load = Load(kafka_bootstrap, t.input, RATE, seed=31)
     faults, seen = [], 0
     for _ in range(kills):
@@ -118,7 +118,8 @@ def test_sigkill_restart(kafka_bootstrap, topics, start_worker, results, guarant
         faults.append(time.time())
         worker.proc.wait(10)
         seen = written(kafka_bootstrap, *_outputs(t))
-        worker = start_worker(processing_guarantee=guarantee)  # at once, as a supervisor would
+        # at once and under the same name, as a supervisor would: it fences its predecessor
+        worker = start_worker(processing_guarantee=guarantee, instance_id="restarted")
     wait_written(kafka_bootstrap, _outputs(t), seen + 1, worker, 60)
     time.sleep(3)
     inputs = load.stop()
@@ -146,7 +147,7 @@ def test_sigterm_commits_and_exits(kafka_bootstrap, topics, start_worker, result
     """SIGTERM under load: the worker exits within a bound, having committed what it emitted."""
     t = topics()
     began = time.monotonic()
-    worker = start_worker(processing_guarantee=guarantee)
+    worker = start_worker(processing_guarantee=guarantee, instance_id="restarted")
     load = Load(kafka_bootstrap, t.input, RATE, seed=41)
     wait_written(kafka_bootstrap, _outputs(t), 1, worker, 60)
     time.sleep(size(3, 10))
@@ -156,7 +157,7 @@ def test_sigterm_commits_and_exits(kafka_bootstrap, topics, start_worker, result
     shutdown_s = round(time.time() - fault, 2)
     code = worker.proc.returncode
     restarted_at = time.time()
-    worker = start_worker(processing_guarantee=guarantee)
+    worker = start_worker(processing_guarantee=guarantee, instance_id="restarted")
     wait_written(kafka_bootstrap, _outputs(t), written(kafka_bootstrap, *_outputs(t)) + 1, worker, 60)
     time.sleep(3)
     inputs = load.stop()
@@ -268,6 +269,47 @@ def test_scale_out_and_in(kafka_bootstrap, topics, start_worker, results, guaran
     assert first.proc.poll() is None, first.output()[-3000:]
 
 
+@pytest.mark.parametrize("guarantee", BOTH_SHORT)
+def test_zombie_is_fenced(kafka_bootstrap, topics, start_worker, results, guarantee):
+    """Two workers under load; one freezes (SIGSTOP) past the session timeout, the group hands its
+    partitions to the other, then it wakes (SIGCONT): what it had not committed is dropped (exactly
+    once: its transaction aborts, fenced by the group generation), nothing is lost or, exactly once,
+    scored twice."""
+    t, session_s = topics(6), 6
+    began = time.monotonic()
+    first = start_worker(processing_guarantee=guarantee, session_timeout_s=session_s)
+    zombie = start_worker(processing_guarantee=guarantee, session_timeout_s=session_s)
+    load = Load(kafka_bootstrap, t.input, RATE, seed=91)
+    _wait_assigned(first, zombie)
+    wait_written(kafka_bootstrap, _outputs(t), 1, first, 60)
+    time.sleep(size(3, 10))
+    zombie.proc.send_signal(signal.SIGSTOP)
+    frozen = time.time()
+    time.sleep(session_s + 6)  # the group has moved on without it
+    zombie.proc.send_signal(signal.SIGCONT)
+    woke = time.time()
+    time.sleep(size(6, 15))
+    inputs = load.stop()
+    outputs = collect(kafka_bootstrap, t, inputs, read_committed=guarantee == EOS)
+    ledger = account(inputs, outputs)
+    recs = {"frozen": recovery(outputs, frozen), "woke": recovery(outputs, woke)}
+    print(f"zombie ({guarantee}): {ledger}; {recs}")
+    _check(ledger, guarantee)
+    assert re.search(r"lost partitions|aborted", zombie.output()), zombie.output()[-3000:]
+    for w in (first, zombie):
+        assert w.proc.poll() is None, w.output()[-3000:]
+    results.append(
+        _row(
+            "zombie: SIGSTOP past the session timeout, SIGCONT",
+            guarantee,
+            ledger,
+            recs["frozen"]["live_s"],
+            began,
+            recs,
+        )
+    )
+
+
 def _set_quota(bootstrap: str, client_id: str, byte_rate: int) -> None:
     """``producer_byte_rate`` for one client id, with Kafka's own ConfigCommand (confluent-kafka has no
     client-quota admin call)."""
@@ -293,11 +335,12 @@ def _set_quota(bootstrap: str, client_id: str, byte_rate: int) -> None:
 def test_slow_downstream_and_burst(kafka_bootstrap, topics, start_worker, unique_name, results):
     """A producer quota on the worker and a burst of 10x the steady rate: the backlog waits in Kafka,
     the worker's memory stays bounded, nothing is lost."""
-    t, client_id, steady = topics(), unique_name("quota"), 200
+    t, group, steady = topics(), unique_name("quota"), 200
+    client_id = f"{group}-throttled"  # the worker's client id: <app_id>-<instance_id>
     quota = 400_000  # bytes/s, about 350 events/s of predictions and provenance (2.3 MB/s unthrottled)
     began = time.monotonic()
     _set_quota(kafka_bootstrap, client_id, quota)
-    worker = start_worker(env={"BROKER_CLIENT_ID": client_id})  # Faust's own variable for its client id
+    worker = start_worker(app_id=group, instance_id="throttled")
     rss = RssSampler()
     rss.watch(worker.proc.pid)
     _wait_assigned(worker)
