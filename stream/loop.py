@@ -277,13 +277,14 @@ class ScoringLoop:
         self._in_transaction = False
         self._confirmed()
 
-    def _abort(self) -> None:
-        """Abort the open transaction and rewind every owned partition to its committed offset."""
+    def _abort(self, rewind: bool = True) -> None:
+        """Abort the open transaction; with ``rewind``, read every owned partition again from its
+        committed offset (partitions being lost are read again by their next owner instead)."""
         self._in_transaction = False
         self._pending.clear()
         self._unconfirmed.clear()
         self.producer.abort_transaction(self.settings.transaction_timeout_s)
-        assignment = self.consumer.assignment()
+        assignment = self.consumer.assignment() if rewind else []
         if assignment:
             for tp in self.consumer.committed(assignment, timeout=self.settings.transaction_timeout_s):
                 if tp.offset < 0:  # nothing committed yet: from the start, as auto.offset.reset says
@@ -327,11 +328,13 @@ class ScoringLoop:
         """Partitions taken away without a revoke (the session timed out): commit nothing for them."""
         self.health.partitions = []
         if self.exactly_once and self._in_transaction:
-            self._abort()
+            self._abort(rewind=False)
         else:
             self._flush()
             self._pending.clear()
-        log.warning("lost partitions %s: their new owner scores from the last commit", partitions)
+            self._confirmed()
+        owned = sorted(tp.partition for tp in partitions)
+        log.warning("lost partitions %s: their new owner scores them from the last commit", owned)
 
     # -- edges -------------------------------------------------------------------------------
 
