@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -117,8 +117,10 @@ class Pipeline:
         max_message_bytes: int,
         max_features: int = MAX_FEATURES,
         max_string_length: int = MAX_STRING_LENGTH,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.topics = topics
+        self._clock = clock  # epoch seconds: every timestamp the pipeline writes
         self._key = pii_key
         self._max_bytes = max_message_bytes
         self._max_features, self._max_string = max_features, max_string_length
@@ -155,7 +157,7 @@ class Pipeline:
         )
 
     def process(self, batch: Sequence[Inbound]) -> BatchResult:
-        received_at = _now()
+        received_at = self._now()
         result = BatchResult()
         scoring = self._scoring  # the model of this whole batch, whatever swap() does meanwhile
         row_of = scoring.reader.row
@@ -179,7 +181,7 @@ class Pipeline:
         scores = self._score(scoring.model, x)
 
         # 3. records
-        scored_at = _now()
+        scored_at = self._now()
         predictions, provenance = self.topics.predictions, self.topics.provenance
         threshold, labels, model, scorer = scoring.threshold, scoring.labels, scoring.ref, self._scorer
         for i, (msg, event) in enumerate(valid):
@@ -236,7 +238,7 @@ class Pipeline:
                             "occurred_at": occurred_at,
                             "received_at": received_at,
                             "scored_at": scored_at,
-                            "emitted_at": _now(),
+                            "emitted_at": self._now(),
                         }
                     ),
                     None,
@@ -244,7 +246,7 @@ class Pipeline:
                 )
             )
             result.scored += 1
-        emitted = time.time()
+        emitted = self._clock()
         times = np.array([event.occurred_at.timestamp() for _, event in valid])
         result.latencies = (emitted - times).tolist()
         ok = (scores >= 0.0) & (scores <= 1.0)
@@ -252,6 +254,9 @@ class Pipeline:
         result.partitions = np.array([msg.partition for msg, _ in valid])[ok]
         result.offsets = np.array([msg.offset for msg, _ in valid])[ok]
         return result
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
 
     @staticmethod
     def _score(model: LoadedModel, x: np.ndarray) -> np.ndarray:
@@ -300,7 +305,3 @@ def _headers(headers: Headers | dict[str, bytes] | None) -> Iterable[tuple[str, 
 
 def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
