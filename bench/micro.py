@@ -11,8 +11,9 @@ import numpy as np
 
 from stream.codec import FeatureReader, decode
 from stream.drift import DriftMonitor
+from stream.messages import InboundMessage
 from stream.model import load
-from stream.pipeline import InboundMessage, Pipeline, Topics
+from stream.pipeline import Pipeline, Topics
 from stream.producer import events
 from stream.settings import Settings
 
@@ -46,7 +47,7 @@ def run(quick: bool = False) -> dict[str, object]:
         scorer={"version": "0", "revision": None, "worker_id": "w"},
         max_message_bytes=65_536,
     )
-    batch64 = [InboundMessage(v, b"k", "events", offset=i) for i, v in enumerate(values[:64])]
+    batch64 = [InboundMessage(v, b"k", "events", offset=i, timestamp_ms=0) for i, v in enumerate(values[:64])]
     cycle = itertools.cycle(values)
     rows = itertools.cycle(decoded)
     repeat = 50 if quick else 300

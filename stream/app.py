@@ -35,7 +35,7 @@ import faust
 import orjson
 from confluent_kafka import KafkaException
 from faust.exceptions import ProducerSendError
-from faust.types import TP, ConsumerT, EventT
+from faust.types import TP, ConsumerT, EventT, Message
 
 from stream import __version__, model
 from stream.contracts import ModelCard
@@ -45,8 +45,9 @@ from stream.health import Health
 from stream.health import serve as serve_http
 from stream.kafka_config import client_config, connect, faust_broker
 from stream.logs import logging_config
+from stream.messages import TIMESTAMP_NOT_AVAILABLE, Headers, Record
 from stream.metrics import WorkerMetrics
-from stream.pipeline import BatchResult, Pipeline, Record, Topics
+from stream.pipeline import BatchResult, Pipeline, Topics
 from stream.reload import ModelWatcher
 from stream.settings import Settings
 from stream.state import StateTopic
@@ -177,7 +178,7 @@ def create_app(settings: Settings) -> faust.App:
                 continue
             try:
                 started = time.perf_counter()
-                result = pipeline.process([e.message for e in batch])
+                result = pipeline.process([FaustMessage(e.message) for e in batch])
                 metrics.observe(len(batch), result, time.perf_counter() - started)
                 await emitter.emit(batch, result)
                 if drift is not None:
@@ -364,6 +365,45 @@ class DriftReporter:
 
 def _utc(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+class FaustMessage:
+    """A Faust message read the way the pipeline reads confluent-kafka's (methods, milliseconds)."""
+
+    __slots__ = ("_m",)
+
+    def __init__(self, message: Message) -> None:
+        self._m = message
+
+    def value(self) -> bytes | None:
+        return self._m.value
+
+    def key(self) -> bytes | None:
+        return self._m.key
+
+    def topic(self) -> str:
+        return self._m.topic
+
+    def partition(self) -> int:
+        return self._m.partition
+
+    def offset(self) -> int:
+        return self._m.offset
+
+    def timestamp(self) -> tuple[int, int]:
+        """aiokafka numbers create time 0 and log-append time 1; confluent-kafka 1 and 2, 0 for none."""
+        if self._m.timestamp is None:
+            return (TIMESTAMP_NOT_AVAILABLE, -1)
+        return (self._m.timestamp_type + 1, round(self._m.timestamp * 1000))
+
+    def headers(self) -> Headers | None:
+        headers = self._m.headers
+        if not headers:
+            return None
+        return list(headers.items() if isinstance(headers, dict) else headers)
+
+    def error(self) -> None:
+        return None
 
 
 class Emitter:

@@ -18,7 +18,8 @@ from stream.contracts import ModelCard
 from stream.drift import Report
 from stream.kafka_config import Connection
 from stream.lag import LagCollector
-from stream.pipeline import BatchResult, Record
+from stream.messages import Record
+from stream.pipeline import BatchResult
 
 disable_created_metrics()  # *_created series only add noise to every scrape
 

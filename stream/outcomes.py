@@ -28,7 +28,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import ValidationError
 
-from stream.app import prepare_topics
+from stream.app import FaustMessage, prepare_topics
 from stream.contracts import Outcome
 from stream.errors import ConfigError, SchemaError
 from stream.health import Health
@@ -235,7 +235,7 @@ def create_outcome_app(settings: Settings) -> faust.App:
                 except ValidationError as exc:
                     join.count("invalid")
                     reason = SchemaError(f"outcome does not match the contract: {exc.errors()[0]['msg']}")
-                    headers = dead_letter_headers(msg, reason, None)
+                    headers = dead_letter_headers(FaustMessage(msg), reason, None)
                     await app.producer.send(settings.dlq_topic, msg.key, msg.value, None, None, headers)
                     continue
                 joined = join.outcome(msg.partition, outcome.event_id, outcome.positive, now)

@@ -19,55 +19,16 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
 from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH, FeatureReader, decode, dumps, keyed_hash
 from stream.contracts import Event
 from stream.errors import ModelError, PoisonEvent, ScoreError
+from stream.messages import Headers, Inbound, Record, timestamp_ms
 from stream.model import LoadedModel
-
-Headers = list[tuple[str, bytes]]
-
-
-class Inbound(Protocol):
-    """What the pipeline reads of a consumed message (a Faust ``Message`` satisfies it)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: float  # seconds since the epoch
-    key: bytes | None
-    value: bytes | None
-    headers: Headers | None
-
-
-@dataclass(slots=True)
-class InboundMessage:
-    """A consumed message from any client other than Faust (benchmarks, tests, tools)."""
-
-    value: bytes | None
-    key: bytes | None = None
-    topic: str = ""
-    partition: int = 0
-    offset: int = 0
-    timestamp: float = 0.0
-    headers: Headers | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One message to produce; ``partition`` None lets the producer choose by key."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    partition: int | None
-    source: int  # partition of the input event (its exactly-once transaction)
-    headers: Headers | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +129,7 @@ class Pipeline:
         for msg in batch:
             event = None
             try:
-                event = decode(msg.value, self._max_bytes)
+                event = decode(msg.value(), self._max_bytes)
                 rows.append(row_of(event.features))
                 valid.append((msg, event))
             except PoisonEvent as exc:
@@ -195,7 +156,7 @@ class Pipeline:
             result.records.append(
                 Record(
                     predictions,
-                    msg.key,
+                    msg.key(),
                     dumps(
                         {
                             "event_id": event.event_id,
@@ -209,8 +170,8 @@ class Pipeline:
                             "scored_at": scored_at,
                         }
                     ),
-                    msg.partition,
-                    msg.partition,
+                    msg.partition(),
+                    msg.partition(),
                 )
             )
             row = x[i]
@@ -223,10 +184,10 @@ class Pipeline:
                             "event_id": event.event_id,
                             "score": score,
                             "input": {
-                                "topic": msg.topic,
-                                "partition": msg.partition,
-                                "offset": msg.offset,
-                                "timestamp_ms": _ms(msg.timestamp),
+                                "topic": msg.topic(),
+                                "partition": msg.partition(),
+                                "offset": msg.offset(),
+                                "timestamp_ms": timestamp_ms(msg),
                             },
                             "model": model,
                             "feature_hash": keyed_hash(self._key, row.tobytes()),
@@ -242,7 +203,7 @@ class Pipeline:
                         }
                     ),
                     None,
-                    msg.partition,
+                    msg.partition(),
                 )
             )
             result.scored += 1
@@ -251,8 +212,8 @@ class Pipeline:
         result.latencies = (emitted - times).tolist()
         ok = (scores >= 0.0) & (scores <= 1.0)
         result.features, result.scores, result.times = x[ok], scores[ok], times[ok]
-        result.partitions = np.array([msg.partition for msg, _ in valid])[ok]
-        result.offsets = np.array([msg.offset for msg, _ in valid])[ok]
+        result.partitions = np.array([msg.partition() for msg, _ in valid])[ok]
+        result.offsets = np.array([msg.offset() for msg, _ in valid])[ok]
         return result
 
     def _now(self) -> dt.datetime:
@@ -275,19 +236,25 @@ class Pipeline:
     def _dead_letter(self, result: BatchResult, msg: Inbound, exc: PoisonEvent, event: Event | None) -> None:
         headers = dead_letter_headers(msg, exc, event.event_id if event is not None else None)
         result.records.append(
-            Record(self.topics.dead_letters, msg.key, msg.value, msg.partition, msg.partition, headers)
+            Record(
+                self.topics.dead_letters, msg.key(), msg.value(), msg.partition(), msg.partition(), headers
+            )
         )
         result.dead_letters[exc.stage] = result.dead_letters.get(exc.stage, 0) + 1
 
 
 def dead_letter_headers(msg: Inbound, exc: PoisonEvent, event_id: str | None) -> Headers:
     """The original headers, then Kafka Connect's dead-letter headers describing the failure."""
-    headers: Headers = list(_headers(msg.headers))
+    headers: Headers = list(msg.headers() or ())
     headers += [
-        ("__connect.errors.topic", msg.topic.encode()),
-        ("__connect.errors.partition", str(msg.partition).encode()),
-        ("__connect.errors.offset", str(msg.offset).encode()),
-        ("__connect.errors.timestamp", str(_ms(msg.timestamp)).encode()),
+        ("__connect.errors.topic", (msg.topic() or "").encode()),
+        ("__connect.errors.partition", str(msg.partition()).encode()),
+        ("__connect.errors.offset", str(msg.offset()).encode()),
+    ]
+    ms = timestamp_ms(msg)
+    if ms is not None:
+        headers.append(("__connect.errors.timestamp", str(ms).encode()))
+    headers += [
         ("__connect.errors.exception.class.name", f"stream.errors.{type(exc).__name__}".encode()),
         ("__connect.errors.exception.message", str(exc)[:1000].encode()),
         ("__connect.errors.stage", exc.stage.encode()),
@@ -295,13 +262,3 @@ def dead_letter_headers(msg: Inbound, exc: PoisonEvent, event_id: str | None) ->
     if event_id is not None:
         headers.append(("streamscore.event_id", event_id.encode()))
     return headers
-
-
-def _headers(headers: Headers | dict[str, bytes] | None) -> Iterable[tuple[str, bytes]]:
-    if not headers:
-        return ()
-    return headers.items() if isinstance(headers, dict) else headers
-
-
-def _ms(seconds: float | None) -> int | None:
-    return None if seconds is None else round(seconds * 1000)

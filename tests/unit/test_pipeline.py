@@ -13,15 +13,16 @@ from conftest import MODELS
 
 from stream.codec import keyed_hash
 from stream.contracts import DeadLetter, Prediction, Provenance
+from stream.messages import InboundMessage
 from stream.model import load
-from stream.pipeline import InboundMessage, Pipeline, Topics
+from stream.pipeline import Pipeline, Topics
 from stream.producer import MALFORMED, events
 
 KEY = b"test-key"
 
 
 def Msg(value, key=b"k", offset=0, partition=0, headers=None):
-    return InboundMessage(value, key, "events", partition, offset, 1_800_000_000.0, headers)
+    return InboundMessage(value, key, "events", partition, offset, 1_800_000_000_000, headers)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_valid_batch_scores_like_an_offline_run(pipeline):
     assert [p.score for p in preds] == [float(s) for s in pipeline.model.predict_proba(x)]
     assert [p.event_id for p in preds] == [eid for _, _, eid, _ in batch]
     for r, (msg, *_) in zip([r for r in result.records if r.topic == "predictions"], batch, strict=True):
-        assert r.key == msg.key and r.partition == msg.partition, "keyed and partitioned like the input"
+        assert r.key == msg.key() and r.partition == msg.partition(), "keyed and partitioned like the input"
     assert len(result.latencies) == 64
 
 
@@ -72,7 +73,7 @@ def test_provenance_points_at_exact_input_and_model(pipeline):
     result = pipeline.process([m for m, *_ in batch])
     prov = [Provenance.model_validate_json(r.value) for r in result.records if r.topic == "provenance"]
     for p, (msg, _, eid, features) in zip(prov, batch, strict=True):
-        assert (p.event_id, p.input.partition, p.input.offset) == (eid, msg.partition, msg.offset)
+        assert (p.event_id, p.input.partition, p.input.offset) == (eid, msg.partition(), msg.offset())
         assert p.input.timestamp_ms == 1_800_000_000_000
         assert p.model.sha256 == pipeline.model.card.sha256
         row = np.array([features[n] for n in pipeline.model.feature_names], dtype=np.float32)
@@ -131,7 +132,7 @@ def test_each_malformed_kind_is_dead_lettered_with_its_stage(pipeline, kind):
 )
 def test_feature_reasons_are_readable(pipeline, features_patch, reason):
     ((msg, *_),) = _batch(1)
-    event = orjson.loads(msg.value)
+    event = orjson.loads(msg.value())
     event["features"].update(features_patch)
     result = pipeline.process([Msg(json.dumps(event).encode())])  # stdlib: writes Infinity, big ints
     (record,) = result.records
@@ -171,7 +172,7 @@ GOLDEN_FEATURES = {
     "salary": 103125.48, "commission": 0, "age": 21, "elevel": 2, "car": 8,
     "zipcode": 3, "hvalue": 319768.96, "hyears": 4, "loan": 338349.74,
 }  # fmt: skip
-GOLDEN_TS = 1_795_750_200.125
+GOLDEN_TS = 1_795_750_200_125
 GOLDEN_CLOCK = 1_795_757_400.25
 AT = b'"2026-11-27T05:30:00.250000+00:00"'  # the golden clock
 SHA256 = b"2b0523f04ebffd16e80456348fedb5d72a74708c43874d8a8cda5c381855070d"
