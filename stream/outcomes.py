@@ -35,7 +35,7 @@ from stream.health import Health
 from stream.health import serve as serve_http
 from stream.kafka_config import faust_broker
 from stream.performance import PerformanceTracker
-from stream.pipeline import dead_letter_headers
+from stream.records import dead_letter_headers
 from stream.settings import Settings
 
 log = logging.getLogger("streamscore.outcomes")

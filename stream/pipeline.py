@@ -7,7 +7,7 @@ Kafka and sends what it returns. Per batch, top to bottom:
    becomes a dead letter carrying the original bytes and the reason;
 2. score every valid row in one onnxruntime run (row by row only if that run fails);
 3. build one prediction and one provenance record per scored event, or a dead letter where the
-   model's output is not a probability.
+   model's output is not a probability (:mod:`stream.records`).
 
 Every input yields exactly one prediction (with its provenance) or exactly one dead letter.
 Outputs keep the input's key and partition, so ordering per key holds downstream. The model can be
@@ -24,18 +24,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH, FeatureReader, decode, dumps, keyed_hash
+from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH, FeatureReader, decode
 from stream.contracts import Event
-from stream.errors import ModelError, PoisonEvent, ScoreError
-from stream.messages import Headers, Inbound, Record, timestamp_ms
+from stream.errors import ModelError, PoisonEvent
+from stream.messages import Inbound, Record
 from stream.model import LoadedModel
-
-
-@dataclass(frozen=True, slots=True)
-class Topics:
-    predictions: str
-    provenance: str
-    dead_letters: str
+from stream.records import RecordBuilder, Topics
 
 
 @dataclass(slots=True)
@@ -59,10 +53,7 @@ class _Scoring:
 
     model: LoadedModel
     reader: FeatureReader
-    personal: list[tuple[str, int, bytes]]  # (name, column, hash prefix) of each personal feature
-    threshold: float
-    labels: tuple[str, str]
-    ref: dict[str, str]
+    records: RecordBuilder
 
 
 class Pipeline:
@@ -108,33 +99,40 @@ class Pipeline:
                 f"{model.path.parent} lists {len(card.features)} features, more than the limit of "
                 f"{self._max_features}: raise STREAMSCORE_MAX_FEATURES"
             )
-        return _Scoring(
-            model=model,
-            reader=FeatureReader(card.features, self._max_features, self._max_string),
-            personal=[(f.name, i, f.name.encode() + b"=") for i, f in enumerate(card.features) if f.personal],
+        records = RecordBuilder(
+            self.topics,
+            model={"name": card.name, "version": card.version, "sha256": card.sha256},
             threshold=card.output.threshold,
             labels=(card.output.negative_label, card.output.positive_label),
-            ref={"name": card.name, "version": card.version, "sha256": card.sha256},
+            personal=[(f.name, i) for i, f in enumerate(card.features) if f.personal],
+            pii_key=self._key,
+            scorer=self._scorer,
         )
+        reader = FeatureReader(card.features, self._max_features, self._max_string)
+        return _Scoring(model=model, reader=reader, records=records)
 
     def process(self, batch: Sequence[Inbound]) -> BatchResult:
         received_at = self._now()
         result = BatchResult()
         scoring = self._scoring  # the model of this whole batch, whatever swap() does meanwhile
-        row_of = scoring.reader.row
+        records, row_of = scoring.records, scoring.reader.row
 
         # 1. decode and validate
-        valid: list[tuple[Inbound, Event]] = []
+        msgs: list[Inbound] = []
+        events: list[Event] = []
         rows: list[list[float]] = []
         for msg in batch:
             event = None
             try:
                 event = decode(msg.value(), self._max_bytes)
                 rows.append(row_of(event.features))
-                valid.append((msg, event))
             except PoisonEvent as exc:
-                self._dead_letter(result, msg, exc, event)
-        if not valid:
+                event_id = None if event is None else event.event_id
+                self._dead_letter(result, records.dead_letter(msg, exc, event_id), exc)
+                continue
+            msgs.append(msg)
+            events.append(event)
+        if not events:
             return result
 
         # 2. score
@@ -143,77 +141,19 @@ class Pipeline:
 
         # 3. records
         scored_at = self._now()
-        predictions, provenance = self.topics.predictions, self.topics.provenance
-        threshold, labels, model, scorer = scoring.threshold, scoring.labels, scoring.ref, self._scorer
-        for i, (msg, event) in enumerate(valid):
-            score = float(scores[i])
-            if not 0.0 <= score <= 1.0:
-                self._dead_letter(
-                    result, msg, ScoreError(f"model output {score!r} is not a probability"), event
-                )
-                continue
-            occurred_at = event.occurred_at
-            result.records.append(
-                Record(
-                    predictions,
-                    msg.key(),
-                    dumps(
-                        {
-                            "event_id": event.event_id,
-                            "entity_id": event.entity_id,
-                            "score": score,
-                            "label": labels[score >= threshold],
-                            "threshold": threshold,
-                            "model_name": model["name"],
-                            "model_version": model["version"],
-                            "occurred_at": occurred_at,
-                            "scored_at": scored_at,
-                        }
-                    ),
-                    msg.partition(),
-                    msg.partition(),
-                )
-            )
-            row = x[i]
-            result.records.append(
-                Record(
-                    provenance,
-                    event.event_id.encode(),
-                    dumps(
-                        {
-                            "event_id": event.event_id,
-                            "score": score,
-                            "input": {
-                                "topic": msg.topic(),
-                                "partition": msg.partition(),
-                                "offset": msg.offset(),
-                                "timestamp_ms": timestamp_ms(msg),
-                            },
-                            "model": model,
-                            "feature_hash": keyed_hash(self._key, row.tobytes()),
-                            "personal": {
-                                name: keyed_hash(self._key, prefix + row[j].tobytes())
-                                for name, j, prefix in scoring.personal
-                            },
-                            "scorer": scorer,
-                            "occurred_at": occurred_at,
-                            "received_at": received_at,
-                            "scored_at": scored_at,
-                            "emitted_at": self._now(),
-                        }
-                    ),
-                    None,
-                    msg.partition(),
-                )
-            )
-            result.scored += 1
+        built, result.scored = records.scored(
+            msgs, events, x, scores.tolist(), received_at, scored_at, self._now()
+        )
+        result.records += built
+        if result.scored < len(events):
+            result.dead_letters["score"] = len(events) - result.scored
         emitted = self._clock()
-        times = np.array([event.occurred_at.timestamp() for _, event in valid])
+        times = np.array([event.occurred_at.timestamp() for event in events])
         result.latencies = (emitted - times).tolist()
         ok = (scores >= 0.0) & (scores <= 1.0)
         result.features, result.scores, result.times = x[ok], scores[ok], times[ok]
-        result.partitions = np.array([msg.partition() for msg, _ in valid])[ok]
-        result.offsets = np.array([msg.offset() for msg, _ in valid])[ok]
+        result.partitions = np.array([msg.partition() for msg in msgs])[ok]
+        result.offsets = np.array([msg.offset() for msg in msgs])[ok]
         return result
 
     def _now(self) -> dt.datetime:
@@ -233,32 +173,7 @@ class Pipeline:
                     continue
             return out
 
-    def _dead_letter(self, result: BatchResult, msg: Inbound, exc: PoisonEvent, event: Event | None) -> None:
-        headers = dead_letter_headers(msg, exc, event.event_id if event is not None else None)
-        result.records.append(
-            Record(
-                self.topics.dead_letters, msg.key(), msg.value(), msg.partition(), msg.partition(), headers
-            )
-        )
+    @staticmethod
+    def _dead_letter(result: BatchResult, record: Record, exc: PoisonEvent) -> None:
+        result.records.append(record)
         result.dead_letters[exc.stage] = result.dead_letters.get(exc.stage, 0) + 1
-
-
-def dead_letter_headers(msg: Inbound, exc: PoisonEvent, event_id: str | None) -> Headers:
-    """The original headers, then Kafka Connect's dead-letter headers describing the failure."""
-    headers: Headers = list(msg.headers() or ())
-    headers += [
-        ("__connect.errors.topic", (msg.topic() or "").encode()),
-        ("__connect.errors.partition", str(msg.partition()).encode()),
-        ("__connect.errors.offset", str(msg.offset()).encode()),
-    ]
-    ms = timestamp_ms(msg)
-    if ms is not None:
-        headers.append(("__connect.errors.timestamp", str(ms).encode()))
-    headers += [
-        ("__connect.errors.exception.class.name", f"stream.errors.{type(exc).__name__}".encode()),
-        ("__connect.errors.exception.message", str(exc)[:1000].encode()),
-        ("__connect.errors.stage", exc.stage.encode()),
-    ]
-    if event_id is not None:
-        headers.append(("streamscore.event_id", event_id.encode()))
-    return headers
