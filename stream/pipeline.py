@@ -3,8 +3,8 @@
 Pure and broker-free, so it is unit-tested and benchmarked on its own; ``stream.app`` feeds it from
 Kafka and sends what it returns. Per batch, top to bottom:
 
-1. decode and validate each message (contract, then the card's features); a poison message
-   becomes a dead letter carrying the original bytes and the reason;
+1. decode and validate the messages (contract, in one pydantic call for the batch, then the card's
+   features); a poison message becomes a dead letter carrying the original bytes and the reason;
 2. score every valid row in one onnxruntime run (row by row only if that run fails);
 3. build one prediction and one provenance record per scored event, or a dead letter where the
    model's output is not a probability (:mod:`stream.records`).
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH, FeatureReader, decode
+from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH, BatchDecoder, FeatureReader
 from stream.contracts import Event
 from stream.errors import ModelError, PoisonEvent
 from stream.messages import Inbound, Record
@@ -74,7 +74,7 @@ class Pipeline:
         self.topics = topics
         self._clock = clock  # epoch seconds: every timestamp the pipeline writes
         self._key = pii_key
-        self._max_bytes = max_message_bytes
+        self._decode = BatchDecoder(max_message_bytes)
         self._max_features, self._max_string = max_features, max_string_length
         self._scorer = scorer
         self.scorer_id = str(scorer.get("worker_id"))
@@ -121,14 +121,14 @@ class Pipeline:
         msgs: list[Inbound] = []
         events: list[Event] = []
         rows: list[list[float]] = []
-        for msg in batch:
-            event = None
+        for msg, event in zip(batch, self._decode([msg.value() for msg in batch]), strict=True):
+            if isinstance(event, PoisonEvent):
+                self._dead_letter(result, records.dead_letter(msg, event, None), event)
+                continue
             try:
-                event = decode(msg.value(), self._max_bytes)
                 rows.append(row_of(event.features))
             except PoisonEvent as exc:
-                event_id = None if event is None else event.event_id
-                self._dead_letter(result, records.dead_letter(msg, exc, event_id), exc)
+                self._dead_letter(result, records.dead_letter(msg, exc, event.event_id), exc)
                 continue
             msgs.append(msg)
             events.append(event)
