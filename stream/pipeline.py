@@ -99,15 +99,7 @@ class Pipeline:
                 f"{model.path.parent} lists {len(card.features)} features, more than the limit of "
                 f"{self._max_features}: raise STREAMSCORE_MAX_FEATURES"
             )
-        records = RecordBuilder(
-            self.topics,
-            model={"name": card.name, "version": card.version, "sha256": card.sha256},
-            threshold=card.output.threshold,
-            labels=(card.output.negative_label, card.output.positive_label),
-            personal=[(f.name, i) for i, f in enumerate(card.features) if f.personal],
-            pii_key=self._key,
-            scorer=self._scorer,
-        )
+        records = RecordBuilder.for_card(self.topics, card, pii_key=self._key, scorer=self._scorer)
         reader = FeatureReader(card.features, self._max_features, self._max_string)
         return _Scoring(model=model, reader=reader, records=records)
 

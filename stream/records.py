@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from stream.contracts import Event
+from stream.contracts import Event, ModelCard
 from stream.errors import PoisonEvent, ScoreError
 from stream.messages import Headers, Inbound, Record, timestamp_ms
 
@@ -68,6 +68,21 @@ class RecordBuilder:
             prefixed = self._hasher.copy()
             prefixed.update(name.encode() + b"=")
             self._personal.append((name, column * 4, prefixed))  # byte offset of a float32 column
+
+    @classmethod
+    def for_card(
+        cls, topics: Topics, card: ModelCard, *, pii_key: bytes, scorer: dict[str, str | None]
+    ) -> RecordBuilder:
+        """The builder of the records of the model ``card`` describes."""
+        return cls(
+            topics,
+            model={"name": card.name, "version": card.version, "sha256": card.sha256},
+            threshold=card.output.threshold,
+            labels=(card.output.negative_label, card.output.positive_label),
+            personal=[(f.name, i) for i, f in enumerate(card.features) if f.personal],
+            pii_key=pii_key,
+            scorer=scorer,
+        )
 
     def scored(
         self,
