@@ -94,13 +94,13 @@ def _split(pipeline: Pipeline, batch: list[InboundMessage], repeat: int) -> dict
     )
     values = [m.value() for m in batch]
     events = decoder(values)
-    rows = [reader.row(e.features) for e in events]  # type: ignore[union-attr]
-    x = np.array(rows, dtype=np.float32)
+    features = [e.features for e in events]  # type: ignore[union-attr]
+    x, _ = reader.rows(features)
     scores = model.predict_proba(x).tolist()
     now = dt.datetime.now(dt.UTC)
     stages: dict[str, Callable[[], object]] = {
         "decode_validate": lambda: decoder(values),
-        "features": lambda: np.array([reader.row(e.features) for e in events], dtype=np.float32),  # type: ignore[union-attr]
+        "features": lambda: reader.rows(features),
         "score": lambda: model.predict_proba(x).tolist(),
         "records": lambda: records.scored(batch, events, x, scores, now, now, now),  # type: ignore[arg-type]
     }

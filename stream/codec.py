@@ -15,10 +15,12 @@ read. Each is a :class:`~stream.errors.PoisonEvent` whose message names the boun
 from __future__ import annotations
 
 import hashlib
+import operator
 import secrets
 from collections.abc import Sequence
 from typing import cast
 
+import numpy as np
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
@@ -31,6 +33,9 @@ JSON_MAX_DEPTH = 201
 MAX_FEATURES = 256
 MAX_STRING_LENGTH = 256
 _MISSING = object()
+_NUMBERS = frozenset((int, float))
+_EXACT = 2.0**53
+"""Ints up to this magnitude convert to float64 exactly."""
 
 
 def decode(value: bytes | None, max_bytes: int) -> Event:
@@ -129,7 +134,7 @@ class BatchDecoder:
 class FeatureReader:
     """Checks an event's features against the card and returns them in the card's order."""
 
-    __slots__ = ("_max_features", "_max_string", "_names", "_personal", "_specs")
+    __slots__ = ("_get", "_integers", "_max_features", "_max_string", "_names", "_personal", "_specs")
 
     def __init__(
         self,
@@ -141,6 +146,54 @@ class FeatureReader:
         self._names = frozenset(s.name for s in specs)
         self._personal = frozenset(s.name for s in specs if s.personal)
         self._max_features, self._max_string = max_features, max_string_length
+        names = [s.name for s in specs]
+        get = operator.itemgetter(*names)
+        self._get = get if len(names) > 1 else lambda features: (get(features),)
+        self._integers = [i for i, s in enumerate(specs) if s.type == "integer"]
+
+    def rows(self, batch: Sequence[dict[str, object]]) -> tuple[np.ndarray, list[FeatureError | None]]:
+        """The rows of a batch as float32 in card order, and for each the error refusing it, or None.
+
+        Equal to :meth:`row` for each (a refused event's row is zeros): a row is taken as it is only
+        when ``row`` would take it unchanged (exactly the card's names, each value an int or a float,
+        none beyond 2**53 so that it converts exactly, whole where the card says integer); any other
+        goes through ``row``, which accepts it or says why not.
+        """
+        width, get = len(self._specs), self._get
+        table: list[tuple[object, ...]] = []
+        checked: list[int] = []  # events that go through row()
+        zeros = (0,) * width
+        for i, features in enumerate(batch):
+            values = None
+            if len(features) == width:
+                try:
+                    values = get(features)
+                except KeyError:
+                    pass
+                else:
+                    if not _NUMBERS.issuperset(map(type, values)):
+                        values = None
+            if values is None:
+                checked.append(i)
+                values = zeros
+            table.append(values)
+        try:
+            x = np.array(table, dtype=np.float64).reshape(len(batch), width)
+        except OverflowError:  # an int beyond float64: let row() refuse it
+            x, checked = np.zeros((len(batch), width)), list(range(len(batch)))
+        else:
+            doubtful = ~(np.abs(x) <= _EXACT).all(axis=1)  # NaN too
+            if self._integers:
+                whole = x[:, self._integers]
+                doubtful |= (whole != np.floor(whole)).any(axis=1)
+            checked = sorted({*checked, *np.flatnonzero(doubtful).tolist()})
+        errors: list[FeatureError | None] = [None] * len(batch)
+        for i in checked:
+            try:
+                x[i] = self.row(batch[i])
+            except FeatureError as exc:
+                errors[i], x[i] = exc, 0
+        return x.astype(np.float32), errors
 
     def row(self, features: dict[str, object]) -> list[float]:
         """The feature values in card order, or :class:`FeatureError` naming the first problem.

@@ -107,28 +107,28 @@ class Pipeline:
         received_at = self._now()
         result = BatchResult()
         scoring = self._scoring  # the model of this whole batch, whatever swap() does meanwhile
-        records, row_of = scoring.records, scoring.reader.row
+        records = scoring.records
 
-        # 1. decode and validate
+        # 1. decode and validate: the contract, then the card's features
+        decoded = self._decode([msg.value() for msg in batch])
+        valid = [event for event in decoded if not isinstance(event, PoisonEvent)]
+        rows, errors = scoring.reader.rows([event.features for event in valid])
+        refused = iter(errors)
         msgs: list[Inbound] = []
         events: list[Event] = []
-        rows: list[list[float]] = []
-        for msg, event in zip(batch, self._decode([msg.value() for msg in batch]), strict=True):
+        for msg, event in zip(batch, decoded, strict=True):
             if isinstance(event, PoisonEvent):
                 self._dead_letter(result, records.dead_letter(msg, event, None), event)
-                continue
-            try:
-                rows.append(row_of(event.features))
-            except PoisonEvent as exc:
-                self._dead_letter(result, records.dead_letter(msg, exc, event.event_id), exc)
-                continue
-            msgs.append(msg)
-            events.append(event)
+            elif (error := next(refused)) is not None:
+                self._dead_letter(result, records.dead_letter(msg, error, event.event_id), error)
+            else:
+                msgs.append(msg)
+                events.append(event)
         if not events:
             return result
+        x = rows if len(events) == len(rows) else rows[[i for i, e in enumerate(errors) if e is None]]
 
         # 2. score
-        x = np.array(rows, dtype=np.float32)
         scores = self._score(scoring.model, x)
 
         # 3. records

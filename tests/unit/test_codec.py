@@ -1,16 +1,19 @@
-"""Batch validation gives, for every value, exactly what validating it alone gives."""
+"""Batch validation and batch feature reading give, for every value, exactly what doing it alone gives."""
 
 from __future__ import annotations
 
+import numpy as np
 import orjson
 import pytest
+from conftest import MODELS
 from fuzz.outcomes import valid_events
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream import codec
-from stream.codec import JSON_MAX_DEPTH, BatchDecoder, decode
+from stream.codec import JSON_MAX_DEPTH, BatchDecoder, FeatureReader, decode
 from stream.errors import PoisonEvent
+from stream.model import load
 
 MAX_BYTES = 4096
 EVENTS = [orjson.dumps(e) for e in valid_events(8)]
@@ -117,3 +120,47 @@ def _cut_up(draw):
 @given(values=_cut_up())
 def test_any_cut_of_joined_events_gives_what_each_piece_gives_alone(values):
     _same(BatchDecoder(MAX_BYTES)(values), values)
+
+
+READER = FeatureReader(load(MODELS, "loan-approval").card.features, max_features=12, max_string_length=16)
+FEATURES = valid_events(1)[0]["features"]
+F32_MAX = 3.4028234663852886e38
+_value = st.one_of(
+    st.floats(),
+    st.integers(),
+    st.sampled_from(
+        [2**53, 2**53 + 1, -(2**53) - 1, int(F32_MAX), int(F32_MAX) + 2**104, 10**400, 30.0, -0.0]
+    ),
+    st.sampled_from(
+        [F32_MAX, -F32_MAX, 3.4028235e38, 1e300, 9e15, 0.5, True, False, None, "1", "x" * 20, [1], {}]
+    ),
+)
+
+
+@st.composite
+def _features(draw):
+    features = dict(draw(st.sampled_from(valid_events(5)))["features"])
+    for name in draw(st.lists(st.sampled_from(sorted(FEATURES)), max_size=3)):
+        features[name] = draw(_value)
+    for name in draw(st.lists(st.sampled_from(sorted(FEATURES)), max_size=1)):
+        del features[name]
+    features.update(draw(st.dictionaries(st.sampled_from(["extra", "y" * 20]), _value, max_size=2)))
+    return features
+
+
+def _row_alone(features):
+    try:
+        return np.array([READER.row(features)], dtype=np.float32)[0], None
+    except PoisonEvent as exc:
+        return np.zeros(len(FEATURES), np.float32), str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(batch=st.lists(_features(), min_size=1, max_size=6))
+def test_rows_of_a_batch_are_what_each_row_gives_alone(batch):
+    x, errors = READER.rows(batch)
+    assert x.dtype == np.float32 and x.shape == (len(batch), len(FEATURES))
+    for features, row, error in zip(batch, x, errors, strict=True):
+        expected_row, expected_error = _row_alone(features)
+        assert (None if error is None else str(error)) == expected_error
+        assert row.tobytes() == expected_row.tobytes()
