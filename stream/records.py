@@ -18,16 +18,21 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import orjson
 
 from stream.contracts import Event, ModelCard
 from stream.errors import PoisonEvent, ScoreError
-from stream.messages import Headers, Inbound, Record, timestamp_ms
+from stream.messages import TIMESTAMP_NOT_AVAILABLE, Headers, Inbound, Record, timestamp_ms
 
 _dumps = orjson.dumps
 _Fragment = orjson.Fragment
+
+
+_record = partial(tuple.__new__, Record)
+"""``_record(fields)`` is ``Record(*fields)`` without NamedTuple's Python-level ``__new__``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,33 +105,35 @@ class RecordBuilder:
         is not a probability (NaN included).
         """
         pred_topic, prov_topic = self.topics.predictions, self.topics.provenance
-        threshold, negative, positive = self._threshold, *self._labels
+        threshold, labels = self._threshold, self._labels
         name, version, model, scorer = self._model_name, self._model_version, self._model, self._scorer
         hasher, personal = self._hasher, self._personal
         received, scored, emitted = (_Fragment(_dumps(t)) for t in (received_at, scored_at, emitted_at))
         data, width = rows.tobytes(), rows.shape[1] * 4
         records: list[Record] = []
         append = records.append
-        n = 0
-        for i, (msg, event, score) in enumerate(zip(msgs, events, scores, strict=True)):
+        n = start = 0
+        for msg, event, score in zip(msgs, events, scores, strict=True):
+            row = data[start : start + width]
+            start += width
             if not 0.0 <= score <= 1.0:
                 reason = ScoreError(f"model output {score!r} is not a probability")
                 append(self.dead_letter(msg, reason, event.event_id))
                 continue
-            event_id, occurred_at, partition = event.event_id, event.occurred_at, msg.partition()
+            event_id, partition = event.event_id, msg.partition()
+            occurred_at = _Fragment(_dumps(event.occurred_at))  # once: its tzinfo is slow to read
             prediction = {
                 "event_id": event_id,
                 "entity_id": event.entity_id,
                 "score": score,
-                "label": positive if score >= threshold else negative,
+                "label": labels[score >= threshold],
                 "threshold": threshold,
                 "model_name": name,
                 "model_version": version,
                 "occurred_at": occurred_at,
                 "scored_at": scored,
             }
-            append(Record(pred_topic, msg.key(), _dumps(prediction), partition, partition))
-            row = data[i * width : (i + 1) * width]
+            append(_record((pred_topic, msg.key(), _dumps(prediction), partition, partition, None)))
             feature_hash = hasher.copy()
             feature_hash.update(row)
             hashes = {}
@@ -134,6 +141,7 @@ class RecordBuilder:
                 h = prefixed.copy()
                 h.update(row[offset : offset + 4])
                 hashes[feature] = h.hexdigest()
+            kind, ms = msg.timestamp()
             provenance = {
                 "event_id": event_id,
                 "score": score,
@@ -141,7 +149,7 @@ class RecordBuilder:
                     "topic": msg.topic(),
                     "partition": partition,
                     "offset": msg.offset(),
-                    "timestamp_ms": timestamp_ms(msg),
+                    "timestamp_ms": None if kind == TIMESTAMP_NOT_AVAILABLE else ms,
                 },
                 "model": model,
                 "feature_hash": feature_hash.hexdigest(),
@@ -152,7 +160,7 @@ class RecordBuilder:
                 "scored_at": scored,
                 "emitted_at": emitted,
             }
-            append(Record(prov_topic, event_id.encode(), _dumps(provenance), None, partition))
+            append(_record((prov_topic, event_id.encode(), _dumps(provenance), None, partition, None)))
             n += 1
         return records, n
 
