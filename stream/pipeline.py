@@ -26,7 +26,7 @@ import numpy as np
 
 from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH, BatchDecoder, FeatureReader
 from stream.contracts import Event
-from stream.errors import ModelError, PoisonEvent
+from stream.errors import FeatureError, ModelError, PoisonEvent
 from stream.messages import Inbound, Record
 from stream.model import LoadedModel
 from stream.records import RecordBuilder, Topics
@@ -113,20 +113,13 @@ class Pipeline:
         decoded = self._decode([msg.value() for msg in batch])
         valid = [event for event in decoded if not isinstance(event, PoisonEvent)]
         rows, errors = scoring.reader.rows([event.features for event in valid])
-        refused = iter(errors)
-        msgs: list[Inbound] = []
-        events: list[Event] = []
-        for msg, event in zip(batch, decoded, strict=True):
-            if isinstance(event, PoisonEvent):
-                self._dead_letter(result, records.dead_letter(msg, event, None), event)
-            elif (error := next(refused)) is not None:
-                self._dead_letter(result, records.dead_letter(msg, error, event.event_id), error)
-            else:
-                msgs.append(msg)
-                events.append(event)
-        if not events:
-            return result
-        x = rows if len(events) == len(rows) else rows[[i for i, e in enumerate(errors) if e is None]]
+        if len(valid) == len(batch) and not any(errors):  # no poison: every message is scored
+            msgs, events, x = batch, valid, rows
+        else:
+            msgs, events = self._refuse(result, records, batch, decoded, errors)
+            if not events:
+                return result
+            x = rows[[i for i, error in enumerate(errors) if error is None]]
 
         # 2. score
         scores = self._score(scoring.model, x)
@@ -164,6 +157,28 @@ class Pipeline:
                 except Exception:
                     continue
             return out
+
+    def _refuse(
+        self,
+        result: BatchResult,
+        records: RecordBuilder,
+        batch: Sequence[Inbound],
+        decoded: list[Event | PoisonEvent],
+        errors: list[FeatureError | None],
+    ) -> tuple[list[Inbound], list[Event]]:
+        """Dead letters for the poison of a batch, in input order; the messages and events left."""
+        refused = iter(errors)
+        msgs: list[Inbound] = []
+        events: list[Event] = []
+        for msg, event in zip(batch, decoded, strict=True):
+            if isinstance(event, PoisonEvent):
+                self._dead_letter(result, records.dead_letter(msg, event, None), event)
+            elif (error := next(refused)) is not None:
+                self._dead_letter(result, records.dead_letter(msg, error, event.event_id), error)
+            else:
+                msgs.append(msg)
+                events.append(event)
+        return msgs, events
 
     @staticmethod
     def _dead_letter(result: BatchResult, record: Record, exc: PoisonEvent) -> None:
