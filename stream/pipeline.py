@@ -1,7 +1,8 @@
 """The hot path: a batch of input messages in; predictions, provenance and dead letters out.
 
-Pure and broker-free, so it is unit-tested and benchmarked on its own; ``stream.app`` feeds it from
-Kafka and sends what it returns. Per batch, top to bottom:
+Pure and broker-free, so it is unit-tested and benchmarked on its own; a Kafka loop feeds it
+confluent-kafka messages as ``consume()`` returns them (:class:`~stream.messages.Inbound`) and sends
+the records (:class:`~stream.messages.Record`) it returns. Per batch, top to bottom:
 
 1. decode and validate the messages (contract, in one pydantic call for the batch, then the card's
    features); a poison message becomes a dead letter carrying the original bytes and the reason;
@@ -10,7 +11,8 @@ Kafka and sends what it returns. Per batch, top to bottom:
    model's output is not a probability (:mod:`stream.records`).
 
 Every input yields exactly one prediction (with its provenance) or exactly one dead letter.
-Outputs keep the input's key and partition, so ordering per key holds downstream. The model can be
+Predictions and dead letters keep the input's key and partition, so ordering per key holds
+downstream; provenance is keyed by ``event_id``. The model can be
 replaced between batches (:meth:`Pipeline.swap`, used by ``stream.reload``); a batch is scored
 with one model from start to end.
 """
