@@ -119,9 +119,9 @@ class Pipeline:
             msgs, events, x = batch, valid, rows
         else:
             msgs, events = self._refuse(result, records, batch, decoded, errors)
-            if not events:
-                return result
             x = rows[[i for i, error in enumerate(errors) if error is None]]
+        if not events:
+            return result
 
         # 2. score
         scores = self._score(scoring.model, x)

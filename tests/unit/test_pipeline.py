@@ -159,6 +159,11 @@ def test_non_probability_output_is_a_dead_letter_not_a_prediction(pipeline, monk
     assert all("not a probability" in r for r in reasons)
 
 
+def test_an_empty_batch_gives_nothing(pipeline):
+    result = pipeline.process([])
+    assert (result.records, result.scored, result.dead_letters, result.features) == ([], 0, {}, None)
+
+
 def test_timestamps_are_ordered(pipeline):
     ((msg, *_),) = _batch(1)
     result = pipeline.process([msg])
