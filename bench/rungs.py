@@ -21,7 +21,6 @@ import orjson
 from confluent_kafka import Consumer, Producer
 
 from stream.kafka_config import client_config, faust_broker
-from stream.pipeline import InboundMessage
 from stream.settings import Settings
 
 
@@ -73,13 +72,7 @@ def _loop(settings: Settings, work: bool) -> None:
                     produce(pred, m.value(), m.key(), p)
                     produce(prov, m.value(), m.key(), p)
             else:
-                batch = [
-                    InboundMessage(
-                        m.value(), m.key(), m.topic(), m.partition(), m.offset(), m.timestamp()[1] / 1000
-                    )
-                    for m in msgs
-                ]
-                for r in pipeline.process(batch).records:
+                for r in pipeline.process([m for m in msgs if m.error() is None]).records:
                     partition = -1 if r.partition is None else r.partition  # -1: by key
                     produce(r.topic, r.value, r.key, partition, headers=r.headers)
         producer.poll(0)

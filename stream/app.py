@@ -30,7 +30,8 @@ from stream.lag import LagCollector
 from stream.logs import logging_config
 from stream.loop import ScoringLoop
 from stream.metrics import WorkerMetrics
-from stream.pipeline import Pipeline, Topics
+from stream.pipeline import Pipeline
+from stream.records import Topics
 from stream.reload import ModelWatcher
 from stream.settings import Settings
 from stream.topics import prepare_topics

@@ -170,7 +170,7 @@ class ScoringLoop:
                 self._consume_errors(messages)
             if batch:
                 started = time.perf_counter()
-                result = process(_inbound(batch))  # TEMP until the pipeline reads Message
+                result = process(batch)
                 self.metrics.observe(len(batch), result, time.perf_counter() - started)
                 self._produce(result)
                 for m in batch:
@@ -379,14 +379,3 @@ def fatal(message: str) -> None:
     logging.shutdown()
     sys.stderr.flush()
     os._exit(EXIT_FATAL)
-
-
-def _inbound(batch):  # TEMP
-    from stream.pipeline import InboundMessage
-
-    return [
-        InboundMessage(
-            m.value(), m.key(), m.topic(), m.partition(), m.offset(), m.timestamp()[1] / 1000, m.headers()
-        )
-        for m in batch
-    ]

@@ -25,6 +25,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import Message
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import ValidationError
 
@@ -33,8 +34,9 @@ from stream.errors import ConfigError, SchemaError
 from stream.health import Health
 from stream.health import serve as serve_http
 from stream.kafka_config import faust_broker
+from stream.messages import TIMESTAMP_NOT_AVAILABLE, Headers
 from stream.performance import PerformanceTracker
-from stream.pipeline import dead_letter_headers
+from stream.records import dead_letter_headers
 from stream.settings import Settings
 from stream.topics import prepare_topics
 
@@ -80,6 +82,45 @@ class OutcomeMetrics:
             labels,
             registry=r,
         )
+
+
+class FaustMessage:
+    """A Faust message read the way the pipeline reads confluent-kafka's (methods, milliseconds)."""
+
+    __slots__ = ("_m",)
+
+    def __init__(self, message: Message) -> None:
+        self._m = message
+
+    def value(self) -> bytes | None:
+        return self._m.value
+
+    def key(self) -> bytes | None:
+        return self._m.key
+
+    def topic(self) -> str:
+        return self._m.topic
+
+    def partition(self) -> int:
+        return self._m.partition
+
+    def offset(self) -> int:
+        return self._m.offset
+
+    def timestamp(self) -> tuple[int, int]:
+        """aiokafka numbers create time 0 and log-append time 1; confluent-kafka 1 and 2, 0 for none."""
+        if self._m.timestamp is None:
+            return (TIMESTAMP_NOT_AVAILABLE, -1)
+        return (self._m.timestamp_type + 1, round(self._m.timestamp * 1000))
+
+    def headers(self) -> Headers | None:
+        headers = self._m.headers
+        if not headers:
+            return None
+        return list(headers.items() if isinstance(headers, dict) else headers)
+
+    def error(self) -> None:
+        return None
 
 
 class Join:
@@ -235,7 +276,7 @@ def create_outcome_app(settings: Settings) -> faust.App:
                 except ValidationError as exc:
                     join.count("invalid")
                     reason = SchemaError(f"outcome does not match the contract: {exc.errors()[0]['msg']}")
-                    headers = dead_letter_headers(msg, reason, None)
+                    headers = dead_letter_headers(FaustMessage(msg), reason, None)
                     await app.producer.send(settings.dlq_topic, msg.key, msg.value, None, None, headers)
                     continue
                 joined = join.outcome(msg.partition, outcome.event_id, outcome.positive, now)

@@ -1,16 +1,18 @@
 """The hot path: a batch of input messages in; predictions, provenance and dead letters out.
 
-Pure and broker-free, so it is unit-tested and benchmarked on its own; ``stream.app`` feeds it from
-Kafka and sends what it returns. Per batch, top to bottom:
+Pure and broker-free, so it is unit-tested and benchmarked on its own; a Kafka loop feeds it
+confluent-kafka messages as ``consume()`` returns them (:class:`~stream.messages.Inbound`) and sends
+the records (:class:`~stream.messages.Record`) it returns. Per batch, top to bottom:
 
-1. decode and validate each message (contract, then the card's features); a poison message
-   becomes a dead letter carrying the original bytes and the reason;
+1. decode and validate the messages (contract, in one pydantic call for the batch, then the card's
+   features); a poison message becomes a dead letter carrying the original bytes and the reason;
 2. score every valid row in one onnxruntime run (row by row only if that run fails);
 3. build one prediction and one provenance record per scored event, or a dead letter where the
-   model's output is not a probability.
+   model's output is not a probability (:mod:`stream.records`).
 
 Every input yields exactly one prediction (with its provenance) or exactly one dead letter.
-Outputs keep the input's key and partition, so ordering per key holds downstream. The model can be
+Predictions and dead letters keep the input's key and partition, so ordering per key holds
+downstream; provenance is keyed by ``event_id``. The model can be
 replaced between batches (:meth:`Pipeline.swap`, used by ``stream.reload``); a batch is scored
 with one model from start to end.
 """
@@ -19,62 +21,17 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
-from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH, FeatureReader, decode, dumps, keyed_hash
+from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH, BatchDecoder, FeatureReader
 from stream.contracts import Event
-from stream.errors import ModelError, PoisonEvent, ScoreError
+from stream.errors import FeatureError, ModelError, PoisonEvent
+from stream.messages import Inbound, Record
 from stream.model import LoadedModel
-
-Headers = list[tuple[str, bytes]]
-
-
-class Inbound(Protocol):
-    """What the pipeline reads of a consumed message (a Faust ``Message`` satisfies it)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: float  # seconds since the epoch
-    key: bytes | None
-    value: bytes | None
-    headers: Headers | None
-
-
-@dataclass(slots=True)
-class InboundMessage:
-    """A consumed message from any client other than Faust (benchmarks, tests, tools)."""
-
-    value: bytes | None
-    key: bytes | None = None
-    topic: str = ""
-    partition: int = 0
-    offset: int = 0
-    timestamp: float = 0.0
-    headers: Headers | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One message to produce; ``partition`` None lets the producer choose by key."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    partition: int | None
-    source: int  # partition of the input event (its exactly-once transaction)
-    headers: Headers | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Topics:
-    predictions: str
-    provenance: str
-    dead_letters: str
+from stream.records import RecordBuilder, Topics
 
 
 @dataclass(slots=True)
@@ -98,10 +55,7 @@ class _Scoring:
 
     model: LoadedModel
     reader: FeatureReader
-    personal: list[tuple[str, int, bytes]]  # (name, column, hash prefix) of each personal feature
-    threshold: float
-    labels: tuple[str, str]
-    ref: dict[str, str]
+    records: RecordBuilder
 
 
 class Pipeline:
@@ -117,10 +71,12 @@ class Pipeline:
         max_message_bytes: int,
         max_features: int = MAX_FEATURES,
         max_string_length: int = MAX_STRING_LENGTH,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.topics = topics
+        self._clock = clock  # epoch seconds: every timestamp the pipeline writes
         self._key = pii_key
-        self._max_bytes = max_message_bytes
+        self._decode = BatchDecoder(max_message_bytes)
         self._max_features, self._max_string = max_features, max_string_length
         self._scorer = scorer
         self.scorer_id = str(scorer.get("worker_id"))
@@ -145,113 +101,50 @@ class Pipeline:
                 f"{model.path.parent} lists {len(card.features)} features, more than the limit of "
                 f"{self._max_features}: raise STREAMSCORE_MAX_FEATURES"
             )
-        return _Scoring(
-            model=model,
-            reader=FeatureReader(card.features, self._max_features, self._max_string),
-            personal=[(f.name, i, f.name.encode() + b"=") for i, f in enumerate(card.features) if f.personal],
-            threshold=card.output.threshold,
-            labels=(card.output.negative_label, card.output.positive_label),
-            ref={"name": card.name, "version": card.version, "sha256": card.sha256},
-        )
+        records = RecordBuilder.for_card(self.topics, card, pii_key=self._key, scorer=self._scorer)
+        reader = FeatureReader(card.features, self._max_features, self._max_string)
+        return _Scoring(model=model, reader=reader, records=records)
 
     def process(self, batch: Sequence[Inbound]) -> BatchResult:
-        received_at = _now()
+        received_at = self._now()
         result = BatchResult()
         scoring = self._scoring  # the model of this whole batch, whatever swap() does meanwhile
-        row_of = scoring.reader.row
+        records = scoring.records
 
-        # 1. decode and validate
-        valid: list[tuple[Inbound, Event]] = []
-        rows: list[list[float]] = []
-        for msg in batch:
-            event = None
-            try:
-                event = decode(msg.value, self._max_bytes)
-                rows.append(row_of(event.features))
-                valid.append((msg, event))
-            except PoisonEvent as exc:
-                self._dead_letter(result, msg, exc, event)
-        if not valid:
+        # 1. decode and validate: the contract, then the card's features
+        decoded = self._decode([msg.value() for msg in batch])
+        valid = [event for event in decoded if not isinstance(event, PoisonEvent)]
+        rows, errors = scoring.reader.rows([event.features for event in valid])
+        if len(valid) == len(batch) and not any(errors):  # no poison: every message is scored
+            msgs, events, x = batch, valid, rows
+        else:
+            msgs, events = self._refuse(result, records, batch, decoded, errors)
+            x = rows[[i for i, error in enumerate(errors) if error is None]]
+        if not events:
             return result
 
         # 2. score
-        x = np.array(rows, dtype=np.float32)
         scores = self._score(scoring.model, x)
 
         # 3. records
-        scored_at = _now()
-        predictions, provenance = self.topics.predictions, self.topics.provenance
-        threshold, labels, model, scorer = scoring.threshold, scoring.labels, scoring.ref, self._scorer
-        for i, (msg, event) in enumerate(valid):
-            score = float(scores[i])
-            if not 0.0 <= score <= 1.0:
-                self._dead_letter(
-                    result, msg, ScoreError(f"model output {score!r} is not a probability"), event
-                )
-                continue
-            occurred_at = event.occurred_at
-            result.records.append(
-                Record(
-                    predictions,
-                    msg.key,
-                    dumps(
-                        {
-                            "event_id": event.event_id,
-                            "entity_id": event.entity_id,
-                            "score": score,
-                            "label": labels[score >= threshold],
-                            "threshold": threshold,
-                            "model_name": model["name"],
-                            "model_version": model["version"],
-                            "occurred_at": occurred_at,
-                            "scored_at": scored_at,
-                        }
-                    ),
-                    msg.partition,
-                    msg.partition,
-                )
-            )
-            row = x[i]
-            result.records.append(
-                Record(
-                    provenance,
-                    event.event_id.encode(),
-                    dumps(
-                        {
-                            "event_id": event.event_id,
-                            "score": score,
-                            "input": {
-                                "topic": msg.topic,
-                                "partition": msg.partition,
-                                "offset": msg.offset,
-                                "timestamp_ms": _ms(msg.timestamp),
-                            },
-                            "model": model,
-                            "feature_hash": keyed_hash(self._key, row.tobytes()),
-                            "personal": {
-                                name: keyed_hash(self._key, prefix + row[j].tobytes())
-                                for name, j, prefix in scoring.personal
-                            },
-                            "scorer": scorer,
-                            "occurred_at": occurred_at,
-                            "received_at": received_at,
-                            "scored_at": scored_at,
-                            "emitted_at": _now(),
-                        }
-                    ),
-                    None,
-                    msg.partition,
-                )
-            )
-            result.scored += 1
-        emitted = time.time()
-        times = np.array([event.occurred_at.timestamp() for _, event in valid])
+        scored_at = self._now()
+        built, result.scored = records.scored(
+            msgs, events, x, scores.tolist(), received_at, scored_at, self._now()
+        )
+        result.records += built
+        if result.scored < len(events):
+            result.dead_letters["score"] = len(events) - result.scored
+        emitted = self._clock()
+        times = np.array([event.occurred_at.timestamp() for event in events])
         result.latencies = (emitted - times).tolist()
         ok = (scores >= 0.0) & (scores <= 1.0)
         result.features, result.scores, result.times = x[ok], scores[ok], times[ok]
-        result.partitions = np.array([msg.partition for msg, _ in valid])[ok]
-        result.offsets = np.array([msg.offset for msg, _ in valid])[ok]
+        result.partitions = np.array([msg.partition() for msg in msgs])[ok]
+        result.offsets = np.array([msg.offset() for msg in msgs])[ok]
         return result
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
 
     @staticmethod
     def _score(model: LoadedModel, x: np.ndarray) -> np.ndarray:
@@ -267,40 +160,29 @@ class Pipeline:
                     continue
             return out
 
-    def _dead_letter(self, result: BatchResult, msg: Inbound, exc: PoisonEvent, event: Event | None) -> None:
-        headers = dead_letter_headers(msg, exc, event.event_id if event is not None else None)
-        result.records.append(
-            Record(self.topics.dead_letters, msg.key, msg.value, msg.partition, msg.partition, headers)
-        )
+    def _refuse(
+        self,
+        result: BatchResult,
+        records: RecordBuilder,
+        batch: Sequence[Inbound],
+        decoded: list[Event | PoisonEvent],
+        errors: list[FeatureError | None],
+    ) -> tuple[list[Inbound], list[Event]]:
+        """Dead letters for the poison of a batch, in input order; the messages and events left."""
+        refused = iter(errors)
+        msgs: list[Inbound] = []
+        events: list[Event] = []
+        for msg, event in zip(batch, decoded, strict=True):
+            if isinstance(event, PoisonEvent):
+                self._dead_letter(result, records.dead_letter(msg, event, None), event)
+            elif (error := next(refused)) is not None:
+                self._dead_letter(result, records.dead_letter(msg, error, event.event_id), error)
+            else:
+                msgs.append(msg)
+                events.append(event)
+        return msgs, events
+
+    @staticmethod
+    def _dead_letter(result: BatchResult, record: Record, exc: PoisonEvent) -> None:
+        result.records.append(record)
         result.dead_letters[exc.stage] = result.dead_letters.get(exc.stage, 0) + 1
-
-
-def dead_letter_headers(msg: Inbound, exc: PoisonEvent, event_id: str | None) -> Headers:
-    """The original headers, then Kafka Connect's dead-letter headers describing the failure."""
-    headers: Headers = list(_headers(msg.headers))
-    headers += [
-        ("__connect.errors.topic", msg.topic.encode()),
-        ("__connect.errors.partition", str(msg.partition).encode()),
-        ("__connect.errors.offset", str(msg.offset).encode()),
-        ("__connect.errors.timestamp", str(_ms(msg.timestamp)).encode()),
-        ("__connect.errors.exception.class.name", f"stream.errors.{type(exc).__name__}".encode()),
-        ("__connect.errors.exception.message", str(exc)[:1000].encode()),
-        ("__connect.errors.stage", exc.stage.encode()),
-    ]
-    if event_id is not None:
-        headers.append(("streamscore.event_id", event_id.encode()))
-    return headers
-
-
-def _headers(headers: Headers | dict[str, bytes] | None) -> Iterable[tuple[str, bytes]]:
-    if not headers:
-        return ()
-    return headers.items() if isinstance(headers, dict) else headers
-
-
-def _ms(seconds: float | None) -> int | None:
-    return None if seconds is None else round(seconds * 1000)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -8,21 +8,28 @@ an exception.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import orjson
 
 from stream.contracts import DeadLetter, Prediction, Provenance
+from stream.messages import InboundMessage
 from stream.model import load
-from stream.pipeline import InboundMessage, Pipeline, Topics
+from stream.pipeline import Pipeline, Topics
 from stream.producer import events
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 TOPICS = Topics("predictions", "provenance", "events.dlq")
 
 
-def make_pipeline(root: Path = MODELS, max_message_bytes: int = 65_536, **limits: int) -> Pipeline:
+def make_pipeline(
+    root: Path = MODELS,
+    max_message_bytes: int = 65_536,
+    clock: Callable[[], float] = time.time,
+    **limits: int,
+) -> Pipeline:
     """A pipeline serving the latest loan-approval of registry ``root``."""
     return Pipeline(
         load(root, "loan-approval"),
@@ -30,6 +37,7 @@ def make_pipeline(root: Path = MODELS, max_message_bytes: int = 65_536, **limits
         pii_key=b"test-key",
         scorer={"version": "0", "revision": None, "worker_id": "host:1"},
         max_message_bytes=max_message_bytes,
+        clock=clock,
         **limits,
     )
 

@@ -13,15 +13,16 @@ from conftest import MODELS
 
 from stream.codec import keyed_hash
 from stream.contracts import DeadLetter, Prediction, Provenance
+from stream.messages import InboundMessage
 from stream.model import load
-from stream.pipeline import InboundMessage, Pipeline, Topics
+from stream.pipeline import Pipeline, Topics
 from stream.producer import MALFORMED, events
 
 KEY = b"test-key"
 
 
 def Msg(value, key=b"k", offset=0, partition=0, headers=None):
-    return InboundMessage(value, key, "events", partition, offset, 1_800_000_000.0, headers)
+    return InboundMessage(value, key, "events", partition, offset, 1_800_000_000_000, headers)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_valid_batch_scores_like_an_offline_run(pipeline):
     assert [p.score for p in preds] == [float(s) for s in pipeline.model.predict_proba(x)]
     assert [p.event_id for p in preds] == [eid for _, _, eid, _ in batch]
     for r, (msg, *_) in zip([r for r in result.records if r.topic == "predictions"], batch, strict=True):
-        assert r.key == msg.key and r.partition == msg.partition, "keyed and partitioned like the input"
+        assert r.key == msg.key() and r.partition == msg.partition(), "keyed and partitioned like the input"
     assert len(result.latencies) == 64
 
 
@@ -72,7 +73,7 @@ def test_provenance_points_at_exact_input_and_model(pipeline):
     result = pipeline.process([m for m, *_ in batch])
     prov = [Provenance.model_validate_json(r.value) for r in result.records if r.topic == "provenance"]
     for p, (msg, _, eid, features) in zip(prov, batch, strict=True):
-        assert (p.event_id, p.input.partition, p.input.offset) == (eid, msg.partition, msg.offset)
+        assert (p.event_id, p.input.partition, p.input.offset) == (eid, msg.partition(), msg.offset())
         assert p.input.timestamp_ms == 1_800_000_000_000
         assert p.model.sha256 == pipeline.model.card.sha256
         row = np.array([features[n] for n in pipeline.model.feature_names], dtype=np.float32)
@@ -131,7 +132,7 @@ def test_each_malformed_kind_is_dead_lettered_with_its_stage(pipeline, kind):
 )
 def test_feature_reasons_are_readable(pipeline, features_patch, reason):
     ((msg, *_),) = _batch(1)
-    event = orjson.loads(msg.value)
+    event = orjson.loads(msg.value())
     event["features"].update(features_patch)
     result = pipeline.process([Msg(json.dumps(event).encode())])  # stdlib: writes Infinity, big ints
     (record,) = result.records
@@ -158,9 +159,126 @@ def test_non_probability_output_is_a_dead_letter_not_a_prediction(pipeline, monk
     assert all("not a probability" in r for r in reasons)
 
 
+def test_an_empty_batch_gives_nothing(pipeline):
+    result = pipeline.process([])
+    assert (result.records, result.scored, result.dead_letters, result.features) == ([], 0, {}, None)
+
+
 def test_timestamps_are_ordered(pipeline):
     ((msg, *_),) = _batch(1)
     result = pipeline.process([msg])
     prov = next(Provenance.model_validate_json(r.value) for r in result.records if r.topic == "provenance")
     assert prov.occurred_at <= prov.received_at <= prov.scored_at <= prov.emitted_at
     assert prov.emitted_at - prov.occurred_at < dt.timedelta(seconds=30)
+
+
+# Golden: the exact bytes of every record of a mixed batch, for a fixed input and a fixed clock.
+GOLDEN_FEATURES = {
+    "salary": 103125.48, "commission": 0, "age": 21, "elevel": 2, "car": 8,
+    "zipcode": 3, "hvalue": 319768.96, "hyears": 4, "loan": 338349.74,
+}  # fmt: skip
+GOLDEN_TS = 1_795_750_200_125
+GOLDEN_CLOCK = 1_795_757_400.25
+AT = b'"2026-11-27T05:30:00.250000+00:00"'  # the golden clock
+SHA256 = b"2b0523f04ebffd16e80456348fedb5d72a74708c43874d8a8cda5c381855070d"
+MODEL = b'"model":{"name":"loan-approval","version":"1","sha256":"' + SHA256 + b'"}'
+SCORER = b'"scorer":{"version":"0.1.0","revision":"abc123","worker_id":"host:7"}'
+
+
+def _golden_event(**fields):
+    event = {
+        "event_id": "e-1",
+        "occurred_at": "2026-11-27T09:30:00.125+02:00",
+        "entity_id": "applicant-18231",
+        "features": GOLDEN_FEATURES,
+    }
+    return orjson.dumps({**event, **fields})
+
+
+def _dead(offset, partition, exception, reason, stage, original=(), event_id=None):
+    return [
+        *original,
+        ("__connect.errors.topic", b"events"),
+        ("__connect.errors.partition", str(partition).encode()),
+        ("__connect.errors.offset", str(offset).encode()),
+        ("__connect.errors.timestamp", b"1795750200125"),
+        ("__connect.errors.exception.class.name", b"stream.errors." + exception),
+        ("__connect.errors.exception.message", reason),
+        ("__connect.errors.stage", stage),
+        *([("streamscore.event_id", event_id)] if event_id else []),
+    ]
+
+
+def _provenance(event_id, score, partition, offset, feature_hash, zipcode, occurred_at):
+    return (
+        b'{"event_id":"' + event_id + b'","score":' + score + b',"input":{"topic":"events","partition":'
+        + partition + b',"offset":' + offset + b',"timestamp_ms":1795750200125},' + MODEL
+        + b',"feature_hash":"' + feature_hash + b'","personal":{"zipcode":"' + zipcode + b'"},' + SCORER
+        + b',"occurred_at":"' + occurred_at + b'","received_at":' + AT + b',"scored_at":' + AT
+        + b',"emitted_at":' + AT + b"}"
+    )  # fmt: skip
+
+
+def test_records_are_byte_identical_to_the_golden_ones():
+    pipeline = Pipeline(
+        load(MODELS, "loan-approval"),
+        Topics("predictions", "provenance", "events.dlq"),
+        pii_key=b"golden-key",
+        scorer={"version": "0.1.0", "revision": "abc123", "worker_id": "host:7"},
+        max_message_bytes=65_536,
+        clock=lambda: GOLDEN_CLOCK,
+    )
+    feature_error = _golden_event(event_id="e-4", features={**GOLDEN_FEATURES, "age": 30.5})
+    no_entity = {"event_id": "e-5", "occurred_at": "2026-11-27T07:30:00Z"}
+    values = [
+        _golden_event(),
+        b"{not json",
+        b'{"event_id":"e-3","features":{}}',
+        feature_error,
+        orjson.dumps({**no_entity, "features": {**GOLDEN_FEATURES, "salary": 20000.5, "zipcode": 7}}),
+        None,
+    ]
+    msgs = [
+        InboundMessage(
+            value,
+            None if i == 4 else b"k%d" % i,
+            "events",
+            i % 3,
+            40 + i,
+            GOLDEN_TS,
+            [("trace", b"t1")] if i == 1 else None,
+        )
+        for i, value in enumerate(values)
+    ]
+    result = pipeline.process(msgs)
+    records = [(r.topic, r.key, r.value, r.partition, r.source, r.headers) for r in result.records]
+    not_json = b"not valid JSON: key must be a string at line 1 column 2"
+    whole = b"feature 'age' is 30.5: a whole number is required"
+    tombstone = b"empty value (tombstone): an event needs a JSON object"
+    assert records == [
+        ("events.dlq", b"k1", b"{not json", 1, 1,
+         _dead(41, 1, b"DecodeError", not_json, b"decode", original=[("trace", b"t1")])),
+        ("events.dlq", b"k2", values[2], 2, 2,
+         _dead(42, 2, b"SchemaError", b"occurred_at: Field required", b"schema")),
+        ("events.dlq", b"k3", feature_error, 0, 0,
+         _dead(43, 0, b"FeatureError", whole, b"features", event_id=b"e-4")),
+        ("events.dlq", b"k5", None, 2, 2, _dead(45, 2, b"DecodeError", tombstone, b"decode")),
+        ("predictions", b"k0",
+         b'{"event_id":"e-1","entity_id":"applicant-18231","score":0.015780270099639893,"label":"deny",'
+         b'"threshold":0.5,"model_name":"loan-approval","model_version":"1",'
+         b'"occurred_at":"2026-11-27T09:30:00.125000+02:00","scored_at":' + AT + b"}",
+         0, 0, None),
+        ("provenance", b"e-1",
+         _provenance(b"e-1", b"0.015780270099639893", b"0", b"40", b"79484b9cd1efa9f99573ba4c8b6ee9ff",
+                     b"166fd42615230503c1d69fcc7dc9082a", b"2026-11-27T09:30:00.125000+02:00"),
+         None, 0, None),
+        ("predictions", None,
+         b'{"event_id":"e-5","entity_id":null,"score":0.02440941333770752,"label":"deny","threshold":0.5,'
+         b'"model_name":"loan-approval","model_version":"1","occurred_at":"2026-11-27T07:30:00+00:00",'
+         b'"scored_at":' + AT + b"}",
+         1, 1, None),
+        ("provenance", b"e-5",
+         _provenance(b"e-5", b"0.02440941333770752", b"1", b"44", b"98cf2dfc9ea8974aa14f222a9d6f389c",
+                     b"64f4bc4178984d531cd255f0101fb293", b"2026-11-27T07:30:00+00:00"),
+         None, 1, None),
+    ]  # fmt: skip

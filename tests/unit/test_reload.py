@@ -13,9 +13,9 @@ from fuzz.outcomes import make_pipeline
 from model_versions import NAME, WIDTH, add_version, linear, nan_model, registry
 
 from stream.errors import ModelError
+from stream.messages import InboundMessage
 from stream.metrics import WorkerMetrics
 from stream.model import load
-from stream.pipeline import InboundMessage
 from stream.producer import events
 from stream.reload import ModelWatcher
 
@@ -152,25 +152,24 @@ class _SwapsWhenRead(InboundMessage):
 
     def __init__(self, value, key, offset, swap):
         super().__init__(value, key, "events", 0, offset)
-        self._value, self._swap = value, swap
+        self._swap = swap
 
-    @property
     def value(self):
         if self._swap is not None:
             self._swap, swap = None, self._swap
             swap()
-        return self._value
-
-    @value.setter
-    def value(self, v):
-        pass
+        return super().value()
 
 
 def test_a_swap_during_a_batch_takes_effect_at_the_next(root):
     pipeline = make_pipeline(root)
     new = load(root, NAME, add_version(root, "2").name)
     msgs = _messages(6)
-    batch = [*msgs[:3], _SwapsWhenRead(msgs[3].value, msgs[3].key, 3, lambda: pipeline.swap(new)), *msgs[4:]]
+    batch = [
+        *msgs[:3],
+        _SwapsWhenRead(msgs[3].value(), msgs[3].key(), 3, lambda: pipeline.swap(new)),
+        *msgs[4:],
+    ]
     first = pipeline.process(batch)
     assert first.scored == 6 and {v for v, _ in _models_of(first)} == {"1"}, "one model per batch"
     second = pipeline.process(_messages(3, seed=1))

@@ -1,0 +1,192 @@
+"""Output records: a prediction and its provenance for each scored event, a dead letter for each refused one.
+
+The contracts are the pydantic models of :mod:`stream.contracts` (``Prediction``, ``Provenance``,
+``DeadLetter``); the hot path writes the same JSON directly with orjson, and tests check it against
+those models and pin its exact bytes. What is constant is serialised once: the model and scorer
+parts when a model is bound (:class:`RecordBuilder`), the batch's timestamps once per batch
+(``orjson.Fragment``). Hashes come from a BLAKE2b keyed once and copied per use.
+
+A prediction goes to the input's partition number with the input's key, so the order per key
+holds; provenance is keyed by ``event_id`` with no partition, so the producer's partitioner places
+it (co-partitioned with the outcomes); a dead letter carries the input's key, value and headers
+unchanged, with Kafka Connect's headers saying why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import orjson
+
+from stream.contracts import Event, ModelCard
+from stream.errors import PoisonEvent, ScoreError
+from stream.messages import TIMESTAMP_NOT_AVAILABLE, Headers, Inbound, Record, timestamp_ms
+
+_dumps = orjson.dumps
+_Fragment = orjson.Fragment
+
+
+_record = partial(tuple.__new__, Record)
+"""``_record(fields)`` is ``Record(*fields)`` without NamedTuple's Python-level ``__new__``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    predictions: str
+    provenance: str
+    dead_letters: str
+
+
+class RecordBuilder:
+    """Builds the records of one model's batches: bound when the model is, used for every batch."""
+
+    __slots__ = (
+        "_hasher", "_labels", "_model", "_model_name", "_model_version", "_personal", "_scorer",
+        "_threshold", "topics",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        topics: Topics,
+        *,
+        model: dict[str, str],
+        threshold: float,
+        labels: tuple[str, str],
+        personal: Sequence[tuple[str, int]],
+        pii_key: bytes,
+        scorer: dict[str, str | None],
+    ) -> None:
+        """``model``: name, version, sha256; ``labels``: negative, positive; ``personal``: (name, column)."""
+        self.topics = topics
+        self._model_name, self._model_version = model["name"], model["version"]
+        self._model = _Fragment(_dumps(model))
+        self._scorer = _Fragment(_dumps(scorer))
+        self._threshold, self._labels = threshold, labels
+        self._hasher = hashlib.blake2b(digest_size=16, key=pii_key)
+        self._personal = []
+        for name, column in personal:
+            prefixed = self._hasher.copy()
+            prefixed.update(name.encode() + b"=")
+            self._personal.append((name, column * 4, prefixed))  # byte offset of a float32 column
+
+    @classmethod
+    def for_card(
+        cls, topics: Topics, card: ModelCard, *, pii_key: bytes, scorer: dict[str, str | None]
+    ) -> RecordBuilder:
+        """The builder of the records of the model ``card`` describes."""
+        return cls(
+            topics,
+            model={"name": card.name, "version": card.version, "sha256": card.sha256},
+            threshold=card.output.threshold,
+            labels=(card.output.negative_label, card.output.positive_label),
+            personal=[(f.name, i) for i, f in enumerate(card.features) if f.personal],
+            pii_key=pii_key,
+            scorer=scorer,
+        )
+
+    def scored(
+        self,
+        msgs: Sequence[Inbound],
+        events: Sequence[Event],
+        rows: np.ndarray,
+        scores: Sequence[float],
+        received_at: dt.datetime,
+        scored_at: dt.datetime,
+        emitted_at: dt.datetime,
+    ) -> tuple[list[Record], int]:
+        """The records of scored events (float32 ``rows``, their ``scores``), and how many were scored.
+
+        Each event gets a prediction and its provenance, or a ``score`` dead letter when its score
+        is not a probability (NaN included).
+        """
+        pred_topic, prov_topic = self.topics.predictions, self.topics.provenance
+        threshold, labels = self._threshold, self._labels
+        name, version, model, scorer = self._model_name, self._model_version, self._model, self._scorer
+        hasher, personal = self._hasher, self._personal
+        received, scored, emitted = (_Fragment(_dumps(t)) for t in (received_at, scored_at, emitted_at))
+        data, width = rows.tobytes(), rows.shape[1] * 4
+        records: list[Record] = []
+        append = records.append
+        n = start = 0
+        for msg, event, score in zip(msgs, events, scores, strict=True):
+            row = data[start : start + width]
+            start += width
+            if not 0.0 <= score <= 1.0:
+                reason = ScoreError(f"model output {score!r} is not a probability")
+                append(self.dead_letter(msg, reason, event.event_id))
+                continue
+            event_id, partition = event.event_id, msg.partition()
+            occurred_at = _Fragment(_dumps(event.occurred_at))  # once: its tzinfo is slow to read
+            prediction = {
+                "event_id": event_id,
+                "entity_id": event.entity_id,
+                "score": score,
+                "label": labels[score >= threshold],
+                "threshold": threshold,
+                "model_name": name,
+                "model_version": version,
+                "occurred_at": occurred_at,
+                "scored_at": scored,
+            }
+            append(_record((pred_topic, msg.key(), _dumps(prediction), partition, partition, None)))
+            feature_hash = hasher.copy()
+            feature_hash.update(row)
+            hashes = {}
+            for feature, offset, prefixed in personal:
+                h = prefixed.copy()
+                h.update(row[offset : offset + 4])
+                hashes[feature] = h.hexdigest()
+            kind, ms = msg.timestamp()
+            provenance = {
+                "event_id": event_id,
+                "score": score,
+                "input": {
+                    "topic": msg.topic(),
+                    "partition": partition,
+                    "offset": msg.offset(),
+                    "timestamp_ms": None if kind == TIMESTAMP_NOT_AVAILABLE else ms,
+                },
+                "model": model,
+                "feature_hash": feature_hash.hexdigest(),
+                "personal": hashes,
+                "scorer": scorer,
+                "occurred_at": occurred_at,
+                "received_at": received,
+                "scored_at": scored,
+                "emitted_at": emitted,
+            }
+            append(_record((prov_topic, event_id.encode(), _dumps(provenance), None, partition, None)))
+            n += 1
+        return records, n
+
+    def dead_letter(self, msg: Inbound, exc: PoisonEvent, event_id: str | None) -> Record:
+        """The input unchanged (key, value, headers, partition), to the dead-letter topic, saying why."""
+        partition = msg.partition()
+        headers = dead_letter_headers(msg, exc, event_id)
+        return Record(self.topics.dead_letters, msg.key(), msg.value(), partition, partition, headers)
+
+
+def dead_letter_headers(msg: Inbound, exc: PoisonEvent, event_id: str | None) -> Headers:
+    """The original headers, then Kafka Connect's dead-letter headers describing the failure."""
+    headers: Headers = list(msg.headers() or ())
+    headers += [
+        ("__connect.errors.topic", (msg.topic() or "").encode()),
+        ("__connect.errors.partition", str(msg.partition()).encode()),
+        ("__connect.errors.offset", str(msg.offset()).encode()),
+    ]
+    ms = timestamp_ms(msg)
+    if ms is not None:
+        headers.append(("__connect.errors.timestamp", str(ms).encode()))
+    headers += [
+        ("__connect.errors.exception.class.name", f"stream.errors.{type(exc).__name__}".encode()),
+        ("__connect.errors.exception.message", str(exc)[:1000].encode()),
+        ("__connect.errors.stage", exc.stage.encode()),
+    ]
+    if event_id is not None:
+        headers.append(("streamscore.event_id", event_id.encode()))
+    return headers

@@ -1,0 +1,82 @@
+"""Messages in and out of the pipeline: confluent-kafka's ``Message`` is read as is, and so is a Faust one."""
+
+from __future__ import annotations
+
+import confluent_kafka
+import orjson
+import pytest
+from faust.types import Message as FaustConsumerMessage
+from fuzz.outcomes import make_pipeline, valid_events
+
+from stream import messages
+from stream.messages import InboundMessage, Record, timestamp_ms
+from stream.outcomes import FaustMessage
+
+VALUES = [*map(orjson.dumps, valid_events(3)), b"{broken", None]
+
+
+def _records(batch):
+    return list(make_pipeline(clock=lambda: 1_800_000_000.0).process(batch).records)
+
+
+def test_timestamp_types_are_numbered_as_confluent_kafka_numbers_them():
+    for name in ("TIMESTAMP_NOT_AVAILABLE", "TIMESTAMP_CREATE_TIME", "TIMESTAMP_LOG_APPEND_TIME"):
+        assert getattr(messages, name) == getattr(confluent_kafka, name)
+
+
+def test_inbound_message_reads_like_a_confluent_kafka_message():
+    ours = InboundMessage(b"v", b"k", "events", 2, 7, 1_700_000_000_123, [("h", b"1")])
+    theirs = confluent_kafka.Message(
+        topic="events", partition=2, offset=7, key=b"k", value=b"v", headers=[("h", b"1")],
+        timestamp=(confluent_kafka.TIMESTAMP_CREATE_TIME, 1_700_000_000_123),
+    )  # fmt: skip
+    for method in ("value", "key", "topic", "partition", "offset", "timestamp", "headers", "error"):
+        assert getattr(ours, method)() == getattr(theirs, method)(), method
+    assert timestamp_ms(ours) == 1_700_000_000_123
+    assert timestamp_ms(InboundMessage(b"v")) is None, "no timestamp: none is written"
+
+
+def test_the_pipeline_takes_confluent_kafka_messages_as_they_come():
+    ts = (confluent_kafka.TIMESTAMP_LOG_APPEND_TIME, 1_700_000_000_123)
+    consumed = [
+        confluent_kafka.Message(topic="events", partition=1, offset=i, key=b"k", value=v, timestamp=ts)
+        for i, v in enumerate(VALUES)
+    ]
+    built = [InboundMessage(v, b"k", "events", 1, i, 1_700_000_000_123) for i, v in enumerate(VALUES)]
+    assert _records(consumed) == _records(built)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "kind", "expected"),
+    [(1_700_000_000.123, 0, (1, 1_700_000_000_123)), (1.5, 1, (2, 1_500)), (None, 0, (0, -1))],
+)
+def test_a_faust_message_reads_like_a_confluent_kafka_one(timestamp, kind, expected):
+    raw = FaustConsumerMessage("events", 1, 9, timestamp, kind, (("h", b"1"),), b"k", b"v", None)
+    msg = FaustMessage(raw)
+    assert (msg.value(), msg.key(), msg.topic(), msg.partition(), msg.offset()) == (
+        b"v",
+        b"k",
+        "events",
+        1,
+        9,
+    )
+    assert (msg.timestamp(), msg.headers(), msg.error()) == (expected, [("h", b"1")], None)
+    assert FaustMessage(FaustConsumerMessage("t", 0, 0, 1.0, 0, {"a": b"1"}, None, None, None)).headers() == [
+        ("a", b"1")
+    ]
+
+
+def test_the_pipeline_scores_faust_messages_as_before():
+    faust_batch = [
+        FaustMessage(FaustConsumerMessage("events", 1, i, 1_700_000_000.123, 0, None, b"k", v, None))
+        for i, v in enumerate(VALUES)
+    ]
+    built = [InboundMessage(v, b"k", "events", 1, i, 1_700_000_000_123) for i, v in enumerate(VALUES)]
+    assert _records(faust_batch) == _records(built)
+
+
+def test_a_record_reads_by_name_and_unpacks_as_the_producer_takes_it():
+    record = Record("predictions", b"k", b"{}", None, 3)
+    assert (record.topic, record.partition, record.source, record.headers) == ("predictions", None, 3, None)
+    topic, key, value, partition, *_ = record
+    assert (topic, key, value, partition) == ("predictions", b"k", b"{}", None)
