@@ -81,8 +81,14 @@ def chart(report: dict, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--quick", action="store_true", help="about one minute: fewer events and rates")
-    parser.add_argument("--only", nargs="*", help="ladder rungs whose name contains one of these, or memory")
+    parser.add_argument(
+        "--quick", action="store_true", help="about two minutes: 3 s drains, one offered rate, fewer rungs"
+    )
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        help="ladder rungs whose name contains one of these (or key: quix, bare...), or memory",
+    )
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the memory run")
     args = parser.parse_args()
     now = dt.datetime.now(dt.UTC)

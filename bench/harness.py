@@ -133,6 +133,10 @@ class Harness:
             self._running.__exit__(None, None, None)
         finally:
             self.reader.close()
+            topics = [v for k, v in self.env.items() if k.startswith("STREAMSCORE_") and k.endswith("_TOPIC")]
+            for deleted in self.admin.delete_topics(topics).values():  # a backlog should not fill the disk
+                with contextlib.suppress(Exception):  # those the scorer never created
+                    deleted.result(15)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:

@@ -135,7 +135,7 @@ def run(bootstrap: str, quick: bool = False, only: list[str] | None = None) -> d
             print(f"-- {rung.name}", flush=True)
             try:
                 results.append(measure_rung(bootstrap, rung, plan, pool, pool_file))
-            except RuntimeError as exc:
+            except (RuntimeError, OSError) as exc:  # OSError: no .venv-quix (make quix-venv)
                 results.append({"rung": rung.name, "key": rung.key, "error": str(exc)})
                 print(f"   {exc}", flush=True)
     report: dict[str, object] = {"plan": dataclasses.asdict(plan), "rungs": results}
