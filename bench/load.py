@@ -86,13 +86,16 @@ def _send(producer: Producer, topic: str, batch: list[dict[str, bytes]]) -> None
         producer.poll(0.05 if batch else 0)
 
 
+def stamp_slot(line: bytes) -> tuple[bytes, bytes, bytes]:
+    """A pool line as ``(key, head, tail)``: the event is ``head + occurred_at + tail``."""
+    key, value = line.split(b"\t", 1)
+    at = value.index(_STAMP) + len(_STAMP)
+    return key, value[:at], value[value.index(b'"', at) :]
+
+
 def offer(settings: Settings, rate: float, seconds: float, pool: Path) -> dict[str, float]:
     """Send the pool's events at ``rate``/s for ``seconds``, stamped with the time of sending."""
-    messages = []
-    for line in pool.read_bytes().splitlines():
-        key, value = line.split(b"\t", 1)
-        at = value.index(_STAMP) + len(_STAMP)
-        messages.append((key, value[:at], value[value.index(b'"', at) :]))
+    messages = [stamp_slot(line) for line in pool.read_bytes().splitlines()]
     producer = Producer(client_config(settings, **{**WRITER, "linger.ms": 1}))
     topic = settings.input_topic
     cycle = itertools.cycle(messages)

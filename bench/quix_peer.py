@@ -14,8 +14,6 @@ rungs: ``KAFKA_BOOTSTRAP_SERVERS``, ``STREAMSCORE_APP_ID`` (consumer group), the
 ``STREAMSCORE_PROCESSING_GUARANTEE``, ``STREAMSCORE_MODEL_DIR``/``_NAME`` and ``STREAMSCORE_PII_KEY``.
 """
 
-from __future__ import annotations
-
 import datetime as dt
 import hashlib
 import json
