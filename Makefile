@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+QUIX   := .venv-quix
 PYTEST_ARGS ?=
 
-.PHONY: help venv kafka run test chaos dashboard drift-plot unit integration lint format bench bench-quick up down clean
+.PHONY: help venv quix-venv kafka run test chaos dashboard drift-plot unit integration lint format bench bench-quick up down clean
 
 help:
 	@echo "make run      demo: embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), worker, producer"
@@ -24,6 +25,16 @@ $(STAMP): pyproject.toml
 	touch $@
 
 venv: $(STAMP)
+
+# The Quix Streams peer of the benchmark ladder runs from a venv of its own (it pins an older
+# confluent-kafka); only the benchmarks need it.
+$(QUIX)/.installed: bench/quix-requirements.txt
+	test -x $(QUIX)/bin/python || $(PYTHON) -m venv $(QUIX)
+	$(QUIX)/bin/pip install -q --upgrade pip
+	$(QUIX)/bin/pip install -q -r bench/quix-requirements.txt
+	touch $@
+
+quix-venv: $(QUIX)/.installed
 
 # Apache Kafka's jars from Maven Central into the per-user cache (skipped when a broker is given).
 kafka: $(STAMP)
@@ -55,10 +66,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: kafka
+bench: kafka quix-venv
 	$(BIN)/python -m bench
 
-bench-quick: kafka
+bench-quick: kafka quix-venv
 	$(BIN)/python -m bench --quick
 
 dashboard: kafka
@@ -74,4 +85,4 @@ down:
 	docker compose down
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) $(QUIX) .pytest_cache .ruff_cache .hypothesis *.egg-info

@@ -50,12 +50,12 @@ def chart(report: dict, path: Path) -> None:
     names = [r["rung"] for r in rungs]
     left.barh(names, [r["events_per_s"] for r in rungs], color="#4c72b0")
     for i, r in enumerate(rungs):
-        left.text(
-            r["events_per_s"], i, f" {r['events_per_s']:,}/s ({r.get('ratio_to_limit', 0):.0%})", va="center"
-        )
+        share = f" ({r['ratio_to_limit']:.0%})" if "ratio_to_limit" in r else ""
+        left.text(r["events_per_s"], i, f" {r['events_per_s']:,}/s{share}", va="center")
     left.invert_yaxis()
-    left.set_xlabel("events per second at saturation (share of the passthrough limit)")
-    left.set_title("Throughput")
+    left.set_xlabel("events per second draining a backlog (share of the passthrough limit)")
+    valid = report["ladder"].get("valid")
+    left.set_title("Throughput" if valid else "Throughput: INVALID RUN (the limit is not the fastest rung)")
     for r in rungs:
         points = [p for p in r["latency"] if p.get("events")]
         if points:
@@ -71,15 +71,24 @@ def chart(report: dict, path: Path) -> None:
     right.set_title("End-to-end latency (p99)")
     right.legend(fontsize=8)
     where = report["machine"]
-    fig.suptitle(f"streamscore ladder, {report['date'][:10]}, {where['cpus']} cores {where['cpu']}")
+    fig.suptitle(
+        f"streamscore ladder, {report['date'][:10]}, {where['cpus']} cores {where['cpu']}"
+        + ("" if valid else " - INVALID")
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--quick", action="store_true", help="about one minute: fewer events and rates")
-    parser.add_argument("--only", nargs="*", help="ladder rungs whose name contains one of these, or memory")
+    parser.add_argument(
+        "--quick", action="store_true", help="about two minutes: 3 s drains, one offered rate, fewer rungs"
+    )
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        help="ladder rungs whose name contains one of these (or key: quix, bare...), or memory",
+    )
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the memory run")
     args = parser.parse_args()
     now = dt.datetime.now(dt.UTC)

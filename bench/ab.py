@@ -10,7 +10,6 @@ the first.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import statistics
@@ -18,9 +17,10 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from bench.ladder import RUNGS, Harness
+from bench.harness import Harness
+from bench.ladder import RUNGS
+from bench.load import Pool
 from stream.broker import EmbeddedKafka
-from stream.producer import events
 
 
 def _variant(spec: str) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -30,30 +30,28 @@ def _variant(spec: str) -> tuple[str, tuple[tuple[str, str], ...]]:
 
 
 def compare(
-    bootstrap: str, rung_name: str, variants: list[str], repeat: int, backlog: int, window: float
+    bootstrap: str, rung_name: str, variants: list[str], repeat: int, backlog: int
 ) -> dict[str, object]:
     """Interleaved saturation runs of each variant of the rung named ``rung_name``; medians and ratios."""
     rung = next(r for r in RUNGS if rung_name in r.name)
-    generated = list(itertools.islice(events(seed=5), min(backlog, 20_000)))
-    values = [v for _, v, *_ in itertools.islice(itertools.cycle(generated), backlog)]
-    runs: dict[str, list[dict[str, float]]] = {}
-    with tempfile.NamedTemporaryFile("wb", suffix=".jsonl") as f:
-        for _, v, *_ in generated:
-            f.write(v + b"\n")
-        f.flush()
+    pool = Pool.generate(20_000)
+    runs: dict[str, list[dict[str, object]]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
+        pool_file = Path(folder) / "events.tsv"
+        pool.write(pool_file)
         for round_ in range(repeat):
             for spec in variants:
                 name, env = _variant(spec)
-                with Harness(bootstrap, replace(rung, settings=rung.settings + env), Path(f.name)) as h:
-                    h.warm_up(generated[0][1])
-                    sat = h.saturate(values, window)
+                with Harness(bootstrap, replace(rung, settings=rung.settings + env), pool, pool_file) as h:
+                    h.warm_up()
+                    sat = h.drain(backlog, timeout=max(60.0, backlog / 500))
                 runs.setdefault(name, []).append(sat)
                 print(f"round {round_ + 1} {name}: {sat}", flush=True)
     summary: dict[str, dict[str, float]] = {}
     for name, results in runs.items():
         summary[name] = {
-            "events_per_s": statistics.median(r["events_per_s"] for r in results),
-            "cpu_s_per_1000": statistics.median(r["cpu_s_per_1000"] for r in results),
+            "events_per_s": statistics.median(float(r["events_per_s"]) for r in results),  # type: ignore[arg-type]
+            "cpu_s_per_1000": statistics.median(float(r["cpu_s_per_1000"]) for r in results),  # type: ignore[arg-type]
         }
     first = summary[next(iter(summary))]
     for s in summary.values():
@@ -67,17 +65,14 @@ def main() -> None:
     parser.add_argument("variants", nargs="+", help="NAME:KEY=VALUE,... (environment of the variant)")
     parser.add_argument("--rung", default="streamscore, 1 process")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--backlog", type=int, default=30_000)
-    parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument("--backlog", type=int, default=100_000, help="events drained per run")
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if bootstrap:
-        report = compare(bootstrap, args.rung, args.variants, args.repeat, args.backlog, args.window)
+        report = compare(bootstrap, args.rung, args.variants, args.repeat, args.backlog)
     else:
         with EmbeddedKafka() as kafka:
-            report = compare(
-                kafka.bootstrap_servers, args.rung, args.variants, args.repeat, args.backlog, args.window
-            )
+            report = compare(kafka.bootstrap_servers, args.rung, args.variants, args.repeat, args.backlog)
     print(json.dumps(report["median"], indent=1))
 
 

@@ -8,7 +8,6 @@ positive once the windows, buffers and caches have filled.
 
 from __future__ import annotations
 
-import itertools
 import statistics
 import subprocess
 import sys
@@ -16,8 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.ladder import ROOT, RUNGS, Harness
-from stream.producer import events
+from bench.harness import ROOT, Harness
+from bench.ladder import RUNGS
+from bench.load import Pool
 
 
 def _rss_mib(pid: int) -> float:
@@ -31,20 +31,20 @@ def run(
     bootstrap: str, minutes: float = 10.0, rate: float = 2_000.0, every: float = 5.0
 ) -> dict[str, object]:
     """Offer ``rate`` events/s for ``minutes`` to one worker; RSS samples and their summary."""
-    rung = next(r for r in RUNGS if "streamscore, 1 process" in r.name)
-    generated = list(itertools.islice(events(seed=7), 20_000))
+    rung = next(r for r in RUNGS if r.key == "streamscore")
+    pool = Pool.generate(20_000, seed=7)
     seconds = minutes * 60
-    with tempfile.NamedTemporaryFile("wb", suffix=".jsonl") as f:
-        for _, v, *_ in generated:
-            f.write(v + b"\n")
-        f.flush()
-        with Harness(bootstrap, rung, Path(f.name)) as harness:
-            harness.warm_up(generated[0][1])
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
+        pool_file = Path(folder) / "events.tsv"
+        pool.write(pool_file)
+        with Harness(bootstrap, rung, pool, pool_file) as harness:
+            harness.warm_up()
             pid = harness.procs[0].pid
             producer = subprocess.Popen(
-                [sys.executable, "-m", "bench.rungs", "produce", str(rate), str(seconds), f.name],
+                [sys.executable, "-m", "bench.load", str(rate), str(seconds), str(pool_file)],
                 env=harness.env,
                 cwd=ROOT,
+                stdout=subprocess.DEVNULL,
             )
             samples: list[tuple[float, float]] = []
             read = 0

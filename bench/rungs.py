@@ -7,7 +7,9 @@ They read the same settings as the worker (``KAFKA_BOOTSTRAP_SERVERS``, ``STREAM
 - ``bare``: the same loop doing the real work with :class:`stream.pipeline.Pipeline`.
 - ``naive``: what tutorials write: a Faust agent that decodes each event with the stdlib json,
   runs onnxruntime once per event, and awaits each send.
-- ``produce``: publish pre-generated events with a fresh ``occurred_at`` at a fixed rate.
+
+The Quix Streams peer is :mod:`bench.quix_peer` (it runs from a venv of its own), the load
+generator :mod:`bench.load`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import signal
 import sys
 import time
 
-import orjson
 from confluent_kafka import Consumer, Producer
 
 from stream.kafka_config import client_config, faust_broker
@@ -58,7 +59,16 @@ def _loop(settings: Settings, work: bool) -> None:
 
         pipeline = create_pipeline(settings)
     pred, prov = settings.prediction_topic, settings.provenance_topic
-    produce = producer.produce
+
+    def produce(
+        topic: str, value: bytes | None, key: bytes | None, partition: int, headers: object = None
+    ) -> None:
+        while True:
+            try:
+                return producer.produce(topic, value, key, partition, headers=headers)
+            except BufferError:  # the producer's queue is full: let deliveries make room
+                producer.poll(0.01)
+
     last_commit = time.monotonic()
     uncommitted = False
     while running:
@@ -122,27 +132,6 @@ def naive(settings: Settings) -> None:
     worker.execute_from_commandline()
 
 
-def produce_at_rate(settings: Settings, rate: float, duration: float, events_file: str) -> None:
-    """Publish the events of ``events_file`` (JSON lines without occurred_at) at ``rate``/s."""
-    import datetime as dt
-
-    producer = Producer(client_config(settings, **{"linger.ms": 1, "acks": "all"}))
-    with open(events_file, "rb") as f:
-        events = [orjson.loads(line) for line in f]
-    started = time.monotonic()
-    n = 0
-    while (elapsed := time.monotonic() - started) < duration:
-        due = int(elapsed * rate) + 1
-        while n < due:
-            event = events[n % len(events)]
-            event["occurred_at"] = dt.datetime.now(dt.UTC)
-            producer.produce(settings.input_topic, orjson.dumps(event), event["entity_id"].encode())
-            n += 1
-        producer.poll(0)
-        time.sleep(min(0.002, max(0.0, (n / rate) - (time.monotonic() - started))))
-    producer.flush(30)
-
-
 def main() -> None:
     settings = Settings()
     rung = sys.argv[1]
@@ -152,8 +141,6 @@ def main() -> None:
         _loop(settings, work=True)
     elif rung == "naive":
         naive(settings)
-    elif rung == "produce":
-        produce_at_rate(settings, float(sys.argv[2]), float(sys.argv[3]), sys.argv[4])
     else:
         sys.exit(f"unknown rung {rung!r}")
 

@@ -1,0 +1,323 @@
+"""One rung on the broker: its topics, its scorer processes, and what is measured of them.
+
+Throughput is measured by draining a backlog. The scorer processes are started and answer a first
+event (:meth:`Harness.warm_up`), then they are stopped (SIGSTOP) while the backlog is written, so
+that they start on a full backlog and do not share the cores with the writer, and resumed
+(SIGCONT). The output topics append with the broker's clock (``LogAppendTime``), the drain is read
+back with ``isolation.level=read_committed`` once it is complete, and its rate and CPU are taken
+over the middle of the drain (:mod:`bench.measure`). Latency is measured on the same processes
+afterwards, with events offered at a fixed rate by the load generator (:mod:`bench.load`), from
+``occurred_at`` to the prediction read by this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
+
+from bench import measure
+from bench.load import WRITER, Pool, write
+from stream.kafka_config import client_config, connect
+from stream.settings import Settings
+from stream.topics import ensure_topics
+
+ROOT = Path(__file__).parents[1]
+PARTITIONS = 6
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_OCCURRED_AT = re.compile(rb'"occurred_at":\s*"([^"]+)"')
+#: Predictions whose scores are compared with the model's, per drain.
+SCORE_CHECKS = 50
+
+
+@dataclass(frozen=True)
+class Rung:
+    name: str
+    key: str  # what the summary calls it
+    command: list[str]
+    processes: int = 1
+    settings: tuple[tuple[str, str], ...] = ()
+    quick: bool = True  # part of make bench-quick
+
+    @property
+    def exactly_once(self) -> bool:
+        return ("STREAMSCORE_PROCESSING_GUARANTEE", "exactly_once") in self.settings
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Harness:
+    """Topics, processes and measurement for one rung."""
+
+    def __init__(self, bootstrap: str, rung: Rung, pool: Pool, pool_file: Path) -> None:
+        self.rung, self.pool, self.pool_file = rung, pool, pool_file
+        self.kafka = client_config(Settings(kafka_bootstrap_servers=bootstrap))  # security from the env
+        base = f"bench-{uuid.uuid4().hex[:6]}"
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "STREAMSCORE_APP_ID": base,
+            "STREAMSCORE_INPUT_TOPIC": f"{base}.events",
+            "STREAMSCORE_PREDICTION_TOPIC": f"{base}.predictions",
+            "STREAMSCORE_PROVENANCE_TOPIC": f"{base}.provenance",
+            "STREAMSCORE_DLQ_TOPIC": f"{base}.dlq",
+            "STREAMSCORE_OUTCOME_TOPIC": f"{base}.outcomes",
+            "STREAMSCORE_DRIFT_TOPIC": f"{base}.drift",
+            "STREAMSCORE_PARTITIONS": str(PARTITIONS),
+            "STREAMSCORE_METRICS_PORT": "0",
+            "STREAMSCORE_DATA_DIR": tempfile.mkdtemp(prefix="bench-"),
+            "STREAMSCORE_LOG_LEVEL": "warn",
+            "STREAMSCORE_SECRET": secrets.token_hex(32),
+            **dict(rung.settings),
+        }
+        self.input, self.predictions = (
+            self.env["STREAMSCORE_INPUT_TOPIC"],
+            self.env["STREAMSCORE_PREDICTION_TOPIC"],
+        )
+        ensure_topics(self.kafka, {self.input: PARTITIONS})
+        outputs = ("PREDICTION", "PROVENANCE", "DLQ", "OUTCOME")
+        ensure_topics(
+            self.kafka,
+            {self.env[f"STREAMSCORE_{t}_TOPIC"]: PARTITIONS for t in outputs},
+            config={"message.timestamp.type": "LogAppendTime"},  # the broker's clock for every client
+        )
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.admin = connect(self.kafka)[0]
+        self.writer = Producer(client_config(self.kafka, **WRITER))
+        self.reader = Consumer(
+            client_config(
+                self.kafka,
+                **{
+                    "group.id": f"{base}-reader",
+                    "enable.auto.commit": False,
+                    "fetch.wait.max.ms": 5,
+                    "isolation.level": "read_committed",  # exactly once: only committed outputs count
+                },
+            )
+        )
+        self.partitions = [TopicPartition(self.predictions, p, 0) for p in range(PARTITIONS)]
+        self.reader.assign(self.partitions)
+
+    def __enter__(self) -> Harness:
+        self._running = self.running()
+        self._running.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._running.__exit__(None, None, None)
+        finally:
+            self.reader.close()
+            topics = [v for k, v in self.env.items() if k.startswith("STREAMSCORE_") and k.endswith("_TOPIC")]
+            for deleted in self.admin.delete_topics(topics).values():  # a backlog should not fill the disk
+                with contextlib.suppress(Exception):  # those the scorer never created
+                    deleted.result(15)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        for _ in range(self.rung.processes):
+            self.procs.append(
+                subprocess.Popen(self.rung.command, env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL)
+            )
+        try:
+            yield
+        finally:
+            for p in self.procs:
+                p.send_signal(signal.SIGCONT)
+                p.send_signal(signal.SIGTERM)
+            for p in self.procs:
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+    def _check_alive(self) -> None:
+        for p in self.procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"{self.rung.name} exited with {p.returncode}")
+
+    def _read(self, timeout: float) -> list:
+        """What has arrived: waits up to ``timeout`` for the first message only, so it adds no delay."""
+        first = self.reader.poll(timeout)
+        if first is None:
+            return []
+        return [m for m in [first, *self.reader.consume(5000, timeout=0)] if m.error() is None]
+
+    def warm_up(self, timeout: float = 90.0) -> None:
+        """Send single events until one comes back: the scorer has joined and is ready."""
+        deadline = time.monotonic() + timeout
+        probe = self.pool.messages[:1]
+        while time.monotonic() < deadline:
+            self._check_alive()
+            write(self.writer, self.input, probe, 1)
+            if self._read(1.0):
+                self._wait_for_members(deadline)
+                while self._read(0.5):
+                    pass
+                return
+        raise RuntimeError(f"{self.rung.name} did not answer within {timeout:.0f} s")
+
+    def _wait_for_members(self, deadline: float) -> None:
+        """Until every process of the rung holds partitions in a stable group (then a moment more)."""
+        group = self.env["STREAMSCORE_APP_ID"]
+        while time.monotonic() < deadline:
+            found = self.admin.describe_consumer_groups([group])[group].result(10)
+            members = [m for m in found.members if m.assignment and m.assignment.topic_partitions]
+            if found.state == ConsumerGroupState.STABLE and len(members) == self.rung.processes:
+                time.sleep(0.5)
+                return
+            time.sleep(0.25)
+        raise RuntimeError(f"{self.rung.name}: {self.rung.processes} processes did not share the partitions")
+
+    def _end_offsets(self) -> int:
+        return sum(
+            self.reader.get_watermark_offsets(tp, timeout=10, cached=False)[1] for tp in self.partitions
+        )
+
+    def drain(self, count: int, timeout: float) -> dict[str, object]:
+        """Write ``count`` events while the scorer is stopped, then let it drain them; measure the middle."""
+        before = self._end_offsets()
+        for p in self.procs:
+            p.send_signal(signal.SIGSTOP)
+        try:
+            paused_ms = time.time() * 1000
+            written = time.monotonic()
+            write(self.writer, self.input, self.pool.messages, count)
+            written = time.monotonic() - written
+        finally:
+            cpu = _Sampler(self.procs)
+            for p in self.procs:
+                p.send_signal(signal.SIGCONT)
+        with cpu:
+            deadline = time.monotonic() + timeout
+            while self._end_offsets() - before < count and time.monotonic() < deadline:
+                self._check_alive()
+                time.sleep(0.2)
+            appended, checked, matched = [], 0, 0
+            while len(appended) < count and time.monotonic() < deadline:
+                for m in self._read(0.5):
+                    ms = m.timestamp()[1]
+                    if ms < paused_ms - 1:
+                        continue  # a late answer to the warm-up
+                    appended.append(ms)
+                    if checked < SCORE_CHECKS and (expected := self._expected(m.value())) is not None:
+                        checked += 1
+                        matched += expected
+        if len(appended) < 2:
+            raise RuntimeError(
+                f"{self.rung.name} scored {len(appended)} of {count} events in {timeout:.0f} s"
+            )
+        middle = measure.steady(appended)
+        result: dict[str, object] = {
+            "events": count,
+            "outputs": len(appended),
+            "events_per_s": round(middle.rate),
+            "cpu_s_per_1000": round(cpu.between(middle.start, middle.end) / middle.events * 1000, 4),
+            "measured_s": round(middle.seconds, 2),
+            "drain_s": round((max(appended) - min(appended)) / 1000, 2),
+            "write_s": round(written, 2),
+        }
+        if checked:
+            result["scores_checked"], result["scores_match"] = checked, matched == checked
+        return result
+
+    def _expected(self, value: bytes) -> bool | None:
+        """Whether a prediction's score is the model's for that event; None: no score to check."""
+        record = orjson.loads(value)
+        want = self.pool.scores.get(record.get("event_id")) if isinstance(record, dict) else None
+        if want is None or "score" not in record:
+            return None
+        return abs(float(record["score"]) - want) <= 1e-6
+
+    def latency(self, rate: float, seconds: float) -> dict[str, object]:
+        """Offer ``rate`` events/s for ``seconds`` from another process; percentiles in ms."""
+        generator = subprocess.Popen(
+            [sys.executable, "-m", "bench.load", str(rate), str(seconds), str(self.pool_file)],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+        )
+        pairs: list[tuple[float, float]] = []  # (occurred_at, latency)
+        parsed: dict[bytes, float] = {}  # the generator stamps a burst of events with one time
+        offered: dict[str, float] = {}
+        deadline = time.monotonic() + seconds + 30
+        while time.monotonic() < deadline and len(pairs) < offered.get("sent", len(pairs) + 1):
+            msgs = self._read(0.01)
+            now = time.time()
+            for m in msgs:
+                if (found := _OCCURRED_AT.search(m.value())) is None:
+                    continue
+                stamp = found.group(1)
+                if (occurred := parsed.get(stamp)) is None:
+                    occurred = parsed[stamp] = dt.datetime.fromisoformat(stamp.decode()).timestamp()
+                pairs.append((occurred, now - occurred))
+            if not offered and generator.poll() is not None:  # then read until every event is back
+                offered = orjson.loads(generator.communicate()[0] or b'{"sent": 0}')
+        skip_until = offered.pop("started_at", 0.0) + min(1.0, seconds / 4)  # the first second warms up
+        lat = [latency for occurred, latency in pairs if occurred >= skip_until]
+        result: dict[str, object] = {
+            **offered,
+            "read": len(pairs),
+            "events": len(lat),
+            **measure.percentiles_ms(lat),
+        }
+        result["generator_kept_up"] = offered.get("achieved", 0) >= 0.95 * rate
+        return result
+
+    def peak_rss_mib(self) -> float:
+        return round(max(_peak_rss_mib(p.pid) for p in self.procs), 1)
+
+
+class _Sampler:
+    """Cumulative CPU seconds of the scorer's processes every 50 ms, from a thread."""
+
+    def __init__(self, procs: list[subprocess.Popen[bytes]]) -> None:
+        self.pids = [p.pid for p in procs]
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._sample()
+
+    def _sample(self) -> None:
+        self.samples.append((time.time(), sum(_cpu_seconds(pid) for pid in self.pids)))
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self._sample()
+
+    def __enter__(self) -> _Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def between(self, start: float, end: float) -> float:
+        return measure.cpu_between(self.samples, start, end)

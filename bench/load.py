@@ -1,0 +1,126 @@
+"""The ladder's events and load generator.
+
+:class:`Pool` holds events generated once per run (``stream.producer.events``) as ready-made
+messages, and the score the model gives each. The latency load generator, ``python -m bench.load
+RATE SECONDS POOL``, runs as a process of its own and offers ``RATE`` events/s for ``SECONDS``:
+every few milliseconds it sends the events due as one ``produce_batch``, each event's
+``occurred_at`` overwritten in its pre-serialised bytes with the time of sending (so generating
+costs a bytes join per event, not a JSON round trip). It prints what it achieved as one JSON line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+from confluent_kafka import Producer
+
+from stream.kafka_config import client_config
+from stream.settings import Settings
+
+#: Time between two bursts of the load generator.
+BURST_S = 0.005
+_STAMP = b'"occurred_at":"'
+#: Writer settings for large batches: a backlog goes out at a few hundred thousand events/s.
+WRITER = {
+    "linger.ms": 20,
+    "batch.size": 1_000_000,
+    "queue.buffering.max.messages": 2_000_000,
+    "queue.buffering.max.kbytes": 2_000_000,
+    "acks": "all",
+    "partitioner": "murmur2_random",
+}
+
+
+@dataclass
+class Pool:
+    """Pre-generated events: ``messages`` for ``produce_batch`` and each event's expected score."""
+
+    messages: list[dict[str, bytes]]
+    scores: dict[str, float]
+
+    @classmethod
+    def generate(cls, size: int, seed: int = 5) -> Pool:
+        from stream.codec import FeatureReader
+        from stream.model import load
+        from stream.producer import events
+
+        settings = Settings()
+        model = load(settings.model_dir, settings.model_name, settings.model_version)
+        generated = list(itertools.islice(events(seed=seed), size))
+        reader = FeatureReader(model.card.features)
+        x = np.array([reader.row(features) for *_, features, _ in generated], dtype=np.float32)
+        scores = model.predict_proba(x).tolist()
+        return cls(
+            messages=[{"key": key, "value": value} for key, value, *_ in generated],
+            scores={event_id: s for (_, _, _, event_id, *_), s in zip(generated, scores, strict=True)},
+        )
+
+    def write(self, path: Path) -> None:
+        """One ``key TAB value`` line per event, for the load generator."""
+        path.write_bytes(b"".join(m["key"] + b"\t" + m["value"] + b"\n" for m in self.messages))
+
+
+def write(producer: Producer, topic: str, messages: list[dict[str, bytes]], count: int) -> None:
+    """Send ``count`` of ``messages`` (cycled) with ``produce_batch``; wait until all are acknowledged."""
+    sent = 0
+    while sent < count:
+        chunk = messages[: min(len(messages), count - sent)]
+        _send(producer, topic, chunk)
+        sent += len(chunk)
+    if producer.flush(120) > 0:
+        raise RuntimeError("the backlog was not acknowledged within 120 s")
+
+
+def _send(producer: Producer, topic: str, batch: list[dict[str, bytes]]) -> None:
+    """``produce_batch``, again for the messages it could not queue (it marks them with ``_error``)."""
+    while batch:
+        producer.produce_batch(topic, batch)
+        batch = [m for m in batch if m.pop("_error", None) is not None]
+        producer.poll(0.05 if batch else 0)
+
+
+def stamp_slot(line: bytes) -> tuple[bytes, bytes, bytes]:
+    """A pool line as ``(key, head, tail)``: the event is ``head + occurred_at + tail``."""
+    key, value = line.split(b"\t", 1)
+    at = value.index(_STAMP) + len(_STAMP)
+    return key, value[:at], value[value.index(b'"', at) :]
+
+
+def offer(settings: Settings, rate: float, seconds: float, pool: Path) -> dict[str, float]:
+    """Send the pool's events at ``rate``/s for ``seconds``, stamped with the time of sending."""
+    messages = [stamp_slot(line) for line in pool.read_bytes().splitlines()]
+    producer = Producer(client_config(settings, **{**WRITER, "linger.ms": 1}))
+    topic = settings.input_topic
+    cycle = itertools.cycle(messages)
+    started, started_at = time.monotonic(), time.time()
+    sent = 0
+    while (elapsed := time.monotonic() - started) < seconds:
+        due = int(elapsed * rate) + 1 - sent
+        if due > 0:
+            stamp = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").encode()
+            batch = [
+                {"key": k, "value": head + stamp + tail} for k, head, tail in itertools.islice(cycle, due)
+            ]
+            _send(producer, topic, batch)
+            sent += due
+        producer.poll(0)
+        time.sleep(max(0.0, BURST_S - (time.monotonic() - started - elapsed)))
+    took = time.monotonic() - started
+    producer.flush(60)
+    return {"offered": round(rate), "achieved": round(sent / took), "sent": sent, "started_at": started_at}
+
+
+def main() -> None:
+    rate, seconds, pool = float(sys.argv[1]), float(sys.argv[2]), Path(sys.argv[3])
+    print(orjson.dumps(offer(Settings(), rate, seconds, pool)).decode(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

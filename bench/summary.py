@@ -1,0 +1,79 @@
+"""What a ladder run says: whether it is valid, and the ratios the targets are written in.
+
+A ladder is valid only if its limit (the passthrough rung) is the fastest rung, within
+:data:`TOLERANCE`, every rung scored every event it was given, and the scores checked matched the
+model's. An invalid run keeps its raw figures but gives no ratios: it says why it failed instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+#: How much faster than the limit a rung may measure before the run counts as invalid.
+TOLERANCE = 0.10
+
+Result = dict[str, object]
+
+
+def problems(rungs: Sequence[Result], tolerance: float = TOLERANCE) -> list[str]:
+    """Why the run cannot be trusted; empty when it can."""
+    found: list[str] = []
+    measured = [r for r in rungs if "events_per_s" in r]
+    limit = _by_key(rungs, "passthrough")
+    if limit is not None and "events_per_s" in limit:
+        ceiling = float(limit["events_per_s"])  # type: ignore[arg-type]
+        found += [
+            f"{r['rung']} measured {r['events_per_s']:,} events/s, faster than the limit "
+            f"({ceiling:,.0f}/s) by more than {tolerance:.0%}: the limit was not measured at saturation"
+            for r in measured
+            if r is not limit and float(r["events_per_s"]) > ceiling * (1 + tolerance)  # type: ignore[arg-type]
+        ]
+    elif limit is not None:
+        found.append(f"the limit rung failed: {limit.get('error')}")
+    for r in measured:
+        if r.get("outputs", r.get("events")) != r.get("events"):
+            found.append(f"{r['rung']} wrote {r.get('outputs')} predictions for {r.get('events')} events")
+        if r.get("scores_match") is False:
+            found.append(f"{r['rung']} gave scores that differ from the model's for the same events")
+    return found
+
+
+def ratios(rungs: Sequence[Result]) -> dict[str, float | None]:
+    """The figures of issue #11's target table (None where a rung is missing or failed)."""
+    rate = {k: _figure(rungs, k, "events_per_s") for k in _KEYS}
+    one = _by_key(rungs, "streamscore")
+    p99 = {round(float(p["fraction_of_max"]) * 100): p.get("p99_ms") for p in (one or {}).get("latency", [])}  # type: ignore[union-attr]
+    return {
+        "streamscore_1_process_to_bare_loop": _div(rate["streamscore"], rate["bare"]),
+        "streamscore_to_naive_faust": _div(rate["streamscore"], rate["naive"]),
+        "streamscore_to_quix_per_process": _div(rate["streamscore"], rate["quix"]),
+        "exactly_once_to_bare_loop": _div(rate["streamscore-eos"], rate["bare"]),
+        "streamscore_cpu_s_per_1000": _figure(rungs, "streamscore", "cpu_s_per_1000"),
+        "streamscore_p99_ms_at_50pct": p99.get(50),  # type: ignore[dict-item]
+        "streamscore_p99_ms_at_70pct": p99.get(70),  # type: ignore[dict-item]
+        "two_processes_to_one": _div(rate["streamscore-2"], rate["streamscore"]),
+    }
+
+
+def to_limit(rungs: Sequence[Result]) -> None:
+    """Add each rung's share of the limit's rate (``ratio_to_limit``), when the limit was measured."""
+    ceiling = _figure(rungs, "passthrough", "events_per_s")
+    for r in rungs:
+        if ceiling and "events_per_s" in r:
+            r["ratio_to_limit"] = round(float(r["events_per_s"]) / ceiling, 3)  # type: ignore[arg-type]
+
+
+_KEYS = ("passthrough", "bare", "naive", "quix", "streamscore", "streamscore-2", "streamscore-eos")
+
+
+def _by_key(rungs: Sequence[Result], key: str) -> Result | None:
+    return next((r for r in rungs if r.get("key") == key), None)
+
+
+def _figure(rungs: Sequence[Result], key: str, name: str) -> float | None:
+    r = _by_key(rungs, key)
+    return None if r is None or name not in r else float(r[name])  # type: ignore[arg-type]
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None

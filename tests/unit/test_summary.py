@@ -1,0 +1,78 @@
+"""Judging a ladder run: the limit must be the fastest rung; the ratios of the target table."""
+
+from __future__ import annotations
+
+from bench import summary
+
+
+def rung(key, rate, **more):
+    return {"rung": key, "key": key, "events_per_s": rate, "events": 100, "outputs": 100, **more}
+
+
+LADDER = [
+    rung("passthrough", 100_000),
+    rung("bare", 30_000),
+    rung("naive", 1_500),
+    rung("quix", 8_000),
+    rung(
+        "streamscore",
+        6_000,
+        cpu_s_per_1000=0.2,
+        latency=[{"fraction_of_max": 0.5, "p99_ms": 40.0}, {"fraction_of_max": 0.7, "p99_ms": 90.0}],
+    ),
+    rung("streamscore-2", 10_800),
+    rung("streamscore-eos", 4_500),
+]
+
+
+def test_a_ladder_whose_limit_is_the_fastest_rung_is_valid():
+    assert summary.problems(LADDER) == []
+
+
+def test_a_rung_faster_than_the_limit_makes_the_run_invalid():
+    ladder = [rung("passthrough", 316), *LADDER[1:]]
+    found = summary.problems(ladder)
+    assert len(found) == 6
+    assert found[0].startswith("bare measured 30,000 events/s, faster than the limit (316/s)")
+
+
+def test_the_limit_may_be_beaten_within_the_tolerance():
+    ladder = [rung("passthrough", 50_000), rung("bare", 54_000)]
+    assert summary.problems(ladder) == []
+    assert summary.problems([rung("passthrough", 50_000), rung("bare", 56_000)]) != []
+
+
+def test_a_failed_limit_lost_events_or_wrong_scores_make_the_run_invalid():
+    assert summary.problems([{"rung": "p", "key": "passthrough", "error": "exited"}]) == [
+        "the limit rung failed: exited"
+    ]
+    assert summary.problems([rung("bare", 10, outputs=90)]) == ["bare wrote 90 predictions for 100 events"]
+    assert "differ from the model's" in summary.problems([rung("quix", 10, scores_match=False)])[0]
+
+
+def test_a_run_without_the_limit_has_no_share_of_it():
+    ladder = [dict(r) for r in LADDER[1:]]
+    assert summary.problems(ladder) == []
+    summary.to_limit(ladder)
+    assert all("ratio_to_limit" not in r for r in ladder)
+
+
+def test_the_ratios_of_the_target_table():
+    assert summary.ratios(LADDER) == {
+        "streamscore_1_process_to_bare_loop": 0.2,
+        "streamscore_to_naive_faust": 4.0,
+        "streamscore_to_quix_per_process": 0.75,
+        "exactly_once_to_bare_loop": 0.15,
+        "streamscore_cpu_s_per_1000": 0.2,
+        "streamscore_p99_ms_at_50pct": 40.0,
+        "streamscore_p99_ms_at_70pct": 90.0,
+        "two_processes_to_one": 1.8,
+    }
+    ladder = [dict(r) for r in LADDER]
+    summary.to_limit(ladder)
+    assert [r["ratio_to_limit"] for r in ladder] == [1.0, 0.3, 0.015, 0.08, 0.06, 0.108, 0.045]
+
+
+def test_missing_rungs_give_no_ratio():
+    ratios = summary.ratios([rung("bare", 30_000)])
+    assert set(ratios.values()) == {None}
