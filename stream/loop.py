@@ -76,8 +76,8 @@ def consumer_config(settings: Settings) -> dict[str, object]:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "isolation.level": "read_committed",
-            # small per-partition fetches interleave the partitions of a backlog in each batch (drift
-            # windows span every owned partition) at no cost in throughput (see bench)
+            # small per-partition fetches interleave the partitions of a backlog (so drift windows span
+            # every owned partition); 1 MiB, the default, drained 1.07x faster in an A/B (2026-11-29)
             "max.partition.fetch.bytes": 64 * 1024,
             "session.timeout.ms": int(settings.session_timeout_s * 1000),
             "heartbeat.interval.ms": int(settings.session_timeout_s * 1000 / 3),

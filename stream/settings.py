@@ -144,7 +144,7 @@ class Settings(BaseSettings):
     linger_ms: float = Field(
         5.0, ge=0, le=1_000, description="Longest the producer waits to fill a batch of records, in ms."
     )
-    batch_size: int = Field(64, ge=1, le=4096, description="Most events scored in one run.")
+    batch_size: int = Field(256, ge=1, le=4096, description="Most events scored in one run.")
     batch_max_wait_ms: float = Field(
         10.0, gt=0, le=10_000, description="Longest a batch waits to fill, in milliseconds."
     )
