@@ -1,6 +1,8 @@
 """The worker's HTTP endpoints: ``/metrics`` (Prometheus), ``/healthz`` (alive), ``/readyz`` (ready).
 
-Alive: the worker's event loop has ticked within ``stall_after`` seconds. Ready: alive, the model
+Alive: the worker's processing loop (the scoring loop's thread, which ticks after every consume
+and while it waits on the broker; the outcome worker's event loop) has ticked within
+``stall_after`` seconds. Ready: alive, the model
 is loaded and the worker holds at least one input partition. Both answer 200 or 503 with a JSON
 body that says why.
 """
@@ -34,7 +36,7 @@ class Health:
 
     def alive(self) -> tuple[bool, dict[str, Any]]:
         since = time.monotonic() - self.last_tick
-        return since < self.stall_after, {"event_loop_tick_s_ago": round(since, 1)}
+        return since < self.stall_after, {"loop_tick_s_ago": round(since, 1)}
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
         alive, doc = self.alive()

@@ -1,4 +1,4 @@
-"""Liveness follows the event loop's ticks; readiness also needs the model and partitions."""
+"""Liveness follows the worker loop's ticks; readiness also needs the model and partitions."""
 
 from __future__ import annotations
 
