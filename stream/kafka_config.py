@@ -68,7 +68,7 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
 
 def faust_broker(settings: Settings) -> dict[str, Any]:
     """``faust.App`` keyword arguments: ``broker`` URLs and, unless PLAINTEXT, ``broker_credentials``."""
-    import faust  # here: only the worker needs it, and it is slow to import
+    import faust  # here: only the outcome worker needs it, and it is slow to import
 
     kwargs: dict[str, Any] = {
         "broker": [f"kafka://{host.strip()}" for host in settings.kafka_bootstrap_servers.split(",")]
