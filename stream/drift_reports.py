@@ -26,6 +26,9 @@ from stream.settings import Settings
 from stream.state import StateTopic
 
 log = logging.getLogger("streamscore.worker")
+#: most events of a batch added to the windows at once: a window ends on whole slices, so this bounds
+#: how far its size can stray from STREAMSCORE_DRIFT_WINDOW per partition
+SLICE = 64
 
 
 class DriftReporter:
@@ -68,10 +71,18 @@ class DriftReporter:
     def update(self, result: BatchResult) -> None:
         if result.scores is None or not len(result.scores):
             return
-        assert result.partitions is not None and result.times is not None and result.offsets is not None
-        reports = self.monitor.update(
-            result.features, result.scores, result.partitions, result.times, result.offsets
-        )
+        assert result.features is not None and result.partitions is not None
+        assert result.times is not None and result.offsets is not None
+        reports = []
+        for a in range(0, len(result.scores), SLICE):  # a window drops whole slices: keep them small
+            b = a + SLICE
+            reports += self.monitor.update(
+                result.features[a:b],
+                result.scores[a:b],
+                result.partitions[a:b],
+                result.times[a:b],
+                result.offsets[a:b],
+            )
         for report in reports:
             self._publish(report)
         if any(r.kind == "window" for r in reports):
