@@ -26,6 +26,7 @@ import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from stream.kafka_config import client_config
+from stream.keys import with_secret
 from stream.producer import events
 from stream.settings import Settings
 from stream.topics import ensure_topics
@@ -92,7 +93,7 @@ class Harness:
         self.kafka = client_config(Settings(kafka_bootstrap_servers=bootstrap))  # security from the env
         base = f"bench-{uuid.uuid4().hex[:6]}"
         self.env = {
-            **os.environ,
+            **with_secret(os.environ),  # a random secret per run unless one is set
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "STREAMSCORE_APP_ID": base,
             "STREAMSCORE_INPUT_TOPIC": f"{base}.events",

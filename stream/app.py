@@ -40,10 +40,11 @@ from faust.types import TP, ConsumerT, EventT
 from stream import __version__, model
 from stream.contracts import ModelCard
 from stream.drift import DriftMonitor, Report
-from stream.errors import ConfigError
+from stream.errors import ConfigError, StateRejected
 from stream.health import Health
 from stream.health import serve as serve_http
 from stream.kafka_config import client_config, connect, faust_broker
+from stream.keys import keys
 from stream.logs import logging_config
 from stream.metrics import WorkerMetrics
 from stream.pipeline import BatchResult, Pipeline, Record, Topics
@@ -100,11 +101,12 @@ def prepare_topics(settings: Settings) -> int:
 
 def create_pipeline(settings: Settings) -> Pipeline:
     """Load and verify the model and build the hot path around it."""
+    personal = keys(settings).personal  # first: no secret, no start
     loaded = model.load(settings.model_dir, settings.model_name, settings.model_version)
     return Pipeline(
         loaded,
         Topics(settings.prediction_topic, settings.provenance_topic, settings.dlq_topic),
-        pii_key=settings.pii_key.get_secret_value().encode(),
+        pii_key=personal,
         scorer={
             "version": __version__,
             "revision": code_revision(),
@@ -267,9 +269,9 @@ class DriftReporter:
             client_config(settings),
             f"{settings.app_id}-drift-state",
             partitions,
+            keys(settings).state,
             settings.replication_factor,
         )
-        self.key = settings.pii_key.get_secret_value().encode()
         self.worker_id = worker_id
 
     def use_model(self, card: ModelCard) -> None:
@@ -330,7 +332,7 @@ class DriftReporter:
 
     async def save(self, partitions: Sequence[int]) -> None:
         """Save the state of ``partitions`` (a failure is logged: the next save tries again)."""
-        blobs = {p: b for p in partitions if (b := self.monitor.snapshot(p, self.key)) is not None}
+        blobs = {p: b for p in partitions if (b := self.monitor.snapshot(p)) is not None}
         if not blobs:
             return
         try:
@@ -339,26 +341,39 @@ class DriftReporter:
             log.warning("drift state not saved: %s", exc)
 
     async def restore(self, partitions: Sequence[int]) -> None:
-        """Adopt the saved state of newly assigned partitions; drop the state of partitions lost."""
+        """Adopt the saved state of newly assigned partitions; drop the state of partitions lost.
+
+        A saved state that is refused (signature, format, version, model, window shape) is logged and
+        counted, and its partition starts fresh.
+        """
         wanted = [p for p in partitions if p not in self.monitor.owned()]
         for p in self.monitor.owned():
             if p not in partitions:
                 self.monitor.release(p)
         if not wanted:
             return
-        blobs = await asyncio.to_thread(self.state.load, wanted)
-        restored = [p for p, blob in blobs.items() if self.monitor.restore(p, blob, self.key)]
-        if blobs.keys() - set(restored):
+        bodies, rejected = await asyncio.to_thread(self.state.load, wanted)
+        for p, body in bodies.items():
+            try:
+                self.monitor.restore(p, body)
+            except StateRejected as exc:
+                rejected[p] = exc
+        for p, exc in sorted(rejected.items()):
+            self.metrics.state_rejected.labels("drift", exc.reason).inc()
             log.warning(
-                "drift state of partitions %s not restored (another model, window or key): starting fresh",
-                sorted(blobs.keys() - set(restored)),
+                "drift state of partition %d refused (%s): %s; starting fresh",
+                p,
+                exc.reason,
+                exc,
+                extra={"state_rejected": exc.reason, "partition": p},
             )
+        restored = sorted(bodies.keys() - rejected.keys())
         if restored:
             log.info(
                 "drift state restored for partitions %s (%d events seen)",
-                sorted(restored),
+                restored,
                 sum(self.monitor.seen(p) for p in restored),
-                extra={"drift_restored": sorted(restored)},
+                extra={"drift_restored": restored},
             )
 
 
