@@ -37,7 +37,7 @@ from confluent_kafka import KafkaException
 from faust.exceptions import ProducerSendError
 from faust.types import TP, ConsumerT, EventT
 
-from stream import __version__, model
+from stream import __version__, model, permissions
 from stream.contracts import ModelCard
 from stream.drift import DriftMonitor, Report
 from stream.errors import ConfigError, StateRejected
@@ -121,6 +121,8 @@ def create_pipeline(settings: Settings) -> Pipeline:
 def create_app(settings: Settings) -> faust.App:
     """Build the hot path, prepare the topics, and wire the agent."""
     pipeline = create_pipeline(settings)
+    needs = permissions.scoring_worker(settings)
+    permissions.check(settings, needs, settings.app_id)  # before making topics, and once they all exist
     partitions = prepare_topics(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -141,6 +143,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 3,
+        topic_disable_leader=True,  # no timer runs on the leader only: one internal topic less
     )
     source = app.topic(
         settings.input_topic,
@@ -164,6 +167,7 @@ def create_app(settings: Settings) -> faust.App:
         if settings.drift_window
         else None
     )
+    permissions.check(settings, needs, settings.app_id)
     emitter = Emitter(
         app,
         settings.input_topic,

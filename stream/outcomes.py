@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
+from stream import permissions
 from stream.app import prepare_topics
 from stream.contracts import Outcome, Provenance
 from stream.errors import ConfigError, SchemaError, StateRejected
@@ -292,10 +293,13 @@ def create_outcome_app(settings: Settings) -> faust.App:
     signer = keys(settings).state  # first: no secret, no start
     if not settings.outcome_topic:
         raise ConfigError("STREAMSCORE_OUTCOME_TOPIC is empty: set it to the topic of true outcomes")
+    group = f"{settings.app_id}-outcomes"
+    needs = permissions.outcome_worker(settings, f"{group}-pending-changelog")  # Faust's name for it
+    permissions.check(settings, needs, group)
     partitions = prepare_topics(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        f"{settings.app_id}-outcomes",
+        group,
         **faust_broker(settings),
         processing_guarantee="at_least_once",
         store="memory://",
@@ -311,6 +315,8 @@ def create_outcome_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 3,
+        topic_disable_leader=True,  # no timer runs on the leader only: one internal topic less
+        topic_allow_declare=False,  # the changelog is made below with the other topics (no CREATE needed)
     )
     source = app.topic(
         settings.provenance_topic,
@@ -323,12 +329,14 @@ def create_outcome_app(settings: Settings) -> faust.App:
     # bytes (Faust's "raw" codec): its JSON codec would build the Faust model a "__faust" key names
     table = app.Table("pending", partitions=partitions, key_type=bytes, value_type=bytes)
     changelog = table.changelog_topic.get_topic_name()
+    assert changelog in needs, f"Faust names the changelog {changelog}"
     ensure_topics(  # made here, as the other topics are (Faust skips a changelog that exists)
         client_config(settings),
         {changelog: partitions},
         replication_factor=settings.replication_factor,
         config={"cleanup.policy": "compact"},
     )
+    permissions.check(settings, needs, group)  # again, now that every topic exists
     metrics = OutcomeMetrics()
 
     def rejected(reason: str) -> None:
