@@ -7,6 +7,7 @@ RUN pip install --no-cache-dir .
 COPY models ./models
 COPY schemas ./schemas
 ENV STREAMSCORE_MODEL_DIR=/app/models
+# No secret in the image: give STREAMSCORE_SECRET at run time (the workers refuse to start without it).
 USER nobody
 EXPOSE 9464
 CMD ["streamscore", "worker"]

@@ -40,8 +40,10 @@ quix-venv: $(QUIX)/.installed
 kafka: $(STAMP)
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(BIN)/streamscore broker --fetch-only >/dev/null; fi
 
+# A random secret per run unless STREAMSCORE_SECRET is set: the demo's keys live only as long as it.
 run: kafka
-	$(BIN)/streamscore run
+	STREAMSCORE_SECRET="$${STREAMSCORE_SECRET:-$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(32))')}" \
+		$(BIN)/streamscore run
 
 test: lint kafka
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -78,7 +80,9 @@ dashboard: kafka
 drift-plot: $(STAMP)
 	$(BIN)/python -m bench.drift
 
+# The stack's secret lives in .env (made once, kept across up/down so drift state stays readable).
 up:
+	test -s .env || echo "STREAMSCORE_SECRET=$$(python3 -c 'import secrets; print(secrets.token_hex(32))')" > .env
 	docker compose up -d --build
 
 down:

@@ -24,6 +24,7 @@ from pathlib import Path
 from stream.broker import free_port
 from stream.demo import _wait_for_group, kafka_at
 from stream.kafka_config import client_config
+from stream.keys import with_secret
 from stream.producer import produce
 from stream.settings import Settings
 from stream.topics import prepare_topics
@@ -72,7 +73,7 @@ def main() -> None:
             dlq_topic=f"{run}.dlq",
         )
         env = {
-            **os.environ,
+            **with_secret(os.environ),  # a random secret per run unless one is set
             **{
                 f"STREAMSCORE_{k.upper()}": str(v)
                 for k, v in settings.model_dump().items()

@@ -21,11 +21,12 @@ from pathlib import Path
 import faust
 from faust.app.base import BootStrategy
 
-from stream import __version__, model
+from stream import __version__, model, permissions
 from stream.drift_reports import DriftReporter
 from stream.health import Health
 from stream.health import serve as serve_http
 from stream.kafka_config import client_config
+from stream.keys import keys
 from stream.lag import LagCollector
 from stream.logs import logging_config
 from stream.loop import ScoringLoop
@@ -57,11 +58,12 @@ def code_revision() -> str | None:
 
 def create_pipeline(settings: Settings) -> Pipeline:
     """Load and verify the model and build the hot path around it."""
+    personal = keys(settings).personal  # first: no secret, no start
     loaded = model.load(settings.model_dir, settings.model_name, settings.model_version)
     return Pipeline(
         loaded,
         Topics(settings.prediction_topic, settings.provenance_topic, settings.dlq_topic),
-        pii_key=settings.pii_key.get_secret_value().encode(),
+        pii_key=personal,
         scorer={
             "version": __version__,
             "revision": code_revision(),
@@ -104,6 +106,8 @@ class LoopService(faust.Service):
 def create_app(settings: Settings) -> faust.App:
     """Load the model, prepare the topics, and wire the scoring loop into a Faust shell."""
     pipeline = create_pipeline(settings)
+    needs = permissions.scoring_worker(settings)
+    permissions.check(settings, needs, settings.app_id)  # before making topics, and once they all exist
     partitions = prepare_topics(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = ShellApp(
@@ -125,6 +129,7 @@ def create_app(settings: Settings) -> faust.App:
         scoring.drift = DriftReporter(
             settings, pipeline.model.card, metrics, pipeline.scorer_id, partitions, scoring.send
         )
+    permissions.check(settings, needs, settings.app_id)
     app.service(LoopService(scoring, loop=app.loop, beacon=app.beacon))
     if settings.metrics_port:
         serve_http(settings.metrics_port, metrics.registry, health)

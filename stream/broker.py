@@ -12,7 +12,10 @@ same directory, the broker keeps its address, its topics and their data.
 Given :class:`SaslSsl`, the client listener speaks SASL_SSL instead of PLAINTEXT: TLS with the
 given PEM certificate and key, and SASL users for PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (SCRAM
 credentials are written into the metadata log when the storage is formatted). The controller
-listener stays plaintext on loopback.
+listener stays plaintext on loopback. With ``acls=True`` as well, Kafka's ``StandardAuthorizer``
+checks every request: only the broker's own user (and the loopback controller listener, whose
+principal is ANONYMOUS) is a super user, and nothing is allowed without an ACL;
+:meth:`EmbeddedKafka.superuser_config` connects as the broker's user to create ACLs.
 """
 
 from __future__ import annotations
@@ -151,6 +154,7 @@ class EmbeddedKafka:
     start_timeout: float = 60.0
     extra_config: dict[str, str] = field(default_factory=dict)
     sasl_ssl: SaslSsl | None = None
+    acls: bool = False
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _own_dir: bool = field(default=False, init=False, repr=False)
     controller_port: int = field(default=0, init=False)
@@ -286,6 +290,16 @@ class EmbeddedKafka:
         }
         if self.sasl_ssl is not None:
             config.update(self._sasl_ssl_config(self.sasl_ssl))
+        if self.acls:
+            if self.sasl_ssl is None:
+                raise BrokerError("ACLs need SASL users: give sasl_ssl as well")
+            config.update(
+                {
+                    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                    "super.users": f"User:{_BROKER_USER};User:ANONYMOUS",
+                    "allow.everyone.if.no.acl.found": "false",
+                }
+            )
         config.update(self.extra_config)
         props = self.data_dir / "server.properties"
         props.write_text("".join(f"{k}={v}\n" for k, v in config.items()))
@@ -320,6 +334,10 @@ class EmbeddedKafka:
             "ssl.truststore.type": "PEM",
             "ssl.truststore.location": str(security.cafile.resolve()),
         }
+
+    def superuser_config(self) -> dict[str, object]:
+        """librdkafka settings that reach the broker as its own (super) user, e.g. to create ACLs."""
+        return self._client_config()
 
     def _client_config(self) -> dict[str, object]:
         """librdkafka settings with which the broker is reached (as its own user over SASL_SSL)."""

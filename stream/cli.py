@@ -129,13 +129,11 @@ def outcomes() -> None:
     from stream.errors import StreamscoreError
     from stream.outcomes import create_outcome_app
 
+    config = settings()
     try:
-        run_worker(Settings(), create_outcome_app)
+        run_worker(config, create_outcome_app)
     except StreamscoreError as exc:
         raise fail(str(exc)) from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise fail(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
 
 
 @app.command()
@@ -301,12 +299,18 @@ def schemas(
 def run(
     seconds: Annotated[float, typer.Option(help="Stop after this long; 0 runs until Ctrl-C.")] = 0.0,
 ) -> None:
-    """The demo: a broker (embedded unless KAFKA_BOOTSTRAP_SERVERS is set) and traffic through it."""
+    """The demo: a broker (embedded unless KAFKA_BOOTSTRAP_SERVERS is set) and traffic through it.
+
+    Needs STREAMSCORE_SECRET like the workers it starts (``make run`` makes a random one per run).
+    """
     from stream.demo import run_demo
+    from stream.errors import ConfigError
+    from stream.keys import keys
 
     try:
+        keys(settings())
         run_demo(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), seconds=seconds)
-    except BrokerError as exc:
+    except (BrokerError, ConfigError) as exc:
         raise fail(str(exc)) from None
 
 

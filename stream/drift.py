@@ -27,19 +27,21 @@ Conventional PSI reading: below 0.1 stable, 0.1-0.25 moderate shift, above 0.25 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
-import pickle
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import orjson
+from pydantic import ValidationError
 from river.drift import ADWIN, PageHinkley
 
 from stream.contracts import ModelCard, ReferenceStats
+from stream.drift_state import STATE_VERSION, PartitionRecord, Shape, Slices, version_of
+from stream.errors import StateRejected
+from stream.river_state import adwin_from_state, adwin_state, page_hinkley_from_state, page_hinkley_state
 
 PSI_THRESHOLD = 0.25
 DISTANCE_THRESHOLD = 0.1
@@ -49,7 +51,6 @@ PH_DELTA = 0.5
 PH_THRESHOLD = 25.0
 DETECTOR_EVERY = 32  # events of a partition per Page-Hinkley update
 _EPS = 1e-4
-_STATE_FORMAT = 1
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -256,11 +257,13 @@ class DriftMonitor:
             totals=np.zeros(int(self._offsets[-1]), dtype=np.int64),
             events=0,
             score_detector=ADWIN(),
-            feature_detectors=[
-                PageHinkley(min_instances=30, delta=PH_DELTA, threshold=PH_THRESHOLD) for _ in self.names[:-1]
-            ],
+            feature_detectors=[self._page_hinkley() for _ in self.names[:-1]],
             feature_sums=np.zeros(len(self.names) - 1),
         )
+
+    @staticmethod
+    def _page_hinkley() -> PageHinkley:
+        return PageHinkley(min_instances=30, delta=PH_DELTA, threshold=PH_THRESHOLD)
 
     def _window_due(self, now: float) -> bool:
         owned = len(self._states)
@@ -307,29 +310,117 @@ class DriftMonitor:
 
     # -- state -----------------------------------------------------------------------------------
 
-    def fingerprint(self) -> str:
-        """What a saved state must match to be restored: the model and the window shape."""
-        spec = f"{_STATE_FORMAT}:{self.card.sha256}:{self.card.version}:{self._per_partition}:"
-        return spec + f"{self.window_seconds}:{list(self._offsets)}"
+    def shape(self) -> Shape:
+        """What a saved state must match, besides the model: the window and the detectors."""
+        adwin, ph = ADWIN(), self._page_hinkley()
+        return Shape(
+            window_events=self._per_partition,
+            window_seconds=self.window_seconds,
+            bins=[b.size for b in self._binnings],
+            detector_every=DETECTOR_EVERY,
+            adwin=[adwin.delta, adwin.clock, adwin.max_buckets, adwin.min_window_length, adwin.grace_period],
+            page_hinkley=[ph.min_instances, ph.delta, ph.threshold, ph.alpha],
+        )
 
-    def snapshot(self, partition: int, key: bytes) -> bytes | None:
-        """The partition's state, signed with ``key`` (HMAC-SHA256); None if it has none."""
+    def snapshot(self, partition: int) -> bytes | None:
+        """The partition's state as versioned JSON (plain numbers); None if it has none."""
         state = self._states.get(partition)
         if state is None:
             return None
-        body = pickle.dumps((self.fingerprint(), state), protocol=pickle.HIGHEST_PROTOCOL)
-        return hmac.new(key, body, hashlib.sha256).digest() + body
+        slices = list(state.slices)
+        nonzero = [np.flatnonzero(sl.counts) for sl in slices]
+        record = PartitionRecord(
+            version=STATE_VERSION,
+            model=self._model_id(),
+            shape=self.shape(),
+            slices=Slices(
+                events=[sl.events for sl in slices],
+                first_time=[sl.first_time for sl in slices],
+                last_time=[sl.last_time for sl in slices],
+                first_offset=[sl.first_offset for sl in slices],
+                last_offset=[sl.last_offset for sl in slices],
+                bins=[nz.tolist() for nz in nonzero],
+                counts=[sl.counts[nz].tolist() for sl, nz in zip(slices, nonzero, strict=True)],
+            ),
+            feature_sums=state.feature_sums.tolist(),
+            feature_count=state.feature_count,
+            seen=state.seen,
+            since_report=state.since_report,
+            score_detector=adwin_state(state.score_detector),
+            feature_detectors=[page_hinkley_state(d) for d in state.feature_detectors],
+        )
+        return record.model_dump_json().encode()
 
-    def restore(self, partition: int, blob: bytes, key: bytes) -> bool:
-        """Adopt a saved state if its signature and fingerprint match; False (and start fresh) if not."""
-        mac, body = blob[:32], blob[32:]
-        if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()):
-            return False
-        fingerprint, state = pickle.loads(body)  # signed by us: see the check above
-        if fingerprint != self.fingerprint():
-            return False
+    def restore(self, partition: int, body: bytes) -> None:
+        """Adopt a saved state (the JSON :meth:`snapshot` makes) for ``partition``.
+
+        Raises :class:`StateRejected` (reason ``format``, ``version``, ``model`` or ``shape``) and
+        leaves the partition as it was when the record is malformed, of another version, of another
+        model, or does not fit this monitor's window and detectors.
+        """
+        what = f"drift state of partition {partition}"
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise StateRejected("format", f"{what} is not JSON: {exc}") from None
+        version = version_of(data)
+        if version != STATE_VERSION:
+            raise StateRejected("version", f"{what} has version {version!r}, not {STATE_VERSION}")
+        try:
+            record = PartitionRecord.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            raise StateRejected("format", f"{what} is malformed: {where}: {first['msg']}") from None
+        if record.model != self._model_id():
+            raise StateRejected("model", f"{what} is of model {record.model}, not {self._model_id()}")
+        try:
+            state = self._state_from(record)
+        except ValueError as exc:
+            raise StateRejected("shape", f"{what} does not fit: {exc}") from None
         self._states[partition] = state
-        return True
+
+    def _model_id(self) -> str:
+        return f"{self.card.sha256}:{self.card.version}"
+
+    def _state_from(self, record: PartitionRecord) -> PartitionState:
+        """The live state a validated record describes; ValueError when it does not fit this monitor."""
+        if record.shape != self.shape():
+            raise ValueError(f"saved for window and detectors {record.shape}, not {self.shape()}")
+        n_features, size = len(self.names) - 1, int(self._offsets[-1])
+        sl = record.slices
+        if len(sl.events) > self._per_partition:
+            raise ValueError(f"{len(sl.events)} slices, more than a window's {self._per_partition} events")
+        if len(record.feature_sums) != n_features or len(record.feature_detectors) != n_features:
+            raise ValueError(f"the feature sums or detectors are not one per feature ({n_features})")
+        if record.feature_count >= DETECTOR_EVERY or record.since_report > record.seen:
+            raise ValueError("the detector or report counters are out of range")
+        slices: deque[_Slice] = deque()
+        for i, events in enumerate(sl.events):
+            if sl.bins[i] and sl.bins[i][-1] >= size:
+                raise ValueError(f"slice {i} counts bin {sl.bins[i][-1]} of {size}")
+            counts = np.zeros(size, dtype=np.int64)
+            counts[sl.bins[i]] = sl.counts[i]
+            if (np.add.reduceat(counts, self._offsets[:-1]) != events).any():
+                raise ValueError(f"slice {i} does not count each of its {events} events once per column")
+            times, offsets = (sl.first_time[i], sl.last_time[i]), (sl.first_offset[i], sl.last_offset[i])
+            slices.append(_Slice(events, counts, *times, *offsets))
+        events = sum(sl.events)
+        if events > record.seen:
+            raise ValueError(f"the window holds {events} events, more than the {record.seen} ever seen")
+        return PartitionState(
+            slices=slices,
+            totals=sum((s.counts for s in slices), np.zeros(size, dtype=np.int64)),
+            events=events,
+            score_detector=adwin_from_state(record.score_detector),
+            feature_detectors=[
+                page_hinkley_from_state(d, self._page_hinkley()) for d in record.feature_detectors
+            ],
+            feature_sums=np.array(record.feature_sums, dtype=np.float64),
+            feature_count=record.feature_count,
+            seen=record.seen,
+            since_report=record.since_report,
+        )
 
     def own(self, partitions: Iterable[int]) -> None:
         """Start an empty window for each newly assigned partition that has none, so that a window's

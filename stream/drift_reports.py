@@ -19,7 +19,9 @@ from confluent_kafka import KafkaException
 
 from stream.contracts import ModelCard
 from stream.drift import DriftMonitor, Report
+from stream.errors import StateRejected
 from stream.kafka_config import client_config
+from stream.keys import keys
 from stream.metrics import WorkerMetrics
 from stream.pipeline import BatchResult
 from stream.settings import Settings
@@ -50,9 +52,9 @@ class DriftReporter:
             client_config(settings),
             f"{settings.app_id}-drift-state",
             partitions,
+            keys(settings).state,
             settings.replication_factor,
         )
-        self.key = settings.pii_key.get_secret_value().encode()
 
     def use_model(self, card: ModelCard) -> None:
         """Compare with this model's reference from now on (windows and detectors start afresh)."""
@@ -122,7 +124,7 @@ class DriftReporter:
 
     def save(self, partitions: Sequence[int]) -> None:
         """Save the state of ``partitions`` (a failure is logged: the next save tries again)."""
-        blobs = {p: b for p in partitions if (b := self.monitor.snapshot(p, self.key)) is not None}
+        blobs = {p: b for p in partitions if (b := self.monitor.snapshot(p)) is not None}
         if not blobs:
             return
         try:
@@ -131,27 +133,40 @@ class DriftReporter:
             log.warning("drift state not saved: %s", exc)
 
     def restore(self, partitions: Sequence[int]) -> None:
-        """Adopt the saved state of newly assigned partitions; drop the state of partitions lost."""
+        """Adopt the saved state of newly assigned partitions; drop the state of partitions lost.
+
+        A saved state that is refused (signature, format, version, model, window shape) is logged and
+        counted, and its partition starts fresh.
+        """
         wanted = [p for p in partitions if p not in self.monitor.owned()]
         for p in self.monitor.owned():
             if p not in partitions:
                 self.monitor.release(p)
         if not wanted:
             return
-        blobs = self.state.load(wanted)
+        bodies, rejected = self.state.load(wanted)
         self.monitor.own(wanted)
-        restored = [p for p, blob in blobs.items() if self.monitor.restore(p, blob, self.key)]
-        if blobs.keys() - set(restored):
+        for p, body in bodies.items():
+            try:
+                self.monitor.restore(p, body)
+            except StateRejected as exc:
+                rejected[p] = exc
+        for p, exc in sorted(rejected.items()):
+            self.metrics.state_rejected.labels("drift", exc.reason).inc()
             log.warning(
-                "drift state of partitions %s not restored (another model, window or key): starting fresh",
-                sorted(blobs.keys() - set(restored)),
+                "drift state of partition %d refused (%s): %s; starting fresh",
+                p,
+                exc.reason,
+                exc,
+                extra={"state_rejected": exc.reason, "partition": p},
             )
+        restored = sorted(bodies.keys() - rejected.keys())
         if restored:
             log.info(
                 "drift state restored for partitions %s (%d events seen)",
-                sorted(restored),
+                restored,
                 sum(self.monitor.seen(p) for p in restored),
-                extra={"drift_restored": sorted(restored)},
+                extra={"drift_restored": restored},
             )
 
     def close(self) -> None:

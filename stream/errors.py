@@ -7,7 +7,8 @@
     │   ├── FeatureError     features missing, unknown, mistyped, not finite   (stage "features")
     │   └── ScoreError       the model's output for it is not a probability    (stage "score")
     ├── ModelError           a model or card that cannot serve: start-up stops, saying what to fix
-    └── ConfigError          a setting or topic layout that cannot work: start-up stops
+    ├── ConfigError          a setting, topic layout or missing permission that cannot work: start-up stops
+    └── StateRejected        saved state not ours or not usable: logged, counted, it starts fresh
 
 Transient failures (a broker away, a delivery timing out) are not caught as values: the worker
 stops without committing, and a restart resumes from the last committed offset.
@@ -50,3 +51,11 @@ class ModelError(StreamscoreError):
 
 class ConfigError(StreamscoreError):
     """A setting, or the layout of existing topics, that the worker cannot run with."""
+
+
+class StateRejected(StreamscoreError):
+    """Saved state refused on reading; ``reason``: signature, format, version, model or shape."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient, ClusterMetadata
 from stream.errors import ConfigError
 from stream.settings import Settings
 
-__all__ = ["Connection", "client_config", "connect", "explain", "faust_broker", "ssl_context"]
+__all__ = ["Connection", "client_config", "connect", "explain", "faust_broker", "principal", "ssl_context"]
 
 Connection = str | Mapping[str, Any]
 
@@ -53,6 +53,12 @@ def client_config(kafka: Connection | Settings, **extra: Any) -> dict[str, Any]:
         check = kafka.kafka_ssl_check_hostname
         config["ssl.endpoint.identification.algorithm"] = "https" if check else "none"
     return config | extra
+
+
+def principal(kafka: Connection) -> str:
+    """Who ``kafka`` connects as, for messages: the SASL user, when there is one."""
+    user = kafka.get("sasl.username") if not isinstance(kafka, str) else None
+    return f"Kafka user {user!r}" if user else "this client's Kafka principal"
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:

@@ -28,6 +28,17 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
 
+def state_rejected_counter(registry: CollectorRegistry) -> Counter:
+    """Saved state refused on reading, by ``state`` (drift, pending) and ``reason``."""
+    return Counter(
+        "streamscore_state_rejected",
+        "Saved state refused on reading (it starts fresh), by state and reason: signature, format, "
+        "version, model, shape.",
+        ["state", "reason"],
+        registry=registry,
+    )
+
+
 class WorkerMetrics:
     """The worker's counters and histograms."""
 
@@ -95,6 +106,7 @@ class WorkerMetrics:
             ["feature"],
             registry=r,
         )
+        self.state_rejected = state_rejected_counter(r)
         ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
         PlatformCollector(registry=r)
 

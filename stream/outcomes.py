@@ -11,6 +11,12 @@ model version (:class:`~stream.performance.PerformanceTracker`); joined entries 
 until they expire, which catches duplicate outcomes and lets a restarted worker rebuild its
 rolling metrics from the table. Every outcome is counted: joined, duplicate, invalid (dead-
 lettered with the reason), or unmatched (no prediction within retention, late ones included).
+
+Everything read from Kafka is untrusted until checked: provenance records and outcomes are
+validated against their contracts (a provenance record that breaks it is counted and skipped), and
+the table's entries are plain JSON signed with the state key (:class:`SignedEntries`), stored as
+raw bytes so that Faust's model registry never sees them; an entry read back from the changelog
+that is wrongly signed or malformed is counted and treated as absent.
 """
 
 from __future__ import annotations
@@ -20,29 +26,133 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import MutableMapping
-from typing import Any
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import (
+    Any,
+    NotRequired,  # pydantic needs it before Python 3.12
+)
 
 import faust
 import orjson
 from faust.types import Message
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from pydantic import ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
 
-from stream.contracts import Outcome
-from stream.errors import ConfigError, SchemaError
+from stream import permissions
+from stream.contracts import Outcome, Provenance
+from stream.errors import ConfigError, SchemaError, StateRejected
 from stream.health import Health
 from stream.health import serve as serve_http
-from stream.kafka_config import faust_broker
+from stream.kafka_config import client_config, faust_broker
+from stream.keys import Signer, keys
 from stream.messages import TIMESTAMP_NOT_AVAILABLE, Headers
+from stream.metrics import state_rejected_counter
 from stream.performance import PerformanceTracker
 from stream.records import dead_letter_headers
 from stream.settings import Settings
-from stream.topics import prepare_topics
+from stream.topics import ensure_topics, prepare_topics
 
 log = logging.getLogger("streamscore.outcomes")
 
-# pending entries: {"p": partition, "t": stored at, "m": model, "s": score, "y": outcome, "r": joined at}
+
+class Entry(TypedDict):
+    """A pending entry: a prediction (model, score), an outcome, or both once joined."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)  # type: ignore[misc]
+    p: int  # input partition
+    t: float  # stored at
+    m: NotRequired[str]  # model name/version
+    s: NotRequired[float]  # score
+    y: NotRequired[bool]  # outcome
+    r: NotRequired[float]  # joined at
+
+
+_ENTRY = TypeAdapter(Entry)
+
+
+def _entry_is_coherent(e: dict[str, Any]) -> bool:
+    return (
+        e["p"] >= 0
+        and ("s" in e) == ("m" in e)
+        and ("s" in e or "y" in e)
+        and ("r" not in e or ("s" in e and "y" in e))
+        and (0.0 <= e.get("s", 0.0) <= 1.0)
+        and len(e.get("m", "")) <= 512
+    )
+
+
+class SignedEntries(MutableMapping[str, dict[str, Any]]):
+    """The join table's entries as signed JSON over a Faust table of raw bytes.
+
+    Keys are the event ids as JSON strings, values the entry's JSON prefixed with its HMAC (over the
+    table and the key, so an entry copied to another key does not verify). An entry that is not
+    signed by the current or a previous secret, or is not a coherent :class:`Entry`, reads as absent
+    and is reported to ``rejected`` with the reason.
+    """
+
+    def __init__(
+        self, table: MutableMapping[bytes, bytes], name: str, signer: Signer, rejected: Callable[[str], None]
+    ) -> None:
+        self.table, self.name, self.signer, self.rejected = table, name, signer, rejected
+
+    def _open(self, key: str, raw: bytes | None) -> dict[str, Any] | None:
+        if raw is None:
+            return None
+        try:
+            entry = dict(_ENTRY.validate_json(self.signer.verify(f"{self.name}[{key}]", raw)))
+        except StateRejected as exc:
+            self.rejected(exc.reason)
+            return None
+        except ValidationError:
+            self.rejected("format")
+            return None
+        if not _entry_is_coherent(entry):
+            self.rejected("format")
+            return None
+        return entry
+
+    def get(self, key: str, default: Any = None) -> Any:
+        entry = self._open(key, self.table.get(orjson.dumps(key)))
+        return default if entry is None else entry
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        entry = self.get(key)
+        if entry is None:
+            raise KeyError(key)
+        return entry
+
+    def __setitem__(self, key: str, entry: dict[str, Any]) -> None:
+        self.table[orjson.dumps(key)] = self.signer.sign(f"{self.name}[{key}]", orjson.dumps(entry))
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[orjson.dumps(key)]
+
+    def pop(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        entry = self._open(key, self.table.pop(orjson.dumps(key), None))
+        return default if entry is None else entry
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in list(self.table):
+            try:
+                key = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                self.rejected("format")
+                continue
+            if isinstance(key, str):
+                yield key
+            else:
+                self.rejected("format")
+
+    def items(self) -> Iterator[tuple[str, dict[str, Any]]]:  # type: ignore[override]
+        """The entries that verify and validate (the others are reported once each)."""
+        for key in self:
+            entry = self.get(key)
+            if entry is not None:
+                yield key, entry
+
+    def __len__(self) -> int:
+        return len(self.table)
 
 
 class OutcomeMetrics:
@@ -62,6 +172,12 @@ class OutcomeMetrics:
             registry=r,
         )
         self.pending = Gauge("streamscore_outcomes_pending", "Entries waiting in the join table.", registry=r)
+        self.invalid_predictions = Counter(
+            "streamscore_predictions_invalid",
+            "Provenance records that break the Provenance contract: skipped.",
+            registry=r,
+        )
+        self.state_rejected = state_rejected_counter(r)
         labels = ["model"]
         self.accuracy = Gauge(
             "streamscore_model_accuracy", "Rolling accuracy on outcomes.", labels, registry=r
@@ -214,12 +330,16 @@ class Join:
 
 def create_outcome_app(settings: Settings) -> faust.App:
     """The outcome worker's app: the join agent, its table, reports and metrics."""
+    signer = keys(settings).state  # first: no secret, no start
     if not settings.outcome_topic:
         raise ConfigError("STREAMSCORE_OUTCOME_TOPIC is empty: set it to the topic of true outcomes")
+    group = f"{settings.app_id}-outcomes"
+    needs = permissions.outcome_worker(settings, f"{group}-pending-changelog")  # Faust's name for it
+    permissions.check(settings, needs, group)
     partitions = prepare_topics(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        f"{settings.app_id}-outcomes",
+        group,
         **faust_broker(settings),
         processing_guarantee="at_least_once",
         store="memory://",
@@ -235,6 +355,8 @@ def create_outcome_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 3,
+        topic_disable_leader=True,  # no timer runs on the leader only: one internal topic less
+        topic_allow_declare=False,  # the changelog is made below with the other topics (no CREATE needed)
     )
     source = app.topic(
         settings.provenance_topic,
@@ -244,9 +366,26 @@ def create_outcome_app(settings: Settings) -> faust.App:
         partitions=partitions,
         internal=False,
     )
-    table = app.Table("pending", partitions=partitions)  # keys and values as JSON (the app's default)
+    # bytes (Faust's "raw" codec): its JSON codec would build the Faust model a "__faust" key names
+    table = app.Table("pending", partitions=partitions, key_type=bytes, value_type=bytes)
+    changelog = table.changelog_topic.get_topic_name()
+    assert changelog in needs, f"Faust names the changelog {changelog}"
+    ensure_topics(  # made here, as the other topics are (Faust skips a changelog that exists)
+        client_config(settings),
+        {changelog: partitions},
+        replication_factor=settings.replication_factor,
+        config={"cleanup.policy": "compact"},
+    )
+    permissions.check(settings, needs, group)  # again, now that every topic exists
     metrics = OutcomeMetrics()
-    join = Join(table, settings, metrics)
+
+    def rejected(reason: str) -> None:
+        metrics.state_rejected.labels("pending", reason).inc()
+        log.warning(
+            "join table entry refused (%s): treated as absent", reason, extra={"state_rejected": reason}
+        )
+
+    join = Join(SignedEntries(table, changelog, signer, rejected), settings, metrics)
     health = Health()
     health.model = "outcomes"
     if settings.metrics_port:
@@ -267,9 +406,17 @@ def create_outcome_app(settings: Settings) -> faust.App:
                 health.partitions = sorted(mine)
                 log.info("join table holds %d entries for partitions %s", join.rebuild(mine), sorted(mine))
             if msg.topic == settings.provenance_topic:
-                record = orjson.loads(msg.value)
-                model = f"{record['model']['name']}/{record['model']['version']}"
-                joined = join.prediction(msg.partition, record["event_id"], model, record["score"], now)
+                try:
+                    record = Provenance.model_validate_json(msg.value)
+                except ValidationError as exc:
+                    metrics.invalid_predictions.inc()
+                    log.warning(
+                        "provenance %s[%d]@%d breaks the contract (%s): skipped",
+                        msg.topic, msg.partition, msg.offset, exc.errors()[0]["msg"],
+                    )  # fmt: skip
+                    continue
+                model = f"{record.model.name}/{record.model.version}"
+                joined = join.prediction(msg.partition, record.event_id, model, record.score, now)
             else:
                 try:
                     outcome = Outcome.model_validate_json(msg.value)

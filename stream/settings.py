@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH
 
 DEFAULT_METRICS_PORT = 9464
+MIN_SECRET_LENGTH = 32
+_RETIRED = ("pii_key",)  # refused when set, left out of the configuration table
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 _SASL_FIELDS = ("sasl_mechanism", "sasl_username", "sasl_password")
@@ -162,9 +164,17 @@ class Settings(BaseSettings):
         ge=1,
         description="Events with a longer feature name or string value are dead-lettered.",
     )
-    pii_key: SecretStr = Field(
-        SecretStr("streamscore-development-key"),
-        description="Secret key of the keyed hash applied to personal fields.",
+    secret: SecretStr | None = Field(
+        None,
+        description="The workers' secret (required by worker, outcomes and run): the personal-data hashing "
+        "and state-signing keys are derived from it.",
+    )
+    previous_secrets: SecretStr | None = Field(
+        None,
+        description="Earlier secrets, comma-separated: state they signed is still accepted (key rotation).",
+    )
+    pii_key: SecretStr | None = Field(
+        None, description="No longer read: its presence is refused (use STREAMSCORE_SECRET)."
     )
     metrics_port: int = Field(
         DEFAULT_METRICS_PORT, ge=0, le=65535, description="Prometheus metrics port (0: off)."
@@ -207,9 +217,10 @@ def settings_rows() -> list[tuple[str, str, str]]:
     """(variable, default, meaning) of every setting."""
     rows = []
     for name, info in Settings.model_fields.items():
+        if name in _RETIRED:
+            continue
         var = name.upper() if name.startswith("kafka_") else f"STREAMSCORE_{name.upper()}"
-        default = "(a development key: set it)" if isinstance(info.default, SecretStr) else str(info.default)
-        default = "(unset)" if info.default is None else default
+        default = "(unset)" if info.default is None else str(info.default)
         default = "(the host name)" if info.default_factory is socket.gethostname else default
         rows.append((var, default, info.description or ""))
     return rows

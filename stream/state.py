@@ -11,15 +11,19 @@ from collections.abc import Iterable
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from stream.errors import StateRejected
 from stream.kafka_config import Connection, client_config
+from stream.keys import Signer
 from stream.topics import ensure_topics
 
 
 class StateTopic:
-    """Save and load per-partition state blobs in a compacted topic."""
+    """Save and load signed per-partition state in a compacted topic."""
 
-    def __init__(self, kafka: Connection, topic: str, partitions: int, replication_factor: int = 1) -> None:
-        self.kafka, self.topic = kafka, topic
+    def __init__(
+        self, kafka: Connection, topic: str, partitions: int, signer: Signer, replication_factor: int = 1
+    ) -> None:
+        self.kafka, self.topic, self.signer = kafka, topic, signer
         ensure_topics(
             kafka,
             {topic: partitions},
@@ -29,7 +33,7 @@ class StateTopic:
         self._producer = Producer(client_config(kafka, **{"acks": "all", "linger.ms": 0, "log_level": 0}))
 
     def save(self, states: dict[int, bytes], timeout: float = 10.0) -> None:
-        """Write each partition's state and wait for the broker; raises if any is not acknowledged."""
+        """Sign and write each partition's state, wait for the broker; raise if any is not acknowledged."""
         failed: list[str] = []
 
         def delivered(err: object, _msg: object) -> None:
@@ -37,15 +41,18 @@ class StateTopic:
                 failed.append(str(err))
 
         for partition, blob in states.items():
+            signed = self.signer.sign(self._context(partition), blob)
             self._producer.produce(
-                self.topic, blob, str(partition).encode(), partition, on_delivery=delivered
+                self.topic, signed, str(partition).encode(), partition, on_delivery=delivered
             )
         left = self._producer.flush(timeout)
         if failed or left:
             raise KafkaException(f"state of {sorted(states)} not saved to {self.topic}: {failed or left}")
 
-    def load(self, partitions: Iterable[int], timeout: float = 10.0) -> dict[int, bytes]:
-        """The last saved state of each partition that has one."""
+    def load(
+        self, partitions: Iterable[int], timeout: float = 10.0
+    ) -> tuple[dict[int, bytes], dict[int, StateRejected]]:
+        """The last saved state of each partition that has one, and why the others' were refused."""
         consumer = Consumer(
             client_config(
                 self.kafka,
@@ -58,19 +65,30 @@ class StateTopic:
                 low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=timeout)
                 if high > low:
                     wanted.append(TopicPartition(self.topic, p, high - 1))
-            found: dict[int, bytes] = {}
-            if not wanted:
-                return found
-            consumer.assign(wanted)
-            for _ in range(100):  # bounded: one last record per partition
+            found: dict[int, bytes | None] = {}  # None: a tombstone, no state
+            if wanted:
+                consumer.assign(wanted)
+            for _ in range(100 if wanted else 0):  # bounded: one last record per partition
                 for msg in consumer.consume(len(wanted), timeout=timeout / 10):
-                    if msg.error() is None and msg.value() is not None:
+                    if msg.error() is None:
                         found[msg.partition()] = msg.value()
                 if len(found) == len(wanted):
                     break
-            return found
         finally:
             consumer.close()
+        bodies: dict[int, bytes] = {}
+        rejected: dict[int, StateRejected] = {}
+        for partition, blob in found.items():
+            if blob is None:
+                continue
+            try:
+                bodies[partition] = self.signer.verify(self._context(partition), blob)
+            except StateRejected as exc:
+                rejected[partition] = exc
+        return bodies, rejected
+
+    def _context(self, partition: int) -> str:
+        return f"{self.topic}[{partition}]"
 
     def close(self) -> None:
         self._producer.flush(5)

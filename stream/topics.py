@@ -8,7 +8,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import NewTopic
 
 from stream.errors import ConfigError
-from stream.kafka_config import Connection, client_config, connect
+from stream.kafka_config import Connection, client_config, connect, principal
 from stream.settings import Settings
 
 
@@ -35,7 +35,14 @@ def ensure_topics(
             future.result()
             created.append(name)
         except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            code = exc.args[0].code()
+            if code in (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED):
+                raise ConfigError(
+                    f"{principal(kafka)} may not CREATE topic {name!r} ({exc.args[0].name()}): create it "
+                    "as an administrator, or grant CREATE on it (README, Security: the permissions each "
+                    "worker needs)"
+                ) from None
+            if code != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
     return created
 

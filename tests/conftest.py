@@ -5,11 +5,15 @@ module when a Docker engine answers; otherwise the embedded Apache Kafka broker 
 ``stream.broker``. Tests under ``tests/unit`` are marked ``unit``, those under
 ``tests/integration`` ``integration``. Tests marked ``chaos`` (long fault injection, fuzzing) are
 skipped unless ``-m`` selects them or ``STREAMSCORE_CHAOS=1`` (``make chaos`` sets it).
+
+Workers refuse to start without ``STREAMSCORE_SECRET``: a session makes a random one (unless one is
+set) for every worker it starts.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,6 +29,7 @@ from stream.broker import EmbeddedKafka
 from stream.topics import ensure_topics
 
 TESTS = Path(__file__).parent
+os.environ.setdefault("STREAMSCORE_SECRET", secrets.token_hex(32))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

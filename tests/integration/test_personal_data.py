@@ -18,10 +18,11 @@ from fuzz.outcomes import valid_events
 from model_versions import add_version
 
 from stream.codec import keyed_hash
+from stream.keys import Keys, derive
 
 SALARIES = (123456.78, 234567.89)
 ZIPCODES = (9753186, 8642097)
-KEY = "personal-data-test-key"
+SECRET = "personal-data-test-secret-of-32-or-more-characters"
 N = 300
 
 
@@ -47,7 +48,7 @@ def test_personal_features_are_only_keyed_hashes(
     drift_topic = unique_name("drift")
     worker = start_worker(
         model_dir=root,
-        pii_key=KEY,
+        secret=SECRET,
         drift_window=100,
         drift_topic=drift_topic,
         log_level="debug",
@@ -101,7 +102,9 @@ def test_personal_features_are_only_keyed_hashes(
         b"'salary' is a personal value" in reasons and b"1e+39" not in reasons and b"9753186" not in reasons
     )
 
-    # keyed: the hash is the worker's key's, not another key's, and one value gives one hash
+    # keyed: the hash is the worker's personal-data key's (derived from its secret), not another key's
+    # (not the secret itself, not the state key), and one value gives one hash
+    key = Keys.from_secret(SECRET).personal
     by_id = {
         orjson.loads(m.value())["event_id"]: orjson.loads(m.value())["personal"]
         for m in outputs[worker_topics.provenance]
@@ -111,6 +114,7 @@ def test_personal_features_are_only_keyed_hashes(
         assert set(personal) == {"salary", "zipcode"}
         for name, value in (("salary", SALARIES[i % 2]), ("zipcode", ZIPCODES[i % 2])):
             data = name.encode() + b"=" + np.float32(value).tobytes()
-            assert personal[name] == keyed_hash(KEY.encode(), data)
-            assert personal[name] != keyed_hash(b"another-key", data)
+            assert personal[name] == keyed_hash(key, data)
+            for other in (SECRET.encode(), derive(SECRET.encode(), "state-signing v1"), b"another-key"):
+                assert personal[name] != keyed_hash(other, data)
     assert len({p["salary"] for p in by_id.values()}) == len(SALARIES)

@@ -26,7 +26,7 @@ def test_worker_environment_matches_settings_defaults():
     env = COMPOSE["services"]["worker"]["environment"]
     defaults = Settings(_env_file=None)
     for key, value in env.items():
-        if key == "KAFKA_BOOTSTRAP_SERVERS":
+        if key in ("KAFKA_BOOTSTRAP_SERVERS", "STREAMSCORE_SECRET"):
             continue
         field = key.removeprefix("STREAMSCORE_").lower()
         assert field in Settings.model_fields, f"{key} is not a streamscore setting"
@@ -55,3 +55,12 @@ def test_readme_configuration_table_is_current():
     from stream.settings import settings_table
 
     assert settings_table() in (ROOT / "README.md").read_text(), "update README's configuration table"
+
+
+def test_the_workers_secret_is_required_not_defaulted():
+    """Compose stops with a message unless STREAMSCORE_SECRET is given; the image holds none."""
+    for service in ("worker", "outcomes"):
+        secret = COMPOSE["services"][service]["environment"]["STREAMSCORE_SECRET"]
+        assert secret.startswith("${STREAMSCORE_SECRET:?") and secret.endswith("}"), service
+    assert "STREAMSCORE_SECRET" not in (ROOT / "Dockerfile").read_text().split("# No secret")[0]
+    assert ".env" in (ROOT / ".gitignore").read_text().splitlines()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import orjson
 import pytest
 from conftest import MODELS
 
 from stream import datagen
-from stream.drift import PSI_THRESHOLD, DriftMonitor, distance, psi
+from stream.drift import DETECTOR_EVERY, PSI_THRESHOLD, DriftMonitor, distance, psi
+from stream.errors import StateRejected
 from stream.model import load
 
 WINDOW = 2_000
@@ -120,25 +122,96 @@ def test_time_bounded_windows(model):
 
 def test_state_survives_a_snapshot_and_moves_with_its_partition(model):
     data = _stream(model, 3, drift_at=3_000, kind="feature", n=8_000)
-    key = b"k" * 32
     before = DriftMonitor(model.card, window=WINDOW, partitions=PARTITIONS)
     _run(before, data, stop=3_008)
-    saved = {p: before.snapshot(p, key) for p in before.owned()}
+    saved = {p: before.snapshot(p) for p in before.owned()}
+    assert all(b is not None and b.startswith(b"{") for b in saved.values()), "plain JSON"
 
     after = DriftMonitor(model.card, window=WINDOW, partitions=PARTITIONS)
-    assert all(after.restore(p, blob, key) for p, blob in saved.items())
+    for p, body in saved.items():
+        after.restore(p, body)
     assert [after.seen(p) for p in after.owned()] == [before.seen(p) for p in before.owned()]
     assert after.current() == before.current()
+    assert {p: after.snapshot(p) for p in after.owned()} == saved, "restored exactly: the same state again"
     # both continue identically: the same alarms at the same events, the same windows at the end
     alarms_after = [(end, r.alarms) for end, r in _run(after, data, start=3_008) if r.kind == "alarm"]
     alarms_before = [(end, r.alarms) for end, r in _run(before, data, start=3_008) if r.kind == "alarm"]
     assert alarms_after == alarms_before and alarms_after, "the shift at 3,000 is flagged by both"
     assert after.current() == before.current()
     assert after.current().drifted == ["salary", "loan"]
+    assert {p: after.snapshot(p) for p in after.owned()} == {p: before.snapshot(p) for p in before.owned()}
 
-    fresh = DriftMonitor(model.card, window=WINDOW, partitions=PARTITIONS)
-    assert not fresh.restore(0, saved[0][:-1] + b"x", key), "a tampered state is refused"
-    assert not fresh.restore(0, saved[0], b"another key"), "a state signed with another key is refused"
-    other = DriftMonitor(model.card, window=WINDOW // 2, partitions=PARTITIONS)
-    assert not other.restore(0, saved[0], key), "a state of another window shape is refused"
-    assert fresh.owned() == [] and other.owned() == []
+
+def _edit(body: bytes, change) -> bytes:
+    data = orjson.loads(body)
+    change(data)
+    return orjson.dumps(data)
+
+
+@pytest.fixture(scope="module")
+def saved_state(model):
+    monitor = DriftMonitor(model.card, window=WINDOW, partitions=PARTITIONS)
+    _run(monitor, _stream(model, 4, n=3_000))
+    return monitor.snapshot(0)
+
+
+def _set(path: str, value):
+    def change(data):
+        *parents, last = path.split(".")
+        for name in parents:
+            data = data[name]
+        data[last] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("reason", "change"),
+    [
+        ("version", _set("version", 1)),
+        ("version", _set("version", 99)),
+        ("version", lambda d: d.pop("version")),
+        ("format", _set("planted", {"__reduce__": "os.system"})),
+        ("format", _set("seen", "many")),
+        ("format", _set("seen", -1)),
+        ("format", _set("slices.events", [])),
+        ("format", _set("score_detector.buckets", [])),
+        ("format", _set("score_detector.width", 1e9)),
+        ("model", _set("model", "0" * 64 + ":1")),
+        ("shape", _set("shape.window_events", 10)),
+        ("shape", _set("shape.bins", [1, 2, 3])),
+        ("shape", lambda d: d["feature_sums"].pop()),
+        ("shape", lambda d: d["feature_detectors"].pop()),
+        ("shape", lambda d: d["slices"]["counts"][0].__setitem__(0, 10**6)),
+        ("shape", lambda d: d["slices"]["bins"][0].__setitem__(-1, 10**6)),
+        ("shape", lambda d: d["score_detector"]["buckets"][0]["totals"].append(0.0)),
+        ("shape", _set("feature_count", DETECTOR_EVERY)),
+    ],
+)
+def test_a_state_that_does_not_fit_is_refused_and_nothing_changes(model, saved_state, reason, change):
+    monitor = DriftMonitor(model.card, window=WINDOW, partitions=PARTITIONS)
+    with pytest.raises(StateRejected) as refused:
+        monitor.restore(0, _edit(saved_state, change))
+    assert refused.value.reason == reason, str(refused.value)
+    assert monitor.owned() == []
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"\x80\x05K\x01.", b"[1, 2]", b"null", b'{"version": 2', b"\xff" * 100]
+)
+def test_what_is_not_a_state_record_is_refused(model, body):
+    monitor = DriftMonitor(model.card, window=WINDOW, partitions=PARTITIONS)
+    with pytest.raises(StateRejected) as refused:
+        monitor.restore(0, body)
+    assert refused.value.reason in ("format", "version")
+    assert monitor.owned() == []
+
+
+def test_a_state_of_another_window_shape_is_refused(model, saved_state):
+    for other in (
+        DriftMonitor(model.card, window=WINDOW // 2, partitions=PARTITIONS),
+        DriftMonitor(model.card, window=WINDOW, partitions=PARTITIONS, window_seconds=60.0),
+    ):
+        with pytest.raises(StateRejected, match="does not fit") as refused:
+            other.restore(0, saved_state)
+        assert refused.value.reason == "shape" and other.owned() == []

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.outcomes import Join, OutcomeMetrics
+from stream.keys import Keys
+from stream.outcomes import Join, OutcomeMetrics, SignedEntries
 from stream.performance import PerformanceTracker, calibration_error
 from stream.settings import Settings
 
@@ -45,10 +46,20 @@ def test_a_loss_that_falls_is_not_decay():
     assert not any(tracker.add(y, s) for y, s in _pairs(rng, 3_000))
 
 
-@pytest.fixture
-def join():
+def _signed(raw: dict, rejected: list[str] | None = None, secret: str = "s" * 32) -> SignedEntries:
+    return SignedEntries(
+        raw,
+        "app-pending-changelog",
+        Keys.from_secret(secret).state,
+        (rejected if rejected is not None else []).append,
+    )
+
+
+@pytest.fixture(params=["dict", "signed"])
+def join(request):
+    """The join over a plain dict, and over signed entries in a table of bytes (as the app runs it)."""
     settings = Settings(outcome_retention_s=100.0, outcome_max_pending=1_000, outcome_window=50)
-    return Join({}, settings, OutcomeMetrics())
+    return Join({} if request.param == "dict" else _signed({}), settings, OutcomeMetrics())
 
 
 def test_join_either_order_and_count_the_rest(join):
@@ -97,3 +108,64 @@ def test_rebuild_from_the_table_restores_the_rolling_figures(join):
     )
     assert sum(len(q) for q in restarted.expiry.values()) == 200
     assert restarted.rebuild({0}) == len([v for v in join.table.values() if v["p"] == 0])
+
+
+def test_entries_not_signed_by_us_or_malformed_read_as_absent_and_are_counted():
+    raw: dict[bytes, bytes] = {}
+    rejected: list[str] = []
+    entries = _signed(raw, rejected)
+    entries["a"] = {"p": 0, "t": 1.0, "m": MODEL, "s": 0.5}
+    entries["b"] = {"p": 1, "t": 2.0, "y": True}
+    assert raw[b'"a"'].endswith(b'{"p":0,"t":1.0,"m":"loan-approval/1","s":0.5}'), "plain JSON, signed"
+    signer = Keys.from_secret("s" * 32).state
+    planted = {
+        b'"c"': signer.sign(
+            "app-pending-changelog[c]", b'{"__faust": {"ns": "@ReqRepRequest"}, "p": 0, "t": 1}'
+        ),
+        b'"d"': signer.sign("app-pending-changelog[d]", b'{"p": 0, "t": 1.0, "s": 0.5}'),  # a score, no model
+        b'"e"': signer.sign("app-pending-changelog[e]", b'{"p": 0, "t": 1.0, "m": "x", "s": 7}'),
+        b'"f"': raw[b'"a"'],  # a genuine entry copied under another key
+        b'"g"': Keys.from_secret("t" * 32).state.sign(
+            "app-pending-changelog[g]", b'{"p": 0, "t": 1.0, "y": true}'
+        ),
+        b'"h"': b'{"p": 0, "t": 1.0, "y": true}',  # unsigned, as the table held before
+        b"not json": b"",
+        b"[1]": b"",
+    }
+    raw.update(planted)
+    assert entries.get("a") == {"p": 0, "t": 1.0, "m": MODEL, "s": 0.5}
+    assert [entries.get(k) for k in "cdefgh"] == [None] * 6
+    assert sorted(rejected) == sorted(["format"] * 3 + ["signature"] * 3)
+    rejected.clear()
+    assert dict(entries.items()) == {"a": entries["a"], "b": entries["b"]}
+    assert sorted(rejected) == sorted(["format"] * 5 + ["signature"] * 3)
+    assert entries.pop("c") is None and b'"c"' not in raw, "a refused entry can still be dropped"
+    with pytest.raises(KeyError):
+        entries["d"]
+
+
+def test_rotation_keeps_the_entries_signed_with_the_previous_secret():
+    raw: dict[bytes, bytes] = {}
+    _signed(raw, secret="o" * 32)["a"] = {"p": 0, "t": 1.0, "y": False}
+    rotated = SignedEntries(
+        raw, "app-pending-changelog", Keys.from_secret("n" * 32, ("o" * 32,)).state, print
+    )
+    assert rotated.get("a") == {"p": 0, "t": 1.0, "y": False}
+
+
+def test_faust_json_values_name_a_model_the_raw_table_never_builds():
+    """Faust's JSON codec builds any registered Faust model a value names in "__faust"; the join table
+    stores raw bytes, which come back as bytes."""
+    import faust
+
+    app = faust.App("t", autodiscover=False)
+    planted = (
+        b'{"__faust": {"ns": "@ReqRepRequest"}, "key": 1, "value": 2, "reply_to": "r", "correlation_id": "c"}'
+    )
+    assert type(app.serializers.loads_value(None, planted)).__name__ == "ReqRepRequest"
+    table = app.Table("pending", key_type=bytes, value_type=bytes)  # as the outcome worker declares it
+    assert (table.key_serializer, table.value_serializer) == ("raw", "raw")
+    assert (
+        app.serializers.loads_value(table.value_type, planted, serializer=table.value_serializer) == planted
+    )
+    assert app.serializers.loads_key(table.key_type, planted, serializer=table.key_serializer) == planted

@@ -56,3 +56,35 @@ def test_unreachable_broker_stops_startup_clearly():
     assert done.returncode == 2
     assert "cannot reach Kafka at 127.0.0.1:1" in done.stderr and "KAFKA_BOOTSTRAP_SERVERS" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize("command", ["worker", "outcomes", "run"])
+@pytest.mark.parametrize(
+    ("secret", "says"),
+    [(None, "STREAMSCORE_SECRET is not set"), ("short", "STREAMSCORE_SECRET is shorter than 32 characters")],
+    ids=["missing", "short"],
+)
+def test_no_secret_no_start(command, secret, says):
+    """No public default: without a secret of its own the worker, the outcome worker and the demo stop
+    at once (before any broker), in one line that names the setting and how to make a value."""
+    env = {k: v for k, v in os.environ.items() if k != "STREAMSCORE_SECRET"}
+    env |= {"STREAMSCORE_SECRET": secret} if secret else {}
+    done = subprocess.run(
+        [sys.executable, "-m", "stream.cli", command],
+        env={**env, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "STREAMSCORE_MODEL_DIR": str(MODELS)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"streamscore: error: {says}")
+    assert 'python -c "import secrets; print(secrets.token_hex(32))"' in lines[0]
+    assert "cannot reach Kafka" not in done.stderr, "refused before connecting"
+
+
+def test_the_retired_pii_key_is_refused():
+    done = _worker({"STREAMSCORE_PII_KEY": "streamscore-development-key"})
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "STREAMSCORE_PII_KEY is no longer read" in done.stderr and "STREAMSCORE_SECRET" in done.stderr
