@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from stream.river_state import AdwinState, PageHinkleyState, PlainData
 
-#: Version 1 was a pickle; it is refused like any unknown version.
+#: Version 1 was a pickle under another key: its signature does not verify, and it is never read.
 STATE_VERSION = 2
 _Count = Annotated[int, Field(ge=0, lt=2**62)]
 

@@ -44,14 +44,14 @@ from stream.contracts import Outcome, Provenance
 from stream.errors import ConfigError, SchemaError, StateRejected
 from stream.health import Health
 from stream.health import serve as serve_http
-from stream.kafka_config import client_config, faust_broker
+from stream.kafka_config import faust_broker
 from stream.keys import Signer, keys
 from stream.messages import TIMESTAMP_NOT_AVAILABLE, Headers
 from stream.metrics import state_rejected_counter
 from stream.performance import PerformanceTracker
 from stream.records import dead_letter_headers
 from stream.settings import Settings
-from stream.topics import ensure_topics, prepare_topics
+from stream.topics import prepare_topics
 
 log = logging.getLogger("streamscore.outcomes")
 
@@ -356,7 +356,6 @@ def create_outcome_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 3,
         topic_disable_leader=True,  # no timer runs on the leader only: one internal topic less
-        topic_allow_declare=False,  # the changelog is made below with the other topics (no CREATE needed)
     )
     source = app.topic(
         settings.provenance_topic,
@@ -370,13 +369,9 @@ def create_outcome_app(settings: Settings) -> faust.App:
     table = app.Table("pending", partitions=partitions, key_type=bytes, value_type=bytes)
     changelog = table.changelog_topic.get_topic_name()
     assert changelog in needs, f"Faust names the changelog {changelog}"
-    ensure_topics(  # made here, as the other topics are (Faust skips a changelog that exists)
-        client_config(settings),
-        {changelog: partitions},
-        replication_factor=settings.replication_factor,
-        config={"cleanup.policy": "compact"},
-    )
-    permissions.check(settings, needs, group)  # again, now that every topic exists
+    # Faust declares its changelog at every start, even when it exists (CREATE needed): with
+    # topic_allow_declare=False and the changelog made here, a restarted worker skipped records
+    permissions.check(settings, needs, group)  # again, now that the input and output topics exist
     metrics = OutcomeMetrics()
 
     def rejected(reason: str) -> None:

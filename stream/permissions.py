@@ -15,16 +15,23 @@ transaction.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
+from confluent_kafka.admin import AdminClient
 
 from stream.errors import ConfigError
 from stream.kafka_config import Connection, client_config, connect, principal
 from stream.settings import Settings
 
 READ, WRITE, DESCRIBE = "READ", "WRITE", "DESCRIBE"
-_ORDER = (READ, WRITE, DESCRIBE)  # READ and WRITE imply DESCRIBE: name the one that grants the most
+_ORDER = (READ, WRITE, DESCRIBE)
+_COORDINATOR_MOVING = (
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+)  # READ and WRITE imply DESCRIBE: name the one that grants the most
 
 
 def scoring_worker(settings: Settings) -> dict[str, set[str]]:
@@ -75,17 +82,30 @@ def check(settings: Settings, topics: Mapping[str, set[str]], group: str, timeou
             allowed = set()
         for operation in (op for op in _ORDER if op in topics[name] - allowed):
             raise ConfigError(_missing(kafka, operation, "topic", name))
-    try:
-        found = admin.describe_consumer_groups(
-            [group], request_timeout=timeout, include_authorized_operations=True
-        )[group].result(timeout)
-        allowed = {op.name for op in found.authorized_operations or ()}
-    except KafkaException as exc:
-        if exc.args[0].code() != KafkaError.GROUP_AUTHORIZATION_FAILED:
-            raise
-        allowed = set()
-    if READ not in allowed:
+    allowed = _group_operations(admin, group, timeout)
+    if allowed is not None and READ not in allowed:
         raise ConfigError(_missing(kafka, READ, "group", group))
+
+
+def _group_operations(admin: AdminClient, group: str, timeout: float) -> set[str] | None:
+    """What the principal may do on ``group``; None when the group coordinator did not answer in time.
+
+    A new group's coordinator may be moving or loading (NOT_COORDINATOR and the like): asked again.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = admin.describe_consumer_groups(
+                [group], request_timeout=timeout, include_authorized_operations=True
+            )[group].result(timeout)
+            return {op.name for op in found.authorized_operations or ()}
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
+                return set()
+            if not (error.retriable() or error.code() in _COORDINATOR_MOVING) or time.monotonic() > deadline:
+                return None  # not a missing permission: the consumer will say what is wrong
+            time.sleep(0.5)
 
 
 def _missing(kafka: Connection, operation: str, kind: str, name: str) -> str:

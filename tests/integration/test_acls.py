@@ -92,6 +92,7 @@ def outcome_acls(user: str, app: str, topics: dict[str, str]) -> list[tuple[str,
         *(("topic", t[f"STREAMSCORE_{x}_TOPIC"], "WRITE") for x in ("DLQ", "DRIFT")),
         ("topic", f"{app}-outcomes-pending-changelog", "READ"),
         ("topic", f"{app}-outcomes-pending-changelog", "WRITE"),
+        ("topic", f"{app}-outcomes-pending-changelog", "CREATE"),  # Faust declares it at every start
         ("group", f"{app}-outcomes", "READ"),
     ]
 
@@ -130,13 +131,12 @@ def _worker_env(kafka, certs, user: str, app: str, topics: dict[str, str], tmp_p
 
 
 def _admin_creates(kafka: EmbeddedKafka, app: str, topics: dict[str, str]) -> None:
-    """Every topic made by an administrator first: the workers then need no CREATE."""
+    """Every topic but the outcome worker's changelog made by an administrator first (Faust makes that)."""
     admin = kafka.superuser_config()
     ensure_topics(
         admin, {name: PARTITIONS for name in topics.values()} | {topics["STREAMSCORE_DRIFT_TOPIC"]: 1}
     )
-    internal = {f"{app}-drift-state": PARTITIONS, f"{app}-outcomes-pending-changelog": PARTITIONS}
-    ensure_topics(admin, internal, config={"cleanup.policy": "compact"})
+    ensure_topics(admin, {f"{app}-drift-state": PARTITIONS}, config={"cleanup.policy": "compact"})
 
 
 def test_the_workers_do_their_whole_job_with_the_listed_permissions_and_no_more(secured, tmp_path):
