@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -54,6 +55,8 @@ log = logging.getLogger("streamscore.worker")
 EXIT_FATAL = 70
 STATS_EVERY_S = 5.0
 DRIFT_SAVE_EVERY_S = 10.0
+RETRY_FOR_S = 300.0  # a broker away longer than this ends the process (a restart reads again)
+T = TypeVar("T")
 #: consumer errors that no retry will cure: the worker stops and says what to fix
 _FATAL_CONSUME = {
     KafkaError.TOPIC_AUTHORIZATION_FAILED: "the worker's principal needs READ and DESCRIBE on topic {topic}",
@@ -254,26 +257,32 @@ class ScoringLoop:
         if not self._in_transaction:
             return
         offsets = [TopicPartition(self.settings.input_topic, p, o) for p, o in self._pending.items()]
-        timeout = self.settings.transaction_timeout_s
+        self._pending.clear()
+        timeout = self.settings.session_timeout_s
         try:
             if offsets:
                 self.producer.send_offsets_to_transaction(
                     offsets, self.consumer.consumer_group_metadata(), timeout
                 )
-            self.producer.commit_transaction(timeout)
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            if not error.txn_requires_abort():
+        except KafkaException as exc:  # a new generation, or a coordinator away: not these offsets
+            if exc.args[0].fatal():
                 raise
             log.warning(
-                "transaction with offsets %s aborted: %s; reading again from the committed offsets",
+                "offsets %s not added to the transaction (%s): aborting it, reading again from the "
+                "committed offsets",
                 self._describe(offsets),
-                error,
+                exc.args[0].str(),
             )
             self._abort()
             return
-        finally:
-            self._pending.clear()
+        try:
+            self._retrying(lambda: self.producer.commit_transaction(timeout))
+        except KafkaException as exc:
+            if not exc.args[0].txn_requires_abort():
+                raise
+            log.warning("transaction with offsets %s aborted: %s", self._describe(offsets), exc.args[0].str())
+            self._abort()
+            return
         self._in_transaction = False
         self._confirmed()
 
@@ -283,13 +292,28 @@ class ScoringLoop:
         self._in_transaction = False
         self._pending.clear()
         self._unconfirmed.clear()
-        self.producer.abort_transaction(self.settings.transaction_timeout_s)
+        timeout = self.settings.session_timeout_s
+        self._retrying(lambda: self.producer.abort_transaction(timeout))
         assignment = self.consumer.assignment() if rewind else []
-        if assignment:
-            for tp in self.consumer.committed(assignment, timeout=self.settings.transaction_timeout_s):
-                if tp.offset < 0:  # nothing committed yet: from the start, as auto.offset.reset says
-                    tp.offset = OFFSET_BEGINNING
-                self.consumer.seek(tp)
+        if not assignment:
+            return
+        committed = self._retrying(lambda: self.consumer.committed(assignment, timeout=timeout))
+        for tp in committed:
+            if tp.offset < 0:  # nothing committed yet: from the start, as auto.offset.reset says
+                tp.offset = OFFSET_BEGINNING
+            self.consumer.seek(tp)
+
+    def _retrying(self, call: Callable[[], T]) -> T:
+        """``call`` again while it fails with a retriable error (the broker is away), for a bounded time."""
+        deadline = time.monotonic() + RETRY_FOR_S
+        while True:
+            try:
+                return call()
+            except KafkaException as exc:
+                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                    raise
+                log.warning("retrying: %s", exc.args[0].str())
+                self.health.tick()
 
     def _flush(self) -> None:
         """Wait until the broker has every produced record; a failed delivery ends the process."""
