@@ -46,6 +46,7 @@ from confluent_kafka import (
 from stream.drift_reports import DriftReporter
 from stream.health import Health
 from stream.kafka_config import client_config
+from stream.messages import Record
 from stream.metrics import WorkerMetrics
 from stream.pipeline import BatchResult, Pipeline
 from stream.settings import Settings
@@ -175,7 +176,8 @@ class ScoringLoop:
                 started = time.perf_counter()
                 result = process(batch)
                 self.metrics.observe(len(batch), result, time.perf_counter() - started)
-                self._produce(result)
+                if not self._produce(result):
+                    continue  # aborted: the batch is read again
                 for m in batch:
                     self._pending[m.partition()] = m.offset() + 1
                 if self.drift is not None:
@@ -195,31 +197,42 @@ class ScoringLoop:
                 next_save = now + DRIFT_SAVE_EVERY_S
         self._shutdown()
 
-    def _produce(self, result: BatchResult) -> None:
-        """Hand every record of a batch to the producer (inside the open transaction, exactly once)."""
+    def _produce(self, result: BatchResult) -> bool:
+        """Hand every record of a batch to the producer (inside the open transaction, exactly once).
+
+        False if the transaction failed meanwhile (exactly once): it is aborted and every owned
+        partition is read again from its committed offset, this batch included.
+        """
         self._begin()
         produce = self.producer.produce
-        for r in result.records:
-            partition = -1 if r.partition is None else r.partition
-            while True:
-                try:
-                    produce(r.topic, r.value, r.key, partition, headers=r.headers)
-                    break
-                except BufferError:  # the local queue is full: serve delivery reports, then retry
-                    self.producer.poll(0.05)
-                    self.health.tick()
+        try:
+            for r in result.records:
+                partition = -1 if r.partition is None else r.partition
+                while True:
+                    try:
+                        produce(r.topic, r.value, r.key, partition, headers=r.headers)
+                        break
+                    except BufferError:  # the local queue is full: serve delivery reports, then retry
+                        self.producer.poll(0.05)
+                        self.health.tick()
+        except KafkaException as exc:  # a transaction in an error state (fenced by a new generation)
+            if not self.exactly_once or exc.args[0].fatal():
+                raise
+            log.warning("transaction failed while producing (%s): aborting it", exc.args[0].str())
+            self._abort()
+            return False
         self.producer.poll(0)
         topics = self.settings
         dead = sum(result.dead_letters.values())
         self._count(topics.prediction_topic, result.scored)
         self._count(topics.provenance_topic, result.scored)
         self._count(topics.dlq_topic, dead)
+        return True
 
     def send(self, topic: str, value: bytes) -> None:
         """Produce one side record (a drift report) with the batch's records, in its transaction."""
-        self._begin()
-        self.producer.produce(topic, value)
-        self._count(topic, 1)
+        if self._produce(BatchResult(records=[Record(topic, None, value, None, -1)])):
+            self._count(topic, 1)
 
     def _begin(self) -> None:
         if self.exactly_once and not self._in_transaction:
