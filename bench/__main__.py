@@ -90,10 +90,15 @@ def main() -> None:
         help="ladder rungs whose name contains one of these (or key: quix, bare...), or memory",
     )
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the memory run")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="events/s of the memory run (default: half the day's measured maximum for one process)",
+    )
     args = parser.parse_args()
     now = dt.datetime.now(dt.UTC)
     if args.only == ["memory"]:
-        memory_only(now, args.minutes)
+        memory_only(now, args.minutes, args.rate)
         return
     report: dict[str, object] = {"date": now.isoformat(timespec="seconds"), "machine": machine()}
     started = time.monotonic()
@@ -120,16 +125,23 @@ def main() -> None:
     print(f"written {RESULTS / stem}.json and .png in {report['seconds']} s")
 
 
-def memory_only(now: dt.datetime, minutes: float) -> None:
-    """The memory run alone, added to the day's results (a file of its own if there are none)."""
+def memory_only(now: dt.datetime, minutes: float, rate: float | None) -> None:
+    """The memory run alone, added to the day's results (a file of its own if there are none).
+
+    Without ``rate``, at half the events/s one process drained in the day's ladder (2,000/s if none).
+    """
     path = RESULTS / f"{now:%Y-%m-%d}.json"
     report = json.loads(path.read_text()) if path.exists() else {"machine": machine()}
+    if rate is None:
+        rungs = report.get("ladder", {}).get("rungs", [])
+        best = [r["events_per_s"] for r in rungs if r.get("key") == "streamscore" and "events_per_s" in r]
+        rate = best[0] / 2 if best else 2_000.0
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if bootstrap:
-        report["memory"] = memory.run(bootstrap, minutes)
+        report["memory"] = memory.run(bootstrap, minutes, rate)
     else:
         with EmbeddedKafka() as kafka:
-            report["memory"] = memory.run(kafka.bootstrap_servers, minutes)
+            report["memory"] = memory.run(kafka.bootstrap_servers, minutes, rate)
     report["memory"]["date"] = now.isoformat(timespec="seconds")
     RESULTS.mkdir(exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")

@@ -7,7 +7,7 @@ that they start on a full backlog and do not share the cores with the writer, an
 back with ``isolation.level=read_committed`` once it is complete, and its rate and CPU are taken
 over the middle of the drain (:mod:`bench.measure`). Latency is measured on the same processes
 afterwards, with events offered at a fixed rate by the load generator (:mod:`bench.load`), from
-``occurred_at`` to the prediction read by this process.
+``occurred_at`` to the prediction's append on the broker, read back once the load is over.
 """
 
 from __future__ import annotations
@@ -238,6 +238,7 @@ class Harness:
             "outputs": len(appended),
             "events_per_s": round(middle.rate),
             "cpu_s_per_1000": round(cpu.between(middle.start, middle.end) / middle.events * 1000, 4),
+            "machine_cores_busy": round(cpu.cores_busy(middle.start, middle.end), 2),
             "measured_s": round(middle.seconds, 2),
             "drain_s": round((max(appended) - min(appended)) / 1000, 2),
             "write_s": round(written, 2),
@@ -255,29 +256,30 @@ class Harness:
         return abs(float(record["score"]) - want) <= 1e-6
 
     def latency(self, rate: float, seconds: float) -> dict[str, object]:
-        """Offer ``rate`` events/s for ``seconds`` from another process; percentiles in ms."""
+        """Offer ``rate`` events/s for ``seconds`` from another process; percentiles in ms.
+
+        A latency is the time from an event's ``occurred_at`` (stamped by the generator as it sends)
+        to its prediction's append on the broker (``LogAppendTime``). The predictions are read once
+        the generator is done, so that reading them takes no CPU from the scorer meanwhile.
+        """
         generator = subprocess.Popen(
             [sys.executable, "-m", "bench.load", str(rate), str(seconds), str(self.pool_file)],
             env=self.env,
             cwd=ROOT,
             stdout=subprocess.PIPE,
         )
+        offered: dict[str, float] = orjson.loads(generator.communicate()[0] or b'{"sent": 0}')
         pairs: list[tuple[float, float]] = []  # (occurred_at, latency)
         parsed: dict[bytes, float] = {}  # the generator stamps a burst of events with one time
-        offered: dict[str, float] = {}
-        deadline = time.monotonic() + seconds + 30
-        while time.monotonic() < deadline and len(pairs) < offered.get("sent", len(pairs) + 1):
-            msgs = self._read(0.01)
-            now = time.time()
-            for m in msgs:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(pairs) < offered["sent"]:
+            for m in self._read(0.5):
                 if (found := _OCCURRED_AT.search(m.value())) is None:
                     continue
                 stamp = found.group(1)
                 if (occurred := parsed.get(stamp)) is None:
                     occurred = parsed[stamp] = dt.datetime.fromisoformat(stamp.decode()).timestamp()
-                pairs.append((occurred, now - occurred))
-            if not offered and generator.poll() is not None:  # then read until every event is back
-                offered = orjson.loads(generator.communicate()[0] or b'{"sent": 0}')
+                pairs.append((occurred, m.timestamp()[1] / 1000 - occurred))
         skip_until = offered.pop("started_at", 0.0) + min(1.0, seconds / 4)  # the first second warms up
         lat = [latency for occurred, latency in pairs if occurred >= skip_until]
         result: dict[str, object] = {
@@ -293,18 +295,28 @@ class Harness:
         return round(max(_peak_rss_mib(p.pid) for p in self.procs), 1)
 
 
+def _machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent on anything but idling, summed over its cores."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split()[1:9]]  # the "cpu" line: all cores
+    idle, iowait = ticks[3], ticks[4]
+    return (sum(ticks) - idle - iowait) / CLOCK_TICKS
+
+
 class _Sampler:
-    """Cumulative CPU seconds of the scorer's processes every 50 ms, from a thread."""
+    """Cumulative CPU seconds of the scorer's processes, and of the whole machine, every 50 ms."""
 
     def __init__(self, procs: list[subprocess.Popen[bytes]]) -> None:
         self.pids = [p.pid for p in procs]
         self.samples: list[tuple[float, float]] = []
+        self.machine: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._sample()
 
     def _sample(self) -> None:
-        self.samples.append((time.time(), sum(_cpu_seconds(pid) for pid in self.pids)))
+        now = time.time()
+        self.samples.append((now, sum(_cpu_seconds(pid) for pid in self.pids)))
+        self.machine.append((now, _machine_busy_seconds()))
 
     def _run(self) -> None:
         while not self._stop.wait(0.05):
@@ -321,3 +333,7 @@ class _Sampler:
 
     def between(self, start: float, end: float) -> float:
         return measure.cpu_between(self.samples, start, end)
+
+    def cores_busy(self, start: float, end: float) -> float:
+        """How many cores the whole machine (broker, scorers, everything else) kept busy, on average."""
+        return measure.cpu_between(self.machine, start, end) / (end - start)

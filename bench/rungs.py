@@ -102,11 +102,13 @@ def naive(settings: Settings) -> None:
 
     model = load(settings.model_dir, settings.model_name, settings.model_version)
     names = model.feature_names
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     session, inp, out = model.session, model.card.input_tensor, model.card.output.tensor
     app = faust.App(
         settings.app_id,
         **faust_broker(settings),
         store="memory://",
+        datadir=str(settings.data_dir / "naive"),
         web_enabled=False,
         topic_partitions=settings.partitions,
         consumer_auto_offset_reset="earliest",

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -51,12 +51,14 @@ from stream.metrics import WorkerMetrics
 from stream.pipeline import BatchResult, Pipeline
 from stream.settings import Settings
 from stream.stats import Stats
+from stream.watchdog import Watchdog
 
 log = logging.getLogger("streamscore.worker")
 EXIT_FATAL = 70
 STATS_EVERY_S = 5.0
 DRIFT_SAVE_EVERY_S = 10.0
 RETRY_FOR_S = 300.0  # a broker away longer than this ends the process (a restart reads again)
+STUCK_AFTER_S = 10.0  # a transactional call still running this long past its own timeout is stuck
 T = TypeVar("T")
 #: consumer errors that no retry will cure: the worker stops and says what to fix
 _FATAL_CONSUME = {
@@ -134,6 +136,7 @@ class ScoringLoop:
         self._unconfirmed: dict[str, int] = {}  # topic -> records produced since the last commit
         self._in_transaction = False
         self._failed: list[str] = []
+        self._watchdog = Watchdog(_stuck)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -159,7 +162,7 @@ class ScoringLoop:
         batch_size, wait = settings.batch_size, settings.batch_max_wait_ms / 1000.0
         commit_every = settings.commit_interval_ms / 1000.0
         if self.exactly_once:
-            self.producer.init_transactions(settings.transaction_timeout_s)
+            self._transactional("init_transactions", timeout=settings.transaction_timeout_s)
         self.consumer.subscribe(
             [topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
@@ -259,9 +262,7 @@ class ScoringLoop:
         offsets = [TopicPartition(self.settings.input_topic, p, o) for p, o in self._pending.items()]
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
-        except (
-            KafkaException
-        ) as exc:  # e.g. a rebalance under way: the new owner re-reads from the last commit
+        except KafkaException as exc:  # e.g. a rebalance under way: the new owner reads from the last commit
             log.warning("offsets %s not committed: %s", self._describe(offsets), exc.args[0])
         self._pending.clear()
         self._confirmed()
@@ -271,12 +272,10 @@ class ScoringLoop:
             return
         offsets = [TopicPartition(self.settings.input_topic, p, o) for p, o in self._pending.items()]
         self._pending.clear()
-        timeout = self.settings.session_timeout_s
         try:
             if offsets:
-                self.producer.send_offsets_to_transaction(
-                    offsets, self.consumer.consumer_group_metadata(), timeout
-                )
+                metadata = self.consumer.consumer_group_metadata()
+                self._transactional("send_offsets_to_transaction", offsets, metadata)
         except KafkaException as exc:  # a new generation, or a coordinator away: not these offsets
             if exc.args[0].fatal():
                 raise
@@ -289,7 +288,7 @@ class ScoringLoop:
             self._abort()
             return
         try:
-            self._retrying(lambda: self.producer.commit_transaction(timeout))
+            self._retrying(lambda: self._transactional("commit_transaction"))
         except KafkaException as exc:
             if not exc.args[0].txn_requires_abort():
                 raise
@@ -306,7 +305,7 @@ class ScoringLoop:
         self._pending.clear()
         self._unconfirmed.clear()
         timeout = self.settings.session_timeout_s
-        self._retrying(lambda: self.producer.abort_transaction(timeout))
+        self._retrying(lambda: self._transactional("abort_transaction"))
         assignment = self.consumer.assignment() if rewind else []
         if not assignment:
             return
@@ -315,6 +314,13 @@ class ScoringLoop:
             if tp.offset < 0:  # nothing committed yet: from the start, as auto.offset.reset says
                 tp.offset = OFFSET_BEGINNING
             self.consumer.seek(tp)
+
+    def _transactional(self, call: str, *args: object, timeout: float | None = None) -> Any:
+        """``producer.<call>(*args, timeout)``; if it is still running :data:`STUCK_AFTER_S` past
+        ``timeout`` (by default the session timeout), the process ends (see :mod:`stream.watchdog`)."""
+        timeout = self.settings.session_timeout_s if timeout is None else timeout
+        with self._watchdog.bound(call, timeout + STUCK_AFTER_S):
+            return getattr(self.producer, call)(*args, timeout)
 
     def _retrying(self, call: Callable[[], T]) -> T:
         """``call`` again while it fails with a retriable error (the broker is away), for a bounded time."""
@@ -408,6 +414,14 @@ class ScoringLoop:
         if self.drift is not None:
             self.drift.close()
         self._log_stats()
+
+
+def _stuck(reason: str) -> None:
+    fatal(
+        f"exactly once: {reason} (librdkafka can wait forever for a group coordinator it lost in a "
+        "broker restart: confluentinc/librdkafka#5511); exiting without committing: the next start "
+        "of this worker aborts the open transaction and reads again from the committed offsets"
+    )
 
 
 def fatal(message: str) -> None:

@@ -24,7 +24,7 @@ from stream.topics import ensure_topics
 PARTITIONS, FIRST, SECOND = 3, 3_000, 2_000
 
 
-def _faust_worker(bootstrap: str, group: str, topics, log) -> subprocess.Popen:
+def _faust_worker(bootstrap: str, group: str, topics, log, data_dir) -> subprocess.Popen:
     """A Faust app on its own consumer in ``group`` (the benchmark's naive scorer)."""
     env = {
         **os.environ,
@@ -34,6 +34,7 @@ def _faust_worker(bootstrap: str, group: str, topics, log) -> subprocess.Popen:
         "STREAMSCORE_PREDICTION_TOPIC": topics.outcomes,  # its outputs stay apart from the new worker's
         "STREAMSCORE_PROVENANCE_TOPIC": topics.drift,
         "STREAMSCORE_PARTITIONS": str(PARTITIONS),
+        "STREAMSCORE_DATA_DIR": str(data_dir),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "bench.rungs", "naive"], env=env, stdout=log, stderr=log, cwd=ROOT
@@ -57,7 +58,7 @@ def test_roll_over_from_faust_consumer(kafka_bootstrap, worker_topics, start_wor
 
     # 1. the old worker reads the backlog and commits, then stays in the group
     with open(tmp_path / "faust.log", "ab") as log:
-        old = _faust_worker(kafka_bootstrap, group, t, log)
+        old = _faust_worker(kafka_bootstrap, group, t, log, tmp_path / "faust")
     try:
         read_topic(kafka_bootstrap, t.outcomes, FIRST, 120, 3.0)  # every event of the backlog scored
         deadline = time.monotonic() + 30
