@@ -6,13 +6,14 @@ STAMP  := $(VENV)/.installed
 QUIX   := .venv-quix
 PYTEST_ARGS ?=
 
-.PHONY: help venv quix-venv kafka run test chaos dashboard drift-plot unit integration lint format bench bench-quick up down clean
+.PHONY: help venv quix-venv kafka k8s-tools run test chaos dashboard drift-plot unit integration lint format bench bench-quick up down clean
 
 help:
 	@echo "make run      demo: embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), worker, producer"
 	@echo "make test     lint, then unit and integration tests against a real Kafka broker"
 	@echo "make chaos    the long fault-injection suite and other chaos tests; results to bench/results/faults-<date>.json"
 	@echo "make lint     ruff check and format check"
+	@echo "make k8s-tools  helm, kubeconform and the schemas the Helm chart's tests use (once, into ~/.cache)"
 	@echo "make bench    the benchmark ladder; make bench-quick for a short run"
 	@echo "make dashboard  the dashboard's panels from a real run, into docs/dashboard.png"
 	@echo "make drift-plot drift detection delays and false alarms over seeds, into docs/drift.png"
@@ -45,7 +46,15 @@ run: kafka
 	STREAMSCORE_SECRET="$${STREAMSCORE_SECRET:-$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(32))')}" \
 		$(BIN)/streamscore run
 
-test: lint kafka
+# Helm, kubeconform and the Kubernetes, KEDA and prometheus-operator schemas that the Helm chart's
+# tests use, at the versions pinned in tests/k8s_tools.py, built and converted from the Go module
+# proxy into ~/.cache/streamscore/k8s once. Without Go it says so and the chart's tests skip;
+# K8S_TOOLS_ARGS=--fetch-go (as .ci/run does) fetches the Go toolchain from the proxy first.
+K8S_TOOLS_ARGS ?=
+k8s-tools: $(STAMP)
+	$(BIN)/python tests/k8s_tools.py $(K8S_TOOLS_ARGS)
+
+test: lint kafka k8s-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Faults at the long sizes (several kills, both guarantees) and every test marked chaos.
