@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from confluent_kafka import Message
 
 from stream.codec import BatchDecoder, FeatureReader, decode
 from stream.drift import DriftMonitor
-from stream.messages import InboundMessage
+from stream.messages import inbound
 from stream.model import load
 from stream.pipeline import Pipeline, Topics
 from stream.producer import events
@@ -54,7 +55,7 @@ def run(quick: bool = False) -> dict[str, object]:
         scorer={"version": "0", "revision": None, "worker_id": "w"},
         max_message_bytes=65_536,
     )
-    batch64 = [InboundMessage(v, b"k", "events", offset=i, timestamp_ms=0) for i, v in enumerate(values[:64])]
+    batch64 = [inbound(v, b"k", "events", offset=i, timestamp_ms=0) for i, v in enumerate(values[:64])]
     cycle = itertools.cycle(values)
     rows = itertools.cycle(decoded)
     repeat = 50 if quick else 300
@@ -84,7 +85,7 @@ def run(quick: bool = False) -> dict[str, object]:
     return out
 
 
-def _split(pipeline: Pipeline, batch: list[InboundMessage], repeat: int) -> dict[str, float]:
+def _split(pipeline: Pipeline, batch: list[Message], repeat: int) -> dict[str, float]:
     """p50 per event of each stage of ``Pipeline.process`` on ``batch``, timed one after the other."""
     model = pipeline.model
     decoder = BatchDecoder(65_536)

@@ -2,13 +2,15 @@
 
 The pipeline reads messages the way confluent-kafka's ``Message`` is read (methods, not attributes),
 so a batch loop hands ``Consumer.consume()``'s list straight to it, once the messages carrying an
-``error()`` are filtered out. :class:`InboundMessage` has the same shape for tests, benchmarks and
-tools that have no broker. Nothing here imports a Kafka client.
+``error()`` are filtered out; :func:`inbound` builds one for tests, benchmarks and tools that have no
+broker.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple, Protocol
+
+from confluent_kafka import Message
 
 Headers = list[tuple[str, bytes]]
 
@@ -31,53 +33,26 @@ class Inbound(Protocol):
     def error(self) -> object | None: ...
 
 
-class InboundMessage:
-    """A consumed message built without a broker (tests, benchmarks, tools); reads like confluent-kafka's."""
-
-    __slots__ = ("_headers", "_key", "_offset", "_partition", "_timestamp", "_topic", "_value")
-
-    def __init__(
-        self,
-        value: bytes | None,
-        key: bytes | None = None,
-        topic: str = "",
-        partition: int = 0,
-        offset: int = 0,
-        timestamp_ms: int | None = None,
-        headers: Headers | None = None,
-    ) -> None:
-        self._value, self._key, self._topic = value, key, topic
-        self._partition, self._offset, self._headers = partition, offset, headers
-        self._timestamp = (
-            (TIMESTAMP_NOT_AVAILABLE, -1) if timestamp_ms is None else (TIMESTAMP_CREATE_TIME, timestamp_ms)
-        )
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def timestamp(self) -> tuple[int, int]:
-        return self._timestamp
-
-    def headers(self) -> Headers | None:
-        return self._headers
-
-    def error(self) -> None:
-        return None
-
-    def __repr__(self) -> str:
-        return f"InboundMessage({self._topic}[{self._partition}]@{self._offset})"
+def inbound(
+    value: bytes | None,
+    key: bytes | None = None,
+    topic: str = "",
+    partition: int = 0,
+    offset: int = 0,
+    timestamp_ms: int | None = None,
+    headers: Headers | None = None,
+) -> Message:
+    """A consumed message built without a broker (tests, benchmarks, tools): confluent-kafka's own."""
+    stamp = (TIMESTAMP_NOT_AVAILABLE, -1) if timestamp_ms is None else (TIMESTAMP_CREATE_TIME, timestamp_ms)
+    return Message(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key,
+        value=value,
+        headers=headers,
+        timestamp=stamp,
+    )
 
 
 def timestamp_ms(msg: Inbound) -> int | None:

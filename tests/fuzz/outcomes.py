@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 
 from stream.contracts import DeadLetter, Prediction, Provenance
-from stream.messages import InboundMessage
+from stream.messages import inbound
 from stream.model import load
 from stream.pipeline import Pipeline, Topics
 from stream.producer import events
@@ -51,7 +51,7 @@ def check(pipeline: Pipeline, values: Sequence[bytes | None]) -> list[str]:
 
     Returns each input's outcome: ``scored`` or the dead letter's stage.
     """
-    batch = [InboundMessage(v, b"k", "events", 0, offset) for offset, v in enumerate(values)]
+    batch = [inbound(v, b"k", "events", 0, offset) for offset, v in enumerate(values)]
     result = pipeline.process(batch)
     outcomes: dict[int, str] = {}
     predictions: dict[str, Prediction] = {}
@@ -79,7 +79,7 @@ def check(pipeline: Pipeline, values: Sequence[bytes | None]) -> list[str]:
 
 def outcome(pipeline: Pipeline, value: bytes | None) -> tuple[str, str]:
     """(``scored`` or the dead letter's stage, its reason) of one message."""
-    (record, *_) = pipeline.process([InboundMessage(value)]).records
+    (record, *_) = pipeline.process([inbound(value)]).records
     if record.topic != TOPICS.dead_letters:
         return "scored", ""
     dead = DeadLetter.from_headers(record.headers)

@@ -13,7 +13,7 @@ from conftest import MODELS
 
 from stream.codec import keyed_hash
 from stream.contracts import DeadLetter, Prediction, Provenance
-from stream.messages import InboundMessage
+from stream.messages import inbound
 from stream.model import load
 from stream.pipeline import Pipeline, Topics
 from stream.producer import MALFORMED, events
@@ -22,7 +22,7 @@ KEY = b"test-key"
 
 
 def Msg(value, key=b"k", offset=0, partition=0, headers=None):
-    return InboundMessage(value, key, "events", partition, offset, 1_800_000_000_000, headers)
+    return inbound(value, key, "events", partition, offset, 1_800_000_000_000, headers)
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +239,7 @@ def test_records_are_byte_identical_to_the_golden_ones():
         None,
     ]
     msgs = [
-        InboundMessage(
+        inbound(
             value,
             None if i == 4 else b"k%d" % i,
             "events",

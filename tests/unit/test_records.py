@@ -15,7 +15,7 @@ from fuzz.outcomes import valid_events
 from stream.codec import keyed_hash
 from stream.contracts import DeadLetter, Event, Prediction, Provenance
 from stream.errors import FeatureError
-from stream.messages import InboundMessage
+from stream.messages import inbound
 from stream.records import RecordBuilder, Topics, dead_letter_headers
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"
@@ -40,8 +40,7 @@ def _builder(threshold=0.5, personal=((("zipcode", 2)),)):
 def _batch(n):
     docs = valid_events(n)
     msgs = [
-        InboundMessage(orjson.dumps(d), b"k%d" % i, "events", i % 2, 10 + i, 1_000 + i)
-        for i, d in enumerate(docs)
+        inbound(orjson.dumps(d), b"k%d" % i, "events", i % 2, 10 + i, 1_000 + i) for i, d in enumerate(docs)
     ]
     events = [Event.model_validate(d) for d in docs]
     rows = np.arange(n * 4, dtype=np.float32).reshape(n, 4) / 7
@@ -114,7 +113,7 @@ def test_a_score_that_is_not_a_probability_is_a_dead_letter(bad):
 
 
 def test_dead_letter_headers_keep_the_originals_first_and_say_why():
-    msg = InboundMessage(b"x", b"k", "events", 4, 99, 1_234, [("trace", b"t")])
+    msg = inbound(b"x", b"k", "events", 4, 99, 1_234, [("trace", b"t")])
     headers = dead_letter_headers(msg, FeatureError("feature 'age' is missing"), "e-9")
     assert headers[0] == ("trace", b"t")
     dl = DeadLetter.from_headers(headers)
@@ -130,7 +129,7 @@ def test_dead_letter_headers_keep_the_originals_first_and_say_why():
 
 
 def test_a_message_without_a_timestamp_gets_no_timestamp_header():
-    headers = dead_letter_headers(InboundMessage(b"x"), FeatureError("no"), None)
+    headers = dead_letter_headers(inbound(b"x"), FeatureError("no"), None)
     names = [name for name, _ in headers]
     assert "__connect.errors.timestamp" not in names and "streamscore.event_id" not in names
     assert DeadLetter.from_headers(headers).timestamp_ms is None

@@ -9,11 +9,12 @@ import os
 
 import orjson
 import pytest
+from confluent_kafka import Message
 from fuzz.outcomes import make_pipeline
 from model_versions import NAME, WIDTH, add_version, linear, nan_model, registry
 
 from stream.errors import ModelError
-from stream.messages import InboundMessage
+from stream.messages import inbound
 from stream.metrics import WorkerMetrics
 from stream.model import load
 from stream.producer import events
@@ -39,7 +40,7 @@ def _poll(watcher):
 
 def _messages(n, seed=0):
     return [
-        InboundMessage(value, key, "events", 0, i)
+        inbound(value, key, "events", 0, i)
         for i, (key, value, *_) in enumerate(itertools.islice(events(seed), n))
     ]
 
@@ -147,11 +148,11 @@ def test_a_model_beyond_the_input_bounds_is_refused(root):
         pipeline.swap(load(root, NAME, "2"))
 
 
-class _SwapsWhenRead(InboundMessage):
+class _SwapsWhenRead(Message):
     """A message that swaps the pipeline's model the moment the pipeline reads it."""
 
     def __init__(self, value, key, offset, swap):
-        super().__init__(value, key, "events", 0, offset)
+        super().__init__(topic="events", partition=0, offset=offset, key=key, value=value)
         self._swap = swap
 
     def value(self):
