@@ -64,3 +64,9 @@ def test_the_workers_secret_is_required_not_defaulted():
         assert secret.startswith("${STREAMSCORE_SECRET:?") and secret.endswith("}"), service
     assert "STREAMSCORE_SECRET" not in (ROOT / "Dockerfile").read_text().split("# No secret")[0]
     assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_the_workers_are_restarted_when_they_end_themselves():
+    """A worker exits 70 on what it cannot ride out (a stuck transaction, a fenced producer)."""
+    for service in ("worker", "outcomes"):
+        assert COMPOSE["services"][service]["restart"] in ("on-failure", "unless-stopped", "always")
