@@ -344,8 +344,13 @@ class ScoringLoop:
             fatal(f"records not delivered ({self._failed[0]}); exiting without committing")
 
     def _on_failed(self, error: KafkaError, message: Message) -> None:
-        """Delivery report of a record the broker did not take (only failures are reported)."""
-        self._failed.append(f"{message.topic()}[{message.partition()}]: {error}")
+        """Delivery report of a record the broker did not take (only failures are reported).
+
+        Exactly once there is nothing to do: such a record makes the transaction's commit fail, and
+        the transaction is aborted (which purges the records still queued, reported here too).
+        """
+        if not self.exactly_once:
+            self._failed.append(f"{message.topic()}[{message.partition()}]: {error}")
 
     def _confirmed(self) -> None:
         self.metrics.count_delivered(self._unconfirmed)
@@ -370,8 +375,9 @@ class ScoringLoop:
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions taken away without a revoke (the session timed out): commit nothing for them."""
         self.health.partitions = []
-        if self.exactly_once and self._in_transaction:
-            self._abort(rewind=False)
+        if self.exactly_once:
+            if self._in_transaction:
+                self._abort(rewind=False)
         else:
             self._flush()
             self._pending.clear()
