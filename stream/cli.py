@@ -106,20 +106,53 @@ app.add_typer(model_app, name="model")
 
 
 @app.command(context_settings={"help_option_names": ["--help"]})
-def worker() -> None:
+def worker(
+    processes: Annotated[
+        str,
+        typer.Option(
+            help="Worker processes in the group under one supervisor: a number, or auto (the cores "
+            "this process may use). Child i is <STREAMSCORE_INSTANCE_ID>-i, metrics on the port + i."
+        ),
+    ] = "1",
+) -> None:
     """Run the scoring worker. Configured from the environment:
 
     \b
     {settings}
     """
-    from stream.app import run_worker
     from stream.errors import StreamscoreError
+    from stream.supervisor import process_count
 
     config = settings()
     try:
+        count = process_count(processes)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    try:
+        if count > 1 or processes == "auto":
+            raise typer.Exit(supervise(config, count))
+        from stream.app import run_worker
+
         run_worker(config)
     except StreamscoreError as exc:
         raise fail(str(exc)) from None
+
+
+def supervise(config: Settings, count: int) -> int:
+    """Run ``count`` scoring workers under a :class:`~stream.supervisor.Supervisor`; its exit code."""
+    import logging.config
+
+    from stream.keys import keys
+    from stream.logs import logging_config
+    from stream.supervisor import Supervisor, child_env
+
+    keys(config)  # no secret: one line here rather than one per child
+    logging.config.dictConfig(logging_config(config.log_level))
+    envs = [child_env(os.environ, config.instance_id, config.metrics_port, i) for i in range(count)]
+    supervisor = Supervisor(envs)
+    supervisor.serve(config.supervisor_port)
+    supervisor.handle_signals()
+    return supervisor.run()
 
 
 @app.command()
