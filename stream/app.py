@@ -120,7 +120,9 @@ def create_app(settings: Settings) -> faust.App:
     metrics = WorkerMetrics()
     metrics.set_model(pipeline.model.card)
     metrics.registry.register(
-        LagCollector(client_config(settings), [settings.app_id], [settings.input_topic])
+        LagCollector(
+            client_config(settings), [settings.app_id], [settings.input_topic], settings.lag_window_s
+        )
     )
     health = Health()
     health.model = f"{pipeline.model.card.name}/{pipeline.model.card.version}"

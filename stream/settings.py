@@ -181,6 +181,11 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         DEFAULT_METRICS_PORT, ge=0, le=65535, description="Prometheus metrics port (0: off)."
     )
+    lag_window_s: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds of lag snapshots (one per scrape) behind streamscore_consumer_status.",
+    )
     supervisor_port: int = Field(
         DEFAULT_SUPERVISOR_PORT,
         ge=0,
