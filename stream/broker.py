@@ -207,10 +207,14 @@ class EmbeddedKafka:
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM the broker (a clean shutdown that keeps its data) and wait; SIGKILL past ``timeout``."""
+        """SIGTERM the broker (a clean shutdown that keeps its data) and wait; SIGKILL past ``timeout``.
+
+        A broker on a temporary folder is killed at once: its data is removed next, so a clean
+        shutdown (about 2 s) would keep nothing.
+        """
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
-            proc.terminate()
+            proc.kill() if self._own_dir else proc.terminate()
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:

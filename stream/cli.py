@@ -147,7 +147,7 @@ def supervise(config: Settings, count: int) -> int:
     from stream.supervisor import Supervisor, child_env
 
     keys(config)  # no secret: one line here rather than one per child
-    logging.config.dictConfig(logging_config(config.log_level))
+    logging.config.dictConfig(logging_config(config.log_level, config.log_format))
     envs = [child_env(os.environ, config.instance_id, config.metrics_port, i) for i in range(count)]
     supervisor = Supervisor(envs)
     supervisor.serve(config.supervisor_port)

@@ -194,6 +194,15 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(Path(".streamscore"), description="Worker state folder.")
     log_level: Literal["debug", "info", "warn", "error"] = Field("info", description="Log level.")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="Log lines as json or text; auto: text on a terminal, JSON otherwise."
+    )
+    shutdown_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A worker still shutting down this long after SIGTERM/SIGINT (the broker gone, say) "
+        "exits with code 70 without committing more.",
+    )
 
     @model_validator(mode="after")
     def _security_is_coherent(self) -> Settings:
