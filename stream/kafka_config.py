@@ -11,7 +11,6 @@ full librdkafka configuration :func:`client_config` returns.
 
 from __future__ import annotations
 
-import logging
 import re
 import ssl
 import time
@@ -29,9 +28,6 @@ __all__ = ["Connection", "client_config", "connect", "explain", "faust_broker", 
 Connection = str | Mapping[str, Any]
 
 
-KAFKA_LOG = logging.getLogger("streamscore.kafka")
-
-
 def client_config(kafka: Connection | Settings, **extra: Any) -> dict[str, Any]:
     """librdkafka configuration: address and security from ``kafka``, then ``extra`` client options."""
     if isinstance(kafka, str):
@@ -41,7 +37,6 @@ def client_config(kafka: Connection | Settings, **extra: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": kafka.kafka_bootstrap_servers,
         "security.protocol": kafka.kafka_security_protocol,
-        "logger": KAFKA_LOG,  # librdkafka's lines as log records: formatted, repeats held back
     }
     if kafka.kafka_sasl_mechanism is not None:  # the settings require all three with SASL_*
         config["sasl.mechanism"] = kafka.kafka_sasl_mechanism

@@ -3,9 +3,9 @@
 JSON fields: ``ts``, ``level``, ``logger``, ``message``, ``pid``, then whatever the call passed as
 ``extra`` (for example ``topic``, ``partition``, ``offset``, ``model``), and ``exc`` with a traceback.
 Text (``STREAMSCORE_LOG_FORMAT=text``, or ``auto`` when stderr is a terminal) carries the same.
-librdkafka's lines come through the ``streamscore.kafka`` logger. A line repeated more than
-``REPEATS`` times within ``REPEAT_WINDOW_S`` (the same logger and message template, e.g. a client
-failing to reach a broker that has gone) is held back; one line then says how many were.
+A line repeated more than ``REPEATS`` times within ``REPEAT_WINDOW_S`` (the same logger, message
+template and first argument, e.g. aiokafka failing to reach a broker that has gone) is held back;
+the next one let through says how many were.
 The hot path logs nothing per event at the default level.
 """
 
@@ -64,7 +64,7 @@ class Repeats(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         first = record.args[0] if isinstance(record.args, tuple) and record.args else ""
-        key = (record.name, str(record.msg), str(first))  # librdkafka: "%s [%s] %s" % (facility, ...)
+        key = (record.name, str(record.msg), str(first))
         now = time.monotonic()
         start, count = self._seen.get(key, (now, 0))
         if now - start >= self.window:

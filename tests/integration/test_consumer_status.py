@@ -19,7 +19,8 @@ from stream.cli import app
 from stream.lag import LagCollector, sample
 from stream.lag_status import Status, Window
 
-# A consumer reading at most RATE events/s, committing after each batch; ends after SECONDS.
+# A consumer reading at most RATE events/s (flat out from 1,000), committing after each batch; ends
+# after SECONDS.
 CONSUMER = textwrap.dedent(
     """
     import sys, time
@@ -28,12 +29,13 @@ CONSUMER = textwrap.dedent(
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
                   "enable.auto.commit": False, "session.timeout.ms": 45000, "log_level": 0})
     c.subscribe([topic])
-    end = time.monotonic() + float(seconds)
+    end, pause = time.monotonic() + float(seconds), 0.2 if float(rate) < 1000 else 0.0  # flat out: no pause
     while time.monotonic() < end:
-        batch = [m for m in c.consume(int(float(rate) / 5) or 1, timeout=0.2) if m.error() is None]
+        batch = c.consume(int(float(rate) / 5) or 1, timeout=0.2 if pause else 0.05)
+        batch = [m for m in batch if m.error() is None]
         if batch:
             c.commit(asynchronous=False)
-        time.sleep(0.2)
+        time.sleep(pause)
     c.close()
     """
 )
@@ -41,9 +43,9 @@ CONSUMER = textwrap.dedent(
 
 def test_each_status_on_a_real_broker(kafka_bootstrap, new_topic, unique_name):
     topic = new_topic(partitions=1)
-    load = Load(kafka_bootstrap, topic, rate=200, seed=3, malformed_fraction=0.0)
+    load = Load(kafka_bootstrap, topic, rate=100, seed=3, malformed_fraction=0.0)
     groups = {status: unique_name(status.lower()) for status in ("OK", "WARN", "STALL", "STOP")}
-    plan = {"OK": (100_000, 120), "WARN": (50, 120), "STALL": (50, 120), "STOP": (50, 6)}
+    plan = {"OK": (100_000, 120), "WARN": (25, 120), "STALL": (25, 120), "STOP": (25, 6)}
     consumers = {
         status: subprocess.Popen(
             [sys.executable, "-c", CONSUMER, kafka_bootstrap, topic, groups[status], str(rate), str(seconds)]

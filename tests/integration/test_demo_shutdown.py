@@ -85,7 +85,11 @@ def test_workers_stop_within_their_bound_when_the_broker_is_gone(tmp_path, start
     finally:
         kafka.stop()
     logs = [w.output().splitlines() for w in workers]
-    print(f"broker gone: workers exited {codes} in {took:.1f} s, {[len(lines) for lines in logs]} log lines")
+    ours = [[line for line in lines if not line.startswith("%")] for lines in logs]  # librdkafka's: "%3|..."
+    print(
+        f"broker gone: workers exited {codes} in {took:.1f} s, {[len(lines) for lines in ours]} log lines "
+        f"and {[len(a) - len(b) for a, b in zip(logs, ours, strict=True)]} of librdkafka's"
+    )
     assert took < 5 + 3, codes
     assert all(code in (0, 70) for code in codes), [lines[-20:] for lines in logs]
-    assert all(len(lines) < 150 for lines in logs), [lines[-30:] for lines in logs]
+    assert all(len(lines) < 100 for lines in ours), [lines[-30:] for lines in ours]

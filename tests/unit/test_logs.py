@@ -32,15 +32,6 @@ def test_repeated_lines_are_held_back_and_counted(monkeypatch):
     assert "(97 similar lines held back in 30 s)" in late.getMessage()
 
 
-def test_librdkafka_lines_are_told_apart_by_facility():
-    repeats = Repeats(most=1)
-    fail = [
-        repeats.filter(_record("%s [%s] %s", "FAIL", "rdkafka#consumer-1", f"refused {i}")) for i in range(5)
-    ]
-    other = repeats.filter(_record("%s [%s] %s", "COMMITFAIL", "rdkafka#consumer-1", "x"))
-    assert fail == [True, False, False, False, False] and other
-
-
 def test_formats():
     record = _record("scored %d", 5, name="streamscore.worker")
     record.topic = "events"
