@@ -29,7 +29,7 @@ from stream.kafka_config import client_config
 from stream.keys import keys
 from stream.lag import LagCollector
 from stream.logs import logging_config
-from stream.loop import ScoringLoop
+from stream.loop import ScoringLoop, fatal
 from stream.metrics import WorkerMetrics
 from stream.pipeline import Pipeline
 from stream.records import Topics
@@ -120,7 +120,9 @@ def create_app(settings: Settings) -> faust.App:
     metrics = WorkerMetrics()
     metrics.set_model(pipeline.model.card)
     metrics.registry.register(
-        LagCollector(client_config(settings), [settings.app_id], [settings.input_topic])
+        LagCollector(
+            client_config(settings), [settings.app_id], [settings.input_topic], settings.lag_window_s
+        )
     )
     health = Health()
     health.model = f"{pipeline.model.card.name}/{pipeline.model.card.version}"
@@ -147,15 +149,34 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
+class BoundedWorker(faust.Worker):
+    """Faust's worker with a bound on its shutdown: clients waiting for a broker that has gone (a
+    commit, a flush, a leave-group) cannot hold the process; past the bound it exits without committing."""
+
+    shutdown_timeout_s: float = 10.0
+
+    async def stop(self) -> None:
+        timer = threading.Timer(
+            self.shutdown_timeout_s,
+            fatal,
+            [f"shutdown took more than {self.shutdown_timeout_s:g} s (is the broker away?): exiting without "
+             "committing more; what was not committed is read again by the next worker"],
+        )  # fmt: skip
+        timer.daemon = True
+        timer.start()
+        await super().stop()
+
+
 def run_worker(settings: Settings, create: Callable[[Settings], faust.App] = create_app) -> None:
     """Run the app ``create`` makes until SIGINT/SIGTERM (Faust's worker handles signals and shutdown)."""
     app = create(settings)
-    worker = faust.Worker(
+    worker = BoundedWorker(
         app,
         loglevel="warn",
         quiet=True,
         redirect_stdouts=False,
-        logging_config=logging_config(settings.log_level),
+        logging_config=logging_config(settings.log_level, settings.log_format),
     )
+    worker.shutdown_timeout_s = settings.shutdown_timeout_s
     worker.spinner = None  # no terminal animation in logs
     worker.execute_from_commandline()

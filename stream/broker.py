@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -43,12 +41,13 @@ from types import TracebackType
 
 from confluent_kafka.admin import AdminClient
 
+from stream.processes import die_with_parent
+
 #: Apache Kafka version run by default: the newest release whose broker both aiokafka (under
 #: faust-streaming) and confluent-kafka were checked against, including transactions.
 KAFKA_VERSION = "4.4.0"
 
 _STATE_FILE = "streamscore-broker.json"
-_PR_SET_PDEATHSIG = 1
 _BROKER_USER = "streamscore-broker"  # the broker's own SASL user, for its inter-broker listener
 _SIMPLE = re.compile(r"[A-Za-z0-9_.-]+")
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -112,12 +111,6 @@ def _require_free(port: int, what: str) -> None:
                 f"{what} port {port} on 127.0.0.1 is in use: choose another with --port, "
                 "or stop what listens there"
             ) from None
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Ask Linux to stop the broker when the process that started it dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -207,16 +200,21 @@ class EmbeddedKafka:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                start_new_session=True,  # a terminal's Ctrl-C reaches its clients, not the broker
+                preexec_fn=die_with_parent,
             )
         self._wait_ready()
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM the broker (a clean shutdown that keeps its data) and wait; SIGKILL past ``timeout``."""
+        """SIGTERM the broker (a clean shutdown that keeps its data) and wait; SIGKILL past ``timeout``.
+
+        A broker on a temporary folder is killed at once: its data is removed next, so a clean
+        shutdown (about 2 s) would keep nothing.
+        """
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
-            proc.terminate()
+            proc.kill() if self._own_dir else proc.terminate()
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from stream import __version__
 from stream.broker import KAFKA_VERSION, BrokerError, EmbeddedKafka, kafka_classpath
-from stream.settings import Settings, settings_help
+from stream.settings import DEFAULT_LAG_PORT, Settings, settings_help
 
 app = typer.Typer(
     name="streamscore",
@@ -106,20 +106,53 @@ app.add_typer(model_app, name="model")
 
 
 @app.command(context_settings={"help_option_names": ["--help"]})
-def worker() -> None:
+def worker(
+    processes: Annotated[
+        str,
+        typer.Option(
+            help="Worker processes in the group under one supervisor: a number, or auto (the cores "
+            "this process may use). Child i is <STREAMSCORE_INSTANCE_ID>-i, metrics on the port + i."
+        ),
+    ] = "1",
+) -> None:
     """Run the scoring worker. Configured from the environment:
 
     \b
     {settings}
     """
-    from stream.app import run_worker
     from stream.errors import StreamscoreError
+    from stream.supervisor import process_count
 
     config = settings()
     try:
+        count = process_count(processes)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    try:
+        if count > 1 or processes == "auto":
+            raise typer.Exit(supervise(config, count))
+        from stream.app import run_worker
+
         run_worker(config)
     except StreamscoreError as exc:
         raise fail(str(exc)) from None
+
+
+def supervise(config: Settings, count: int) -> int:
+    """Run ``count`` scoring workers under a :class:`~stream.supervisor.Supervisor`; its exit code."""
+    import logging.config
+
+    from stream.keys import keys
+    from stream.logs import logging_config
+    from stream.supervisor import Supervisor, child_env
+
+    keys(config)  # no secret: one line here rather than one per child
+    logging.config.dictConfig(logging_config(config.log_level, config.log_format))
+    envs = [child_env(os.environ, config.instance_id, config.metrics_port, i) for i in range(count)]
+    supervisor = Supervisor(envs)
+    supervisor.serve(config.supervisor_port)
+    supervisor.handle_signals()
+    return supervisor.run()
 
 
 @app.command()
@@ -213,30 +246,53 @@ def tail(
 
 @app.command()
 def lag(
-    group: Annotated[list[str], typer.Option(help="Consumer group (repeat for several).")],
-    topic: Annotated[
-        list[str] | None, typer.Option(help="Also list these topics' partitions the group never committed.")
+    group: Annotated[
+        list[str] | None,
+        typer.Option(help="Consumer group, repeat for several (default: STREAMSCORE_APP_ID)."),
     ] = None,
-    serve: Annotated[bool, typer.Option(help="Serve the lag as Prometheus metrics instead.")] = False,
-    port: Annotated[int, typer.Option(help="Port of --serve.")] = 9465,
+    topic: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Also list these topics' partitions the group never committed "
+            "(default without --group: STREAMSCORE_INPUT_TOPIC)."
+        ),
+    ] = None,
+    window: Annotated[
+        float,
+        typer.Option(help="Seconds of snapshots behind the STATUS column (0: one snapshot, no status)."),
+    ] = 5.0,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between snapshots.")] = 1.0,
+    serve: Annotated[
+        bool,
+        typer.Option(help="Serve lag and status as Prometheus metrics instead (STREAMSCORE_LAG_WINDOW_S)."),
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port of --serve.")] = DEFAULT_LAG_PORT,
 ) -> None:
-    """Consumer lag per partition, in messages and seconds: a table, or a Prometheus exporter."""
+    """Consumer lag per partition in messages and seconds, and what is wrong: a table, or an exporter."""
     from prometheus_client import CollectorRegistry, start_http_server
 
     from stream.errors import ConfigError
     from stream.kafka_config import client_config
-    from stream.lag import LagCollector, consumer_lag, table
+    from stream.lag import LagCollector, sample, table
+    from stream.lag_status import Window
 
-    kafka = client_config(settings())
+    config = settings()
+    kafka = client_config(config)
+    groups = group or [config.app_id]
+    topics = topic or ([] if group else [config.input_topic])
     if serve:
         registry = CollectorRegistry()
-        registry.register(LagCollector(kafka, group, topic or ()))
+        registry.register(LagCollector(kafka, groups, topics, config.lag_window_s))
         start_http_server(port, registry=registry)
-        typer.echo(f"serving lag of {', '.join(group)} on :{port}/metrics")
+        typer.echo(f"serving lag of {', '.join(groups)} on :{port}/metrics")
         wait_for_signal()
         return
+    snapshots = Window(window)
     try:
-        rows = [row for g in group for row in consumer_lag(kafka, g, topic or ())]
+        for _ in range(round(window / interval) if window > 0 else 0):
+            sample(kafka, groups, topics, snapshots, with_seconds=False)
+            time.sleep(interval)
+        rows = sample(kafka, groups, topics, snapshots)
     except ConfigError as exc:  # unreachable, or credentials refused
         raise fail(str(exc)) from None
     except Exception as exc:  # the admin client raises KafkaException and timeouts

@@ -60,7 +60,11 @@ def worker_process(env: dict[str, str], command: str = "worker") -> Iterator[sub
 
 def run_demo(bootstrap_servers: str | None, seconds: float = 0.0, rate: float = 500.0) -> None:
     with kafka_at(bootstrap_servers) as bootstrap:
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}  # STREAMSCORE_SECRET included
+        env = {  # STREAMSCORE_SECRET included; the workers' warnings only, beside the summaries
+            "STREAMSCORE_LOG_LEVEL": "warn",
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        }
         settings = Settings(kafka_bootstrap_servers=bootstrap)
         kafka = client_config(settings)
         prepare_topics(settings)

@@ -20,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from stream.kafka_config import Connection, client_config, connect
+from stream.lag_status import Snapshot, Status, Window, group_status
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,8 @@ class PartitionLag:
     end: int
     lag: int
     lag_seconds: float | None  # None when nothing is waiting, or the record could not be read
+    owned: bool = False  # a member of the group holds the partition now
+    status: Status = Status.OK  # over a window of snapshots (stream.lag_status); OK from one alone
 
 
 def consumer_lag(
@@ -57,6 +60,7 @@ def consumer_lag(
             wanted |= {(topic, p) for p in metadata.topics[topic].partitions}
     if not wanted:
         return []
+    owned = _owned(admin, group, timeout)
     ends = _offsets(admin, wanted, OffsetSpec.latest(), timeout)
     starts = _offsets(admin, wanted, OffsetSpec.earliest(), timeout)
     rows = []
@@ -65,10 +69,34 @@ def consumer_lag(
         position = offset if offset is not None and offset >= 0 else None
         end = ends[(topic, partition)]
         lag = max(0, end - (position if position is not None else starts[(topic, partition)]))
-        rows.append(PartitionLag(group, topic, partition, position, end, lag, None))
+        rows.append(
+            PartitionLag(group, topic, partition, position, end, lag, None, (topic, partition) in owned)
+        )
     if with_seconds:
         rows = _with_ages(kafka, rows, starts, timeout)
     return rows
+
+
+def _owned(admin: AdminClient, group: str, timeout: float) -> set[tuple[str, int]]:
+    """The partitions the group's live members hold."""
+    described = admin.describe_consumer_groups([group], request_timeout=timeout)[group].result(timeout)
+    return {(tp.topic, tp.partition) for m in described.members for tp in m.assignment.topic_partitions or []}
+
+
+def sample(
+    kafka: Connection, groups: Iterable[str], topics: Iterable[str], window: Window, with_seconds: bool = True
+) -> list[PartitionLag]:
+    """The lag of ``groups`` now, each row with its status over ``window`` (which takes this snapshot)."""
+    groups, topics = list(groups), list(topics)
+    rows = [row for g in groups for row in consumer_lag(kafka, g, topics, with_seconds=with_seconds)]
+    at = time.monotonic()
+    window.forget({(r.group, r.topic, r.partition) for r in rows}, among=lambda key: key[0] in groups)
+    return [
+        replace(
+            r, status=window.add((r.group, r.topic, r.partition), Snapshot(at, r.committed, r.lag, r.owned))
+        )
+        for r in rows
+    ]
 
 
 def _offsets(
@@ -119,29 +147,51 @@ def _with_ages(
 
 
 def table(rows: list[PartitionLag]) -> str:
-    """A fixed-width table like ``kafka-consumer-groups --describe``."""
-    shape = "{:<28} {:<28} {:>9} {:>10} {:>10} {:>8} {:>8}"
-    rendered = [shape.format("GROUP", "TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "LAG_S")]
+    """A fixed-width table like ``kafka-consumer-groups --describe``, a total per group and topic below."""
+    shape = "{:<28} {:<28} {:>9} {:>10} {:>10} {:>8} {:>8}  {}"
+    rendered = [shape.format("GROUP", "TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "LAG_S", "STATUS")]
+    totals: dict[tuple[str, str], list[PartitionLag]] = {}
     for r in rows:
         committed = "-" if r.committed is None else r.committed
-        seconds = "-" if r.lag_seconds is None else f"{r.lag_seconds:.1f}"
-        rendered.append(shape.format(r.group, r.topic, r.partition, committed, r.end, r.lag, seconds))
+        rendered.append(
+            shape.format(
+                r.group, r.topic, r.partition, committed, r.end, r.lag, _seconds(r.lag_seconds), r.status.name
+            )
+        )
+        totals.setdefault((r.group, r.topic), []).append(r)
+    if totals:
+        rendered.append("")
+    for (group, topic), part in totals.items():
+        oldest = max((r.lag_seconds for r in part if r.lag_seconds is not None), default=None)
+        status = group_status(r.status for r in part).name
+        lag, end = sum(r.lag for r in part), sum(r.end for r in part)
+        rendered.append(shape.format(group, topic, "TOTAL", "", end, lag, _seconds(oldest), status))
     return "\n".join(rendered)
 
 
-class LagCollector(Collector):
-    """Prometheus gauges of the lag of some consumer groups, computed at each scrape."""
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
-    def __init__(self, kafka: Connection, groups: Iterable[str], topics: Iterable[str] = ()) -> None:
+
+class LagCollector(Collector):
+    """Prometheus gauges of the lag of some consumer groups and their status, computed at each scrape.
+
+    Each scrape is a snapshot of the status window (``window_s`` seconds, :mod:`stream.lag_status`).
+    """
+
+    def __init__(
+        self, kafka: Connection, groups: Iterable[str], topics: Iterable[str] = (), window_s: float = 120.0
+    ) -> None:
         self.kafka = kafka
         self.groups = list(groups)
         self.topics = list(topics)
+        self.window = Window(window_s)
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         """The families, without reading offsets (so registering costs no broker round trip)."""
         return iter(self._families())
 
-    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    def _families(self) -> tuple[GaugeMetricFamily, ...]:
         labels = ["group", "topic", "partition"]
         return (
             GaugeMetricFamily(
@@ -153,19 +203,32 @@ class LagCollector(Collector):
             GaugeMetricFamily(
                 "streamscore_consumer_lag_up", "1 when the lag could be read.", labels=["group"]
             ),
+            GaugeMetricFamily(
+                "streamscore_consumer_status",
+                "Partition status over the lag window: 0 OK, 1 WARN, 2 STALL, 3 STOP, 4 ERR.",
+                labels=labels,
+            ),
+            GaugeMetricFamily(
+                "streamscore_consumer_group_status",
+                "Worst partition status of the group (4 ERR when its lag cannot be read).",
+                labels=["group"],
+            ),
         )
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        messages, seconds, up = self._families()
+        messages, seconds, up, status, group_gauge = self._families()
         for group in self.groups:
             try:
-                rows = consumer_lag(self.kafka, group, self.topics, timeout=5.0)
+                rows = sample(self.kafka, [group], self.topics, self.window)
             except Exception:  # the broker away: say so in a gauge, keep serving
                 up.add_metric([group], 0)
+                group_gauge.add_metric([group], Status.ERR)
                 continue
             up.add_metric([group], 1)
+            group_gauge.add_metric([group], group_status(r.status for r in rows))
             for r in rows:
                 values = [r.group, r.topic, str(r.partition)]
                 messages.add_metric(values, r.lag)
                 seconds.add_metric(values, r.lag_seconds or 0.0)
-        yield from (messages, seconds, up)
+                status.add_metric(values, r.status)
+        yield from (messages, seconds, up, status, group_gauge)

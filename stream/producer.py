@@ -172,8 +172,9 @@ def produce(
             send_outcomes(time.monotonic())
             if progress is not None:
                 progress(1)
-        if outcomes:  # the last outcomes when they are due
-            time.sleep(max(0.0, outcomes[-1][0] - time.monotonic()))
+        if outcomes:  # the last outcomes when they are due, or at once when stopped
+            due = max(0.0, outcomes[-1][0] - time.monotonic())
+            stop.wait(due) if stop is not None else time.sleep(due)
             send_outcomes(outcomes[-1][0])
     except KeyboardInterrupt:
         pass

@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH
 
 DEFAULT_METRICS_PORT = 9464
+DEFAULT_SUPERVISOR_PORT = 9463
+DEFAULT_LAG_PORT = 9468  # streamscore lag --serve; the outcome worker of the demo uses 9465
 MIN_SECRET_LENGTH = 32
 _RETIRED = ("pii_key",)  # refused when set, left out of the configuration table
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -179,8 +181,28 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         DEFAULT_METRICS_PORT, ge=0, le=65535, description="Prometheus metrics port (0: off)."
     )
+    lag_window_s: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds of lag snapshots (one per scrape) behind streamscore_consumer_status.",
+    )
+    supervisor_port: int = Field(
+        DEFAULT_SUPERVISOR_PORT,
+        ge=0,
+        le=65535,
+        description="With worker --processes: the supervisor's metrics port (restarts; 0: off).",
+    )
     data_dir: Path = Field(Path(".streamscore"), description="Worker state folder.")
     log_level: Literal["debug", "info", "warn", "error"] = Field("info", description="Log level.")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="Log lines as json or text; auto: text on a terminal, JSON otherwise."
+    )
+    shutdown_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A worker still shutting down this long after SIGTERM/SIGINT (the broker gone, say) "
+        "exits with code 70 without committing more.",
+    )
 
     @model_validator(mode="after")
     def _security_is_coherent(self) -> Settings:

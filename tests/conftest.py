@@ -154,7 +154,10 @@ class WorkerTopics:
 
 
 class WorkerProcess:
-    """``streamscore worker`` as a real process, with this test's own topics and group."""
+    """``streamscore worker`` as a real process, with this test's own topics and group.
+
+    ``command`` is the command line after ``streamscore``, e.g. ``worker --processes 2``.
+    """
 
     def __init__(self, env: dict[str, str], log: Path, command: str = "worker") -> None:
         self.env, self.log, self.command = env, log, command
@@ -163,7 +166,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", self.command],
+                [sys.executable, "-m", "stream.cli", *self.command.split()],
                 env=self.env,
                 stdout=out,
                 stderr=out,
