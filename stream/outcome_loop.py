@@ -34,9 +34,10 @@ from pydantic import ValidationError
 from stream.contracts import Outcome, Provenance
 from stream.errors import SchemaError
 from stream.health import Health
-from stream.loop import consumer_config, fatal, producer_config
+from stream.loop import fatal
 from stream.messages import TIMESTAMP_NOT_AVAILABLE
 from stream.outcome_join import Join, Observed, Predicted
+from stream.outcome_kafka import OutcomeTopics, outcome_consumer_config, outcome_producer_config
 from stream.outcome_report import OutcomeMetrics, performance_report, set_gauges
 from stream.outcome_restore import ChangelogReader
 from stream.outcome_store import ChangelogRecord, PendingStore
@@ -48,30 +49,6 @@ from stream.settings import Settings
 log = logging.getLogger("streamscore.outcomes")
 EXPIRE_EVERY_S = 1.0
 STATS_EVERY_S = 5.0
-
-
-@dataclass(frozen=True)
-class OutcomeTopics:
-    """The topics the outcome worker reads and writes."""
-
-    provenance: str
-    outcomes: str
-    repartition: str
-    changelog: str
-    dlq: str
-    drift: str
-
-    @classmethod
-    def of(cls, settings: Settings) -> OutcomeTopics:
-        group = f"{settings.app_id}-outcomes"
-        return cls(
-            settings.provenance_topic,
-            settings.outcome_topic,
-            f"{group}-repartition",
-            f"{group}-pending-changelog",
-            settings.dlq_topic,
-            settings.drift_topic,
-        )
 
 
 @dataclass
@@ -88,21 +65,15 @@ class OutcomeLoop:
     join: Join = field(init=False)
 
     def __post_init__(self) -> None:
-        settings, group = self.settings, f"{self.settings.app_id}-outcomes"
-        client = f"{group}-{settings.instance_id}"
-        config = {**consumer_config(settings), "group.id": group, "client.id": client}
-        # small fetches per partition interleave the partitions of a backlog, so that joins follow
-        # the records' times closely across partitions (the rolling figures see them in that order)
-        config["max.partition.fetch.bytes"] = 16 * 1024
-        self.consumer = Consumer({**config, "partition.assignment.strategy": "range"})
-        restore = {**config, "group.id": f"{group}-restore", "client.id": f"{client}-restore"}
+        settings = self.settings
+        self.consumer = Consumer(outcome_consumer_config(settings))
         self.restorer = ChangelogReader(
-            restore, self.topics.changelog, settings.outcome_retention_s, self.health.tick
+            outcome_consumer_config(settings, "restore"),
+            self.topics.changelog,
+            settings.outcome_retention_s,
+            self.health.tick,
         )
-        produce = producer_config(settings, self._delivered)
-        for transactional in ("transactional.id", "transaction.timeout.ms"):  # at least once, always
-            produce.pop(transactional, None)
-        self.producer = Producer({**produce, "client.id": client, "delivery.report.only.error": False})
+        self.producer = Producer(outcome_producer_config(settings, self._delivered))
         self.join = Join(self.store, settings, self.metrics, self._report)
         self._stopping = threading.Event()
         self._pending: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to commit

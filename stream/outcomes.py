@@ -28,7 +28,8 @@ from stream.health import Health
 from stream.health import serve as serve_http
 from stream.kafka_config import client_config
 from stream.keys import keys
-from stream.outcome_loop import OutcomeLoop, OutcomeTopics
+from stream.outcome_kafka import OutcomeTopics
+from stream.outcome_loop import OutcomeLoop
 from stream.outcome_report import OutcomeMetrics
 from stream.outcome_store import PendingStore
 from stream.settings import Settings
