@@ -21,6 +21,7 @@ broker in one run:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -342,13 +343,22 @@ def main() -> None:
     if args.what == "memory":
         print(json.dumps(memory(args.n or 10_000_000)))
         return
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    if args.what == "join":
-        print(json.dumps(join_drain(bootstrap, args.n or 100_000)))
-    elif args.what == "recovery":
-        print(json.dumps(recovery(bootstrap, args.n or 1_000_000)))
-    else:
-        print(json.dumps(run(bootstrap, args.quick), indent=1))
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    with contextlib.ExitStack() as stack:
+        if not bootstrap:  # the embedded broker, as make bench runs it
+            from stream.broker import EmbeddedKafka
+
+            bootstrap = stack.enter_context(EmbeddedKafka()).bootstrap_servers
+        if args.what == "join":
+            result = join_drain(bootstrap, args.n or 100_000)
+        elif args.what == "recovery":
+            result = recovery(bootstrap, args.n or 1_000_000)
+        else:
+            result = {
+                "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                **run(bootstrap, args.quick),
+            }
+    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
