@@ -161,7 +161,7 @@ class OutcomeLoop:
                 if rate < 1.0 and not sampled(event_id, rate):
                     continue
                 home = partition_of(event_id, self.partitions)
-                if home != partition:  # another partitioner than murmur2: joined where it belongs
+                if home != partition and topic != t.repartition:  # not murmur2: joined where it belongs
                     self._send(t.repartition, m.value(), event_id, home, timestamp=at_ms)
                     self.metrics.repartitioned.inc()
                     continue

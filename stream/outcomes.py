@@ -26,7 +26,7 @@ from stream.app import LoopService, ShellApp
 from stream.errors import ConfigError
 from stream.health import Health
 from stream.health import serve as serve_http
-from stream.kafka_config import client_config
+from stream.kafka_config import client_config, connect
 from stream.keys import keys
 from stream.outcome_kafka import OutcomeTopics
 from stream.outcome_loop import OutcomeLoop
@@ -47,6 +47,15 @@ def prepare_internal_topics(settings: Settings, topics: OutcomeTopics, partition
     keep_tombstones = max(DAY_MS, int(settings.outcome_retention_s * 1000) + DAY_MS)
     changelog = {"cleanup.policy": "compact", "delete.retention.ms": str(keep_tombstones)}
     rf = settings.replication_factor
+    existing = connect(kafka)[1].topics
+    counts = {n: len(existing[n].partitions) for n in (topics.changelog, topics.repartition) if n in existing}
+    wrong = {n: c for n, c in counts.items() if c != partitions}
+    if wrong:
+        raise ConfigError(
+            f"topics {wrong} do not have the {partitions} partitions of the outcomes topic: the join "
+            "keeps each event's entries on its event_id's partition number in all of them; delete them "
+            "(pending entries are lost) or use another STREAMSCORE_APP_ID"
+        )
     ensure_topics(kafka, {topics.changelog: partitions}, replication_factor=rf, config=changelog)
     ensure_topics(kafka, {topics.repartition: partitions}, replication_factor=rf)
 

@@ -196,3 +196,14 @@ def test_entries_expire_by_event_time_and_are_counted(kafka_bootstrap, worker_to
     assert seen["predictions_expired_total"] == 300 and seen.get("outcomes_total{joined}", 0) == 0
     _wait(port, "outcomes_pending", 0)
     assert _metrics(port)["outcomes_pending"] == 0
+
+
+def test_internal_topics_of_another_partition_count_stop_the_worker_in_one_line(
+    kafka_bootstrap, worker_topics, start_worker, unique_name
+):
+    _topics(kafka_bootstrap, worker_topics)
+    app = unique_name("app")
+    ensure_topics(kafka_bootstrap, {f"{app}-outcomes-repartition": 1})
+    judge = start_worker("outcomes", app_id=app)
+    assert judge.proc.wait(60) == 2, judge.output()[-2_000:]
+    assert f"{app}-outcomes-repartition': 1}} do not have the {PARTITIONS} partitions" in judge.output()
