@@ -303,9 +303,8 @@ def recovery(bootstrap: str, n: int) -> dict[str, object]:
     }
 
 
-def run(bootstrap: str, quick: bool = False) -> dict[str, object]:
-    """The outcome rung: throughput against the scorer, repartition cost, memory at 10M, recovery at 1M."""
-    n = 100_000 if quick else 300_000
+def throughput(bootstrap: str, n: int) -> dict[str, object]:
+    """The scorer's events/s and the outcome worker's joins/s, one process each, in this run."""
     print("-- outcomes: the scorer's drain", flush=True)
     scorer = scorer_drain(bootstrap, n)
     print(f"   {scorer}\n-- outcomes: the outcome worker's drain", flush=True)
@@ -313,15 +312,22 @@ def run(bootstrap: str, quick: bool = False) -> dict[str, object]:
     print(f"   {joins}\n-- outcomes: outcomes on CRC32 partitions (repartitioned)", flush=True)
     crc32 = join_drain(bootstrap, n, partitioner="consistent_random")
     print(f"   {crc32}", flush=True)
-    report: dict[str, object] = {
+    per_s = float(joins["joins_per_s"])  # type: ignore[arg-type]
+    return {
         "scorer": scorer,
         "join": joins,
         "join_crc32_outcomes": crc32,
-        "joins_per_scored_event": round(float(joins["joins_per_s"]) / float(scorer["events_per_s"]), 3),  # type: ignore[arg-type]
-        "repartition_cost": round(float(joins["joins_per_s"]) / float(crc32["joins_per_s"]), 3),  # type: ignore[arg-type]
+        "joins_per_scored_event": round(per_s / float(scorer["events_per_s"]), 3),  # type: ignore[arg-type]
+        "repartition_cost": round(per_s / float(crc32["joins_per_s"]), 3),  # type: ignore[arg-type]
     }
-    print(f"-- outcomes: memory at {10_000_000 if not quick else 1_000_000:,} pending", flush=True)
-    report["memory"] = memory(1_000_000 if quick else 10_000_000)
+
+
+def run(bootstrap: str, quick: bool = False) -> dict[str, object]:
+    """The outcome rung: throughput against the scorer, repartition cost, memory at 10M, recovery at 1M."""
+    report = throughput(bootstrap, 100_000 if quick else 300_000)
+    pending = 1_000_000 if quick else 10_000_000
+    print(f"-- outcomes: memory at {pending:,} pending", flush=True)
+    report["memory"] = memory(pending)
     print(f"   {report['memory']}\n-- outcomes: recovery", flush=True)
     report["recovery"] = recovery(bootstrap, 100_000 if quick else 1_000_000)
     print(f"   {report['recovery']}", flush=True)
@@ -331,7 +337,7 @@ def run(bootstrap: str, quick: bool = False) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "what", nargs="?", default="run", choices=["run", "fill", "join", "recovery", "memory"]
+        "what", nargs="?", default="run", choices=["run", "fill", "join", "throughput", "recovery", "memory"]
     )
     parser.add_argument("n", nargs="?", type=int)
     parser.add_argument("folder", nargs="?", type=Path)
@@ -351,6 +357,8 @@ def main() -> None:
             bootstrap = stack.enter_context(EmbeddedKafka()).bootstrap_servers
         if args.what == "join":
             result = join_drain(bootstrap, args.n or 100_000)
+        elif args.what == "throughput":
+            result = throughput(bootstrap, args.n or 300_000)
         elif args.what == "recovery":
             result = recovery(bootstrap, args.n or 1_000_000)
         else:

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 from stream.outcome_report import OutcomeMetrics
 from stream.outcome_store import Change, ChangelogRecord, Entry, PendingStore
+from stream.partitioning import partition_of
 from stream.performance import PerformanceTracker
 from stream.settings import Settings
 
@@ -47,6 +48,7 @@ class Observed(NamedTuple):
     event_id: str
     positive: bool
     at_ms: int
+    placed: bool = False  # known to be on its event_id's partition (read from the repartition topic)
 
 
 class Join:
@@ -58,14 +60,19 @@ class Join:
         settings: Settings,
         metrics: OutcomeMetrics,
         report: Callable[[str, PerformanceTracker], None] | None = None,
+        partitions: int | None = None,
     ) -> None:
         """``report`` is called with a model's tracker when a report is due: every ``outcome_window``
-        joins of that model, and at once when its loss detector fires."""
+        joins of that model, and at once when its loss detector fires. With ``partitions``, an
+        outcome that finds nothing waiting is checked to be on its event_id's murmur2 partition."""
         self.store, self.settings, self.metrics, self.report = store, settings, metrics, report
+        self.partitions = partitions
         self.trackers: dict[str, PerformanceTracker] = {}
         self.counts = dict.fromkeys(COUNTS, 0)
         self.owned: set[int] = set()
         self._last_joined = 0  # joined_ms of the last join: kept strictly increasing, in join order
+        self._counters = {w: metrics.outcomes.labels(w) for w in COUNTS if w != "expired_predictions"}
+        self._counters["expired_predictions"] = metrics.expired
 
     def tracker(self, model: str) -> PerformanceTracker:
         if model not in self.trackers:
@@ -74,9 +81,11 @@ class Join:
 
     def batch(
         self, items: Sequence[tuple[int, Predicted | Observed]]
-    ) -> tuple[dict[int, list[ChangelogRecord]], list[str]]:
+    ) -> tuple[dict[int, list[ChangelogRecord]], list[str], list[tuple[int, Observed]]]:
         """Join ``(partition, item)`` pairs in their order; the changelog records to send per partition,
-        and the models joined."""
+        the models joined, and the outcomes on another partition than their event_id's (not joined:
+        to be moved there). An outcome whose prediction waits here is where it belongs: only the
+        others are hashed."""
         ids: dict[int, dict[str, None]] = {}
         for partition, item in items:
             ids.setdefault(partition, {})[item.event_id] = None
@@ -87,6 +96,7 @@ class Join:
         }
         now = dict(before)
         joined: list[str] = []
+        moved: list[tuple[int, Observed]] = []
         for partition, item in items:
             key = (partition, item.event_id)
             entry = now[key]
@@ -100,6 +110,9 @@ class Join:
                     joined.append(self._joined(item.model, bool(entry.positive), item.score))
                 # else: the same prediction read again (at least once): nothing new
             elif entry is None:
+                if self._misplaced(partition, item):
+                    moved.append((partition, item))
+                    continue
                 now[key] = Entry(item.at_ms, positive=item.positive)
             elif entry.positive is not None:
                 self.count("duplicate")
@@ -115,7 +128,12 @@ class Join:
             ]
             if changes:
                 records[partition] = self.store.write(partition, changes)
-        return records, joined
+        return records, joined, moved
+
+    def _misplaced(self, partition: int, item: Observed) -> bool:
+        if self.partitions is None or item.placed:
+            return False
+        return partition_of(item.event_id.encode(), self.partitions) != partition
 
     def _stamp(self, item: Predicted | Observed) -> int:
         """The join's time (ms): its record's, or just after the last join's, so that the order of
@@ -150,10 +168,7 @@ class Join:
     def count(self, what: str, n: int = 1) -> None:
         """Count outcomes (or expired predictions) in the totals and the metrics."""
         self.counts[what] += n
-        if what == "expired_predictions":
-            self.metrics.expired.inc(n)
-        else:
-            self.metrics.outcomes.labels(what).inc(n)
+        self._counters[what].inc(n)
 
     def waiting(self) -> int:
         """Entries held for the partitions owned now."""

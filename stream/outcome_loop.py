@@ -74,7 +74,7 @@ class OutcomeLoop:
             self.health.tick,
         )
         self.producer = Producer(outcome_producer_config(settings, self._delivered))
-        self.join = Join(self.store, settings, self.metrics, self._report)
+        self.join = Join(self.store, settings, self.metrics, self._report, self.partitions)
         self._stopping = threading.Event()
         self._pending: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to commit
         self._changelog_next: dict[int, int] = {}  # partition -> next offset after our delivered records
@@ -127,6 +127,7 @@ class OutcomeLoop:
         """Decode, check and join one batch; produce its changelog records, moved outcomes and reports."""
         t, rate = self.topics, self.settings.outcome_sample
         items: list[tuple[int, Predicted | Observed]] = []
+        values: dict[tuple[int, str], bytes | None] = {}  # outcomes as read, should they move
         for m in batch:
             topic, partition = m.topic(), m.partition()
             self._pending[(topic, partition)] = m.offset() + 1
@@ -157,20 +158,22 @@ class OutcomeLoop:
                 except ValidationError as exc:
                     self._dead_letter(m, exc)
                     continue
-                event_id = outcome.event_id.encode()
-                if rate < 1.0 and not sampled(event_id, rate):
+                if rate < 1.0 and not sampled(outcome.event_id.encode(), rate):
                     continue
-                home = partition_of(event_id, self.partitions)
-                if home != partition and topic != t.repartition:  # not murmur2: joined where it belongs
-                    self._send(t.repartition, m.value(), event_id, home, timestamp=at_ms)
-                    self.metrics.repartitioned.inc()
-                    continue
-                item = Observed(outcome.event_id, outcome.positive, at_ms)
+                item = Observed(outcome.event_id, outcome.positive, at_ms, topic == t.repartition)
+                values[(partition, outcome.event_id)] = m.value()
             items.append((partition, item))
         items.sort(key=lambda pi: pi[1].at_ms)  # across partitions, in the order of their records' times
-        records, joined = self.join.batch(items)
+        records, joined, moved = self.join.batch(items)
         for partition, changes in records.items():
             self._changelog(partition, changes)
+        for partition, outcome in moved:  # not murmur2-partitioned: joined where it belongs
+            event_id = outcome.event_id.encode()
+            home = partition_of(event_id, self.partitions)
+            self._send(
+                t.repartition, values[(partition, outcome.event_id)], event_id, home, timestamp=outcome.at_ms
+            )
+        self.metrics.repartitioned.inc(len(moved))
         self._joins += len(joined)
 
     def _report(self, model: str, tracker: PerformanceTracker) -> None:

@@ -9,6 +9,7 @@ from stream.keys import Keys
 from stream.outcome_join import Join, Observed, Predicted
 from stream.outcome_report import OutcomeMetrics
 from stream.outcome_store import Entry, PendingStore
+from stream.partitioning import partition_of
 from stream.performance import PerformanceTracker, calibration_error
 from stream.settings import Settings
 
@@ -73,7 +74,7 @@ def _o(event_id: str, positive: bool, s: float) -> Observed:
 
 
 def _batch(join: Join, partition: int, items: list) -> tuple[list, list[str]]:
-    records, joined = join.batch([(partition, item) for item in items])
+    records, joined, _ = join.batch([(partition, item) for item in items])
     return records.get(partition, []), joined
 
 
@@ -109,9 +110,25 @@ def test_both_halves_in_one_batch_join_with_one_lookup(join, store):
 
 
 def test_a_batch_of_several_partitions_joins_in_its_order(join, store):
-    records, joined = join.batch([(0, _p("a", 0.9, 1)), (1, _o("b", True, 2)), (0, _o("a", False, 3))])
+    records, joined, moved = join.batch([(0, _p("a", 0.9, 1)), (1, _o("b", True, 2)), (0, _o("a", False, 3))])
+    assert moved == [], "no partition count given: nothing is checked"
     assert joined == [MODEL] and sorted(records) == [0, 1]
     assert store.get_many(1, ["b"]) == [Entry(2_000, positive=True)] and store.get_many(0, ["b"]) == [None]
+
+
+def test_only_outcomes_with_nothing_waiting_are_checked_for_their_partition(store):
+    join = Join(store, Settings(outcome_window=50), OutcomeMetrics(), partitions=3)
+    join.rebuild({0, 1, 2})
+    here, elsewhere = "event-7", "event-1"  # murmur2: partitions 0 and 2 of 3
+    assert [partition_of(i.encode(), 3) for i in (here, elsewhere, "event-3")] == [0, 2, 2]
+    join.batch([(0, _p(elsewhere, 0.5, 1))])  # its provenance here, against the partitioner: joined here
+    _, joined, moved = join.batch(
+        [(0, _o(here, True, 2)), (0, _o(elsewhere, True, 2)), (0, _o("event-3", True, 2))]
+    )
+    assert joined == [MODEL] and [(p, o.event_id) for p, o in moved] == [(0, "event-3")]
+    assert store.get_many(0, [here, "event-3"]) == [Entry(2_000, positive=True), None]
+    _, _, moved = join.batch([(0, Observed("event-3", True, 3, placed=True))])
+    assert moved == [], "read from the repartition topic: never moved again"
 
 
 def test_a_batch_read_again_changes_nothing_but_the_duplicate_count(join):
