@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from stream.outcome_report import OutcomeMetrics
-from stream.outcome_store import Change, ChangelogRecord, Entry, PendingStore
+from stream.outcome_store import Change, Changed, Entry, PendingStore
 from stream.partitioning import partition_of
 from stream.performance import PerformanceTracker
 from stream.settings import Settings
@@ -81,11 +81,12 @@ class Join:
 
     def batch(
         self, items: Sequence[tuple[int, Predicted | Observed]]
-    ) -> tuple[dict[int, list[ChangelogRecord]], list[str], list[tuple[int, Observed]]]:
-        """Join ``(partition, item)`` pairs in their order; the changelog records to send per partition,
-        the models joined, and the outcomes on another partition than their event_id's (not joined:
-        to be moved there). An outcome whose prediction waits here is where it belongs: only the
-        others are hashed."""
+    ) -> tuple[dict[int, list[Changed]], list[str], list[tuple[int, Observed]]]:
+        """Join ``(partition, item)`` pairs in their order.
+
+        Returns the keys changed per partition (for the changelog), the models joined, and the
+        outcomes on another partition than their event_id's (not joined: to be moved there). An
+        outcome whose prediction waits here is where it belongs: only the others are hashed."""
         ids: dict[int, dict[str, None]] = {}
         for partition, item in items:
             ids.setdefault(partition, {})[item.event_id] = None
@@ -119,7 +120,7 @@ class Join:
             else:  # its prediction was waiting
                 now[key] = entry._replace(positive=item.positive, joined_ms=self._stamp(item))
                 joined.append(self._joined(str(entry.model), item.positive, entry.score))
-        records: dict[int, list[ChangelogRecord]] = {}
+        records: dict[int, list[Changed]] = {}
         for partition, keys in ids.items():
             changes: list[Change] = [
                 (i, before[(partition, i)], now[(partition, i)])
@@ -152,7 +153,7 @@ class Join:
             self.report(model, tracker)
         return model
 
-    def expire(self, partition: int, now_ms: int) -> list[ChangelogRecord]:
+    def expire(self, partition: int, now_ms: int) -> list[Changed]:
         """Take out a batch of this partition's entries past retention or over the size bound.
 
         Counts what never joined; returns the changelog's tombstones for what was taken out.

@@ -40,7 +40,7 @@ from stream.outcome_join import Join, Observed, Predicted
 from stream.outcome_kafka import OutcomeTopics, outcome_consumer_config, outcome_producer_config
 from stream.outcome_report import OutcomeMetrics, performance_report, set_gauges
 from stream.outcome_restore import ChangelogReader
-from stream.outcome_store import ChangelogRecord, PendingStore
+from stream.outcome_store import Changed, Entry, PendingStore
 from stream.partitioning import partition_of, sampled
 from stream.performance import PerformanceTracker
 from stream.records import dead_letter_headers
@@ -79,6 +79,7 @@ class OutcomeLoop:
         self._pending: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to commit
         self._changelog_next: dict[int, int] = {}  # partition -> next offset after our delivered records
         self._failed: list[str] = []
+        self._outbox: dict[int, dict[bytes, Entry | None]] = {}  # partition -> key -> entry now
         self._joins = 0
 
     # -- the loop ------------------------------------------------------------------------------
@@ -197,9 +198,17 @@ class OutcomeLoop:
         self.metrics.pending.set(self.join.waiting())
         return full
 
-    def _changelog(self, partition: int, records: list[ChangelogRecord]) -> None:
-        for key, value in records:
-            self._send(self.topics.changelog, value, key, partition)
+    def _changelog(self, partition: int, changed: list[Changed]) -> None:
+        """Keep the latest state of each key for the changelog, sent at the commit: an entry changed
+        twice within a commit interval (stored, then joined) is sent once."""
+        self._outbox.setdefault(partition, {}).update(changed)
+
+    def _send_changelog(self) -> None:
+        value, changelog = self.store.changelog_value, self.topics.changelog
+        for partition, changed in self._outbox.items():
+            for key, entry in changed.items():
+                self._send(changelog, value(partition, key, entry), key, partition)
+        self._outbox.clear()
 
     def _send(
         self,
@@ -221,7 +230,8 @@ class OutcomeLoop:
     # -- commits -------------------------------------------------------------------------------
 
     def commit(self) -> None:
-        """Flush, save the changelog checkpoints reached, then commit the input offsets."""
+        """Send the changelog, flush, save the checkpoints reached, then commit the input offsets."""
+        self._send_changelog()
         self._flush()
         for partition, offset in self._changelog_next.items():
             self.store.set_checkpoint(partition, offset)
@@ -284,7 +294,13 @@ class OutcomeLoop:
         log.info("revoked partitions %s", sorted({tp.partition for tp in partitions}))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Partitions taken away without a revoke: flush, commit nothing for them."""
+        """Partitions taken away without a revoke: flush, commit nothing for them.
+
+        Their changes not yet in the changelog are not sent: their new owner reads their inputs again
+        from the last commit."""
+        for tp in partitions:
+            self._outbox.pop(tp.partition, None)
+        self._send_changelog()
         self._flush()
         self._pending.clear()
         self.join.owned -= {tp.partition for tp in partitions}

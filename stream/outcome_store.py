@@ -51,6 +51,7 @@ _PART, _MS = struct.Struct(">H"), struct.Struct(">q")
 _MAX_KEY = 256
 Change = tuple[str, Entry | None, Entry | None]  # event_id, before, after
 ChangelogRecord = tuple[bytes, bytes | None]  # key, signed value or None (a tombstone)
+Changed = tuple[bytes, Entry | None]  # key, entry as it is now (None: gone)
 
 
 class PendingStore:
@@ -89,18 +90,19 @@ class PendingStore:
         raw = self.db[[prefix + i.encode() for i in event_ids]]
         return [None if r is None else self._local(r) for r in raw]
 
-    def write(self, partition: int, changes: Iterable[Change]) -> list[ChangelogRecord]:
-        """Apply ``changes`` in one atomic write; return the changelog records that say the same."""
+    def write(self, partition: int, changes: Iterable[Change]) -> list[Changed]:
+        """Apply ``changes`` in one atomic write; return the keys changed and their entries now, for
+        the changelog (:meth:`changelog_value`)."""
         part = _PART.pack(partition)
         batch = WriteBatch(raw_mode=True)
-        records: list[ChangelogRecord] = []
+        records: list[Changed] = []
         count = self.count(partition)
         for event_id, before, after in changes:
             key = event_id.encode()
             count += self._stage(batch, part, key, before, after)
             if after is not None and partition in self._expired_to:
                 self._expired_to[partition] = min(self._expired_to[partition], after.stored_ms)
-            records.append((key, None if after is None else self._signed(partition, key, after)))
+            records.append((key, after))
         self._counts[partition] = count
         batch.put(b"c" + part, self._checkpoint(partition))
         self.db.write(batch)
@@ -241,8 +243,9 @@ class PendingStore:
     def _local(self, raw: bytes) -> Entry:
         return from_local(raw, self._model_names)
 
-    def _signed(self, partition: int, key: bytes, e: Entry) -> bytes:
-        return self.signer.sign(self._context(partition, key), to_wire(e))
+    def changelog_value(self, partition: int, key: bytes, entry: Entry | None) -> bytes | None:
+        """The changelog record's value for ``entry`` (signed), or None (a tombstone)."""
+        return None if entry is None else self.signer.sign(self._context(partition, key), to_wire(entry))
 
     def _verified(self, partition: int, key: bytes, value: bytes) -> Entry | None:
         try:

@@ -104,7 +104,7 @@ def test_both_halves_in_one_batch_join_with_one_lookup(join, store):
         join, 0, [_o("x", True, 1.0), _p("y", 0.4, 1.0), _p("x", 0.8, 1.5), _o("x", True, 2)]
     )
     assert joined == [MODEL] and join.counts["duplicate"] == 1
-    assert sorted(k for k, _ in records) == [b"x", b"y"], "one changelog record per event id and batch"
+    assert sorted(k for k, _ in records) == [b"x", b"y"], "one change per event id and batch"
     (x,) = store.get_many(0, ["x"])
     assert (x.positive, x.score, x.joined_ms, x.stored_ms) == (True, 0.8, 1_500, 1_000)
 

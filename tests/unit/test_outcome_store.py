@@ -28,6 +28,11 @@ def open_store(tmp_path):
         store.close()
 
 
+def _signed(store: PendingStore, partition: int, changed: list) -> list[tuple[bytes, bytes | None]]:
+    """The changelog records of what :meth:`PendingStore.write` changed."""
+    return [(k, store.changelog_value(partition, k, e)) for k, e in changed]
+
+
 def _prediction(ms: int, score: float = 0.5) -> Entry:
     return Entry(ms, "loan-approval/1", SHA, score)
 
@@ -39,7 +44,7 @@ def test_entries_round_trip_compactly_and_changelog_records_rebuild_them_elsewhe
         "o": Entry(2_000, positive=False),
         "j": Entry(3_000, "loan-approval/2", SHA, 0.75, True, 4_000),
     }
-    records = store.write(0, [(k, None, e) for k, e in entries.items()])
+    records = _signed(store, 0, store.write(0, [(k, None, e) for k, e in entries.items()]))
     assert store.get_many(0, [*list(entries), "absent"]) == [*entries.values(), None]
     assert store.get_many(1, ["p"]) == [None], "a partition's entries are its own"
     assert store.db.get(b"e\x00\x00p") is not None and len(store.db.get(b"e\x00\x00p")) == 29
@@ -54,7 +59,7 @@ def test_entries_round_trip_compactly_and_changelog_records_rebuild_them_elsewhe
 def test_changelog_records_not_signed_by_us_or_malformed_read_as_absent(open_store):
     rejected: list[str] = []
     store = open_store(rejected=rejected)
-    ((_, genuine),) = store.write(0, [("a", None, _prediction(1_000))])
+    ((_, genuine),) = _signed(store, 0, store.write(0, [("a", None, _prediction(1_000))]))
     signer = Keys.from_secret("s" * 32).state
     planted = [
         (b"b", genuine),  # a genuine record copied under another key
@@ -73,7 +78,8 @@ def test_changelog_records_not_signed_by_us_or_malformed_read_as_absent(open_sto
 
 
 def test_rotation_keeps_records_signed_with_the_previous_secret(open_store):
-    records = open_store("old", secret="o" * 32).write(0, [("a", None, Entry(5, positive=True))])
+    old = open_store("old", secret="o" * 32)
+    records = _signed(old, 0, old.write(0, [("a", None, Entry(5, positive=True))]))
     rotated = open_store("new", secret="n" * 32, previous=("o" * 32,))
     assert rotated.restore(0, records) == set()
     assert rotated.get_many(0, ["a"]) == [Entry(5, positive=True)]
