@@ -124,15 +124,18 @@ class OutcomeWorker:
         raise RuntimeError(f"{name} did not reach {at_least} in {timeout:.0f} s")
 
     def write(self, n: int, outcomes: bool, partitioner: str = "murmur2_random") -> None:
-        """``n`` provenance records with unique event ids and, with ``outcomes``, their outcomes."""
+        """``n`` provenance records with unique event ids (murmur2, as the scorer sends them) and, with
+        ``outcomes``, their outcomes, sent with ``partitioner``."""
         provenance, outcome = _templates()
-        producer = Producer(client_config(self.kafka, **{**WRITER, "partitioner": partitioner}))
+        scorer = Producer(client_config(self.kafka, **WRITER))
+        other = Producer(client_config(self.kafka, **{**WRITER, "partitioner": partitioner}))
         for _ in range(n):
             event_id = str(uuid.uuid4()).encode()
-            _send(producer, self.provenance, provenance.replace(_ID, event_id), event_id)
+            _send(scorer, self.provenance, provenance.replace(_ID, event_id), event_id)
             if outcomes:
-                _send(producer, self.outcomes, outcome.replace(_ID, event_id), event_id)
-        producer.flush(120)
+                _send(other, self.outcomes, outcome.replace(_ID, event_id), event_id)
+        scorer.flush(120)
+        other.flush(120)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:
