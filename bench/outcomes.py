@@ -49,6 +49,7 @@ PARTITIONS = 6
 OUTCOMES = [sys.executable, "-m", "stream.cli", "outcomes"]
 SCORER = Rung("5 streamscore, 1 process", "streamscore", [sys.executable, "-m", "stream.cli", "worker"])
 _ID = b"00000000-0000-4000-8000-000000000000"
+_SECRET = secrets.token_hex(32)
 
 
 def _templates() -> tuple[bytes, bytes]:
@@ -89,7 +90,7 @@ class OutcomeWorker:
             "STREAMSCORE_DATA_DIR": data_dir or tempfile.mkdtemp(prefix="bench-outcomes-"),
             "STREAMSCORE_METRICS_PORT": str(self.port),
             "STREAMSCORE_LOG_LEVEL": "warn",
-            "STREAMSCORE_SECRET": os.environ.get("STREAMSCORE_SECRET") or secrets.token_hex(32),
+            "STREAMSCORE_SECRET": os.environ.get("STREAMSCORE_SECRET") or _SECRET,  # one for the whole run
         }
         self.provenance = self.env["STREAMSCORE_PROVENANCE_TOPIC"]
         self.outcomes = self.env["STREAMSCORE_OUTCOME_TOPIC"]

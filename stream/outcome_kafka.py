@@ -55,7 +55,7 @@ def outcome_consumer_config(settings: Settings, purpose: str = "") -> dict[str, 
         "group.id": group + suffix,
         "client.id": f"{group}-{settings.instance_id}{suffix}",
         "partition.assignment.strategy": "range",
-        "queued.max.messages.kbytes": 16 * 1024,  # prefetch per partition: 64 MiB by default, of 3 topics
+        "queued.max.messages.kbytes": 4 * 1024,  # prefetch per partition (64 MiB by default; 3 topics)
     }
 
 

@@ -74,11 +74,18 @@ def create_outcome_app(settings: Settings) -> faust.App:
     permissions.check(settings, needs, group)  # again, now that every topic exists
     metrics = OutcomeMetrics()
 
+    refused: dict[str, int] = {}
+
     def rejected(reason: str) -> None:
         metrics.state_rejected.labels("pending", reason).inc()
-        log.warning(
-            "changelog record refused (%s): treated as absent", reason, extra={"state_rejected": reason}
-        )
+        refused[reason] = n = refused.get(reason, 0) + 1
+        if (
+            n & (n - 1) == 0
+        ):  # the 1st, 2nd, 4th, 8th...: a changelog of refused records does not flood the log
+            log.warning(
+                "changelog record refused (%s): treated as absent (%d so far)",
+                reason, n, extra={"state_rejected": reason, "refused": n},
+            )  # fmt: skip
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = PendingStore(settings.data_dir / f"{group}-store", signer, topics.changelog, rejected)
