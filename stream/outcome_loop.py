@@ -1,23 +1,19 @@
 """The outcome worker's loop: consume a batch, join it, produce, commit. One thread, top to bottom.
 
-A confluent-kafka consumer (group ``<app_id>-outcomes``, range assignment, so that the same
-partition number of every topic goes to the same worker) reads provenance, outcomes and the
-worker's repartition topic in batches. Each batch is decoded and checked against the contracts,
-grouped by partition, and joined with one lookup pass per partition (:class:`~stream.outcome_join.Join`
-over the RocksDB :class:`~stream.outcome_store.PendingStore`); every change of the store is sent
-to its compacted changelog, partition for partition. An outcome found on another partition than
-the one its ``event_id`` hashes to (a producer on librdkafka's default CRC32 partitioner, say) is
-sent to the repartition topic, keyed by ``event_id`` on its murmur2 partition, and joined there.
+A confluent-kafka consumer (:mod:`stream.outcome_kafka`) reads provenance, outcomes and the
+repartition topic in batches; each record is checked against its contract, and the batch is
+joined with one lookup pass (:class:`~stream.outcome_join.Join` over the RocksDB store). The
+changes go to the compacted changelog once per key and commit interval. An outcome that finds
+nothing waiting and is on another partition than its ``event_id``'s (a producer on librdkafka's
+CRC32 default, say) is sent to the repartition topic on its murmur2 partition and joined there.
 
 At least once: offsets are committed every ``commit_interval_ms``, on a revoke and at shutdown,
-only after the producer is flushed, so the changelog records, repartitioned outcomes, dead letters
-and reports of every batch up to them are acknowledged; the changelog offset reached is saved in
-the store with them (its checkpoint). After a crash the batches since the last commit are read
-again: a half already joined finds its entry and counts as a duplicate at most.
-
-Rebalance callbacks run inside ``consume`` on this thread: on assignment, each partition's store is
-brought up to date from its changelog checkpoint (a new host reads it all; a restarted one only
-what it had not applied), then the rolling figures are rebuilt from the entries joined last.
+only after the changelog, moved outcomes, dead letters and reports up to them are acknowledged;
+the changelog offset reached is then saved in the store (its checkpoint). After a crash the
+batches since the last commit are read again: a half already joined counts as a duplicate only.
+Rebalance callbacks run inside ``consume`` on this thread: an assigned partition's store catches
+up from its changelog checkpoint (:mod:`stream.outcome_restore`), then the rolling figures are
+rebuilt from the entries joined last.
 """
 
 from __future__ import annotations

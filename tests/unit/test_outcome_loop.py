@@ -56,6 +56,9 @@ def make_loop(tmp_path):
 
     yield make
     for loop in made:
+        loop.consumer.close()
+        loop.restorer.close()
+        loop.producer.purge()
         loop.store.close()
 
 
