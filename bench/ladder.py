@@ -10,8 +10,11 @@ Each rung's processes are started once (:mod:`bench.harness`) and, in turn:
 3. take offered loads at fractions of that rate: end-to-end latency percentiles, and the rate the
    load generator achieved.
 
-The run is then judged (:mod:`bench.summary`): the limit must be the fastest rung and every rung
-must have scored every event, right; otherwise the run says it is invalid and gives no ratios.
+The outcome worker's rung (:mod:`bench.outcomes`) follows: its joins/s per process against the
+scorer's events/s per process, measured again in the same run, its memory with 10 million pending
+predictions, and its recovery after SIGKILL. The run is then judged (:mod:`bench.summary`): the
+limit must be the fastest rung and every rung must have scored every event, right; otherwise the
+run says it is invalid and gives no ratios.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import measure, summary
+from bench import measure, outcomes, summary
 from bench.harness import ROOT, Harness, Rung
 from bench.load import Pool
 
@@ -139,6 +142,12 @@ def run(bootstrap: str, quick: bool = False, only: list[str] | None = None) -> d
                 results.append({"rung": rung.name, "key": rung.key, "error": str(exc)})
                 print(f"   {exc}", flush=True)
     report: dict[str, object] = {"plan": dataclasses.asdict(plan), "rungs": results}
+    if not only or "outcomes" in only:  # the outcome worker's rung: joins/s against the scorer's events/s
+        try:
+            report["outcomes"] = outcomes.run(bootstrap, quick)
+        except (RuntimeError, OSError) as exc:
+            report["outcomes"] = {"error": str(exc)}
+            print(f"   {exc}", flush=True)
     report["warnings"] = warnings(plan, results)
     problems = summary.problems(results)
     report["valid"] = not problems

@@ -17,6 +17,7 @@ import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import faust
 from faust.app.base import BootStrategy
@@ -87,10 +88,18 @@ class ShellApp(faust.App):
     BootStrategy = _NoKafka
 
 
-class LoopService(faust.Service):
-    """Runs a :class:`ScoringLoop` on its own thread while the app runs."""
+class Loop(Protocol):
+    """A loop that runs on a thread of its own until stopped (:class:`ScoringLoop`, the outcome loop)."""
 
-    def __init__(self, scoring: ScoringLoop, **kwargs: object) -> None:
+    def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class LoopService(faust.Service):
+    """Runs a :class:`Loop` on its own thread while the app runs."""
+
+    def __init__(self, scoring: Loop, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.scoring = scoring
         self._thread = threading.Thread(target=scoring.run, name="scoring-loop", daemon=True)

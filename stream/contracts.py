@@ -187,6 +187,9 @@ class PerformanceReport(_Contract):
         description="Since the worker started: joined, duplicate, invalid, unmatched outcomes, expired "
         "predictions; and entries waiting now."
     )
+    sample: float = Field(
+        1.0, ge=0.0, le=1.0, description="Share of event ids joined (STREAMSCORE_OUTCOME_SAMPLE)."
+    )
     verdict: Literal["ok", "decay"]
 
 

@@ -50,8 +50,8 @@ def scoring_worker(settings: Settings) -> dict[str, set[str]]:
     return needs
 
 
-def outcome_worker(settings: Settings, changelog: str) -> dict[str, set[str]]:
-    """Operations the outcome worker needs on each topic."""
+def outcome_worker(settings: Settings, changelog: str, repartition: str) -> dict[str, set[str]]:
+    """Operations the outcome worker needs on each topic (its changelog and repartition topic included)."""
     return {
         settings.input_topic: {DESCRIBE},
         settings.prediction_topic: {DESCRIBE},
@@ -60,6 +60,7 @@ def outcome_worker(settings: Settings, changelog: str) -> dict[str, set[str]]:
         settings.dlq_topic: {WRITE, DESCRIBE},
         settings.drift_topic: {WRITE, DESCRIBE},
         changelog: {READ, WRITE, DESCRIBE},
+        repartition: {READ, WRITE, DESCRIBE},
     }
 
 

@@ -111,7 +111,17 @@ class Settings(BaseSettings):
         86_400.0, gt=0, description="How long a prediction waits for its outcome, in seconds."
     )
     outcome_max_pending: int = Field(
-        1_000_000, ge=1_000, description="Most predictions waiting for an outcome; the oldest expire first."
+        10_000_000,
+        ge=1_000,
+        description="Most entries the outcome worker keeps on disk (joined ones until they expire); the "
+        "oldest expire first.",
+    )
+    outcome_sample: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of events whose outcome is joined, chosen by a hash of event_id (the same on "
+        "every worker and across restarts).",
     )
     outcome_window: int = Field(
         1_000, ge=50, description="Outcomes in the rolling accuracy, ROC AUC, log loss and calibration."

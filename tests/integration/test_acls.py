@@ -92,7 +92,8 @@ def outcome_acls(user: str, app: str, topics: dict[str, str]) -> list[tuple[str,
         *(("topic", t[f"STREAMSCORE_{x}_TOPIC"], "WRITE") for x in ("DLQ", "DRIFT")),
         ("topic", f"{app}-outcomes-pending-changelog", "READ"),
         ("topic", f"{app}-outcomes-pending-changelog", "WRITE"),
-        ("topic", f"{app}-outcomes-pending-changelog", "CREATE"),  # Faust declares it at every start
+        ("topic", f"{app}-outcomes-repartition", "READ"),
+        ("topic", f"{app}-outcomes-repartition", "WRITE"),
         ("group", f"{app}-outcomes", "READ"),
     ]
 
@@ -131,12 +132,15 @@ def _worker_env(kafka, certs, user: str, app: str, topics: dict[str, str], tmp_p
 
 
 def _admin_creates(kafka: EmbeddedKafka, app: str, topics: dict[str, str]) -> None:
-    """Every topic but the outcome worker's changelog made by an administrator first (Faust makes that)."""
+    """Every topic made by an administrator first, so that no worker needs CREATE."""
     admin = kafka.superuser_config()
     ensure_topics(
-        admin, {name: PARTITIONS for name in topics.values()} | {topics["STREAMSCORE_DRIFT_TOPIC"]: 1}
+        admin,
+        {name: PARTITIONS for name in topics.values()}
+        | {topics["STREAMSCORE_DRIFT_TOPIC"]: 1, f"{app}-outcomes-repartition": PARTITIONS},
     )
-    ensure_topics(admin, {f"{app}-drift-state": PARTITIONS}, config={"cleanup.policy": "compact"})
+    compacted = {f"{app}-drift-state": PARTITIONS, f"{app}-outcomes-pending-changelog": PARTITIONS}
+    ensure_topics(admin, compacted, config={"cleanup.policy": "compact"})
 
 
 def test_the_workers_do_their_whole_job_with_the_listed_permissions_and_no_more(secured, tmp_path):
@@ -184,10 +188,13 @@ def test_the_workers_do_their_whole_job_with_the_listed_permissions_and_no_more(
         # mallory, who may write events, cannot plant state in the internal topics
         refused = []
         planter = Producer({**_client(_user(kafka, certs, "mallory")), "message.timeout.ms": 10_000})
-        for topic in (f"{app}-drift-state", f"{app}-outcomes-pending-changelog"):
-            planter.produce(topic, b"planted", b"0", on_delivery=lambda err, _m: refused.append(err))
+        internal = ("drift-state", "outcomes-pending-changelog", "outcomes-repartition")
+        for topic in internal:
+            planter.produce(
+                f"{app}-{topic}", b"planted", b"0", on_delivery=lambda err, _m: refused.append(err)
+            )
         planter.flush(20)
-        assert [e.code() for e in refused] == [KafkaError.TOPIC_AUTHORIZATION_FAILED] * 2, refused
+        assert [e.code() for e in refused] == [KafkaError.TOPIC_AUTHORIZATION_FAILED] * 3, refused
         assert scorer.proc.poll() is None and judge.proc.poll() is None
     finally:
         assert scorer.stop() == 0, scorer.output()[-3_000:]

@@ -10,7 +10,7 @@ import yaml
 
 from stream.lag import LagCollector
 from stream.metrics import WorkerMetrics
-from stream.outcomes import OutcomeMetrics
+from stream.outcome_report import OutcomeMetrics
 
 ROOT = Path(__file__).parents[2]
 DASHBOARD = json.loads((ROOT / "deploy/grafana/dashboards/streamscore.json").read_text())

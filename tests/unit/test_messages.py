@@ -1,16 +1,13 @@
-"""Messages in and out of the pipeline: confluent-kafka's ``Message`` is read as is, and so is a Faust one."""
+"""Messages in and out of the pipeline: confluent-kafka's ``Message`` is read as is."""
 
 from __future__ import annotations
 
 import confluent_kafka
 import orjson
-import pytest
-from faust.types import Message as FaustConsumerMessage
 from fuzz.outcomes import make_pipeline, valid_events
 
 from stream import messages
 from stream.messages import Record, inbound, timestamp_ms
-from stream.outcomes import FaustMessage
 
 VALUES = [*map(orjson.dumps, valid_events(3)), b"{broken", None]
 
@@ -42,35 +39,6 @@ def test_the_pipeline_takes_confluent_kafka_messages_as_they_come():
     ]
     built = [inbound(v, b"k", "events", 1, i, 1_700_000_000_123) for i, v in enumerate(VALUES)]
     assert _records(consumed) == _records(built)
-
-
-@pytest.mark.parametrize(
-    ("timestamp", "kind", "expected"),
-    [(1_700_000_000.123, 0, (1, 1_700_000_000_123)), (1.5, 1, (2, 1_500)), (None, 0, (0, -1))],
-)
-def test_a_faust_message_reads_like_a_confluent_kafka_one(timestamp, kind, expected):
-    raw = FaustConsumerMessage("events", 1, 9, timestamp, kind, (("h", b"1"),), b"k", b"v", None)
-    msg = FaustMessage(raw)
-    assert (msg.value(), msg.key(), msg.topic(), msg.partition(), msg.offset()) == (
-        b"v",
-        b"k",
-        "events",
-        1,
-        9,
-    )
-    assert (msg.timestamp(), msg.headers(), msg.error()) == (expected, [("h", b"1")], None)
-    assert FaustMessage(FaustConsumerMessage("t", 0, 0, 1.0, 0, {"a": b"1"}, None, None, None)).headers() == [
-        ("a", b"1")
-    ]
-
-
-def test_the_pipeline_scores_faust_messages_as_before():
-    faust_batch = [
-        FaustMessage(FaustConsumerMessage("events", 1, i, 1_700_000_000.123, 0, None, b"k", v, None))
-        for i, v in enumerate(VALUES)
-    ]
-    built = [inbound(v, b"k", "events", 1, i, 1_700_000_000_123) for i, v in enumerate(VALUES)]
-    assert _records(faust_batch) == _records(built)
 
 
 def test_a_record_reads_by_name_and_unpacks_as_the_producer_takes_it():

@@ -1,4 +1,4 @@
-"""The outcome join and the rolling performance figures, without a broker."""
+"""The outcome join (batches over the RocksDB store) and the rolling performance figures, without a broker."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ import numpy as np
 import pytest
 
 from stream.keys import Keys
-from stream.outcomes import Join, OutcomeMetrics, SignedEntries
+from stream.outcome_join import Join, Observed, Predicted
+from stream.outcome_report import OutcomeMetrics
+from stream.outcome_store import Entry, PendingStore
+from stream.partitioning import partition_of
 from stream.performance import PerformanceTracker, calibration_error
 from stream.settings import Settings
 
 MODEL = "loan-approval/1"
+SHA = "cd" * 32
 
 
 def test_calibration_error():
@@ -46,33 +50,45 @@ def test_a_loss_that_falls_is_not_decay():
     assert not any(tracker.add(y, s) for y, s in _pairs(rng, 3_000))
 
 
-def _signed(raw: dict, rejected: list[str] | None = None, secret: str = "s" * 32) -> SignedEntries:
-    return SignedEntries(
-        raw,
-        "app-pending-changelog",
-        Keys.from_secret(secret).state,
-        (rejected if rejected is not None else []).append,
-    )
+@pytest.fixture
+def store(tmp_path):
+    opened = PendingStore(tmp_path / "store", Keys.from_secret("s" * 32).state, "cl", print)
+    yield opened
+    opened.close()
 
 
-@pytest.fixture(params=["dict", "signed"])
-def join(request):
-    """The join over a plain dict, and over signed entries in a table of bytes (as the app runs it)."""
+@pytest.fixture
+def join(store):
     settings = Settings(outcome_retention_s=100.0, outcome_max_pending=1_000, outcome_window=50)
-    return Join({} if request.param == "dict" else _signed({}), settings, OutcomeMetrics())
+    made = Join(store, settings, OutcomeMetrics())
+    made.rebuild({0, 1, 2})
+    return made
+
+
+def _p(event_id: str, score: float, s: float) -> Predicted:
+    return Predicted(event_id, MODEL, SHA, score, int(s * 1000))
+
+
+def _o(event_id: str, positive: bool, s: float) -> Observed:
+    return Observed(event_id, positive, int(s * 1000))
+
+
+def _batch(join: Join, partition: int, items: list) -> tuple[list, list[str]]:
+    records, joined, _ = join.batch([(partition, item) for item in items])
+    return records.get(partition, []), joined
 
 
 def test_join_either_order_and_count_the_rest(join):
-    assert join.prediction(0, "a", MODEL, 0.9, now=1.0) is None
-    assert join.outcome(0, "a", True, now=2.0) == MODEL
-    assert join.outcome(1, "b", False, now=3.0) is None  # outcome first
-    assert join.prediction(1, "b", MODEL, 0.2, now=4.0) == MODEL
-    assert join.outcome(0, "a", True, now=5.0) is None  # the same outcome again
-    assert join.prediction(0, "a", MODEL, 0.9, now=6.0) is None  # the prediction again (at least once)
-    join.prediction(2, "c", MODEL, 0.3, now=7.0)  # never gets an outcome
-    join.outcome(2, "d", True, now=8.0)  # never gets a prediction
-    join.expire(2, now=200.0)
-    assert join.outcome(2, "c", True, now=201.0) is None, "late: its prediction has expired"
+    assert _batch(join, 0, [_p("a", 0.9, 1.0)])[1] == []
+    assert _batch(join, 0, [_o("a", True, 2.0)])[1] == [MODEL]
+    assert _batch(join, 1, [_o("b", False, 3.0)])[1] == []  # outcome first
+    assert _batch(join, 1, [_p("b", 0.2, 4.0)])[1] == [MODEL]
+    assert _batch(join, 0, [_o("a", True, 5.0)])[1] == []  # the same outcome again
+    assert _batch(join, 0, [_p("a", 0.9, 6.0)])[1] == []  # the prediction again (at least once)
+    _batch(join, 2, [_p("c", 0.3, 7.0), _o("d", True, 8.0)])  # never joined
+    tombstones = join.expire(2, now_ms=200_000)
+    assert sorted(tombstones) == [(b"c", None), (b"d", None)]
+    assert _batch(join, 2, [_o("c", True, 201.0)])[1] == [], "late: its prediction has expired"
     assert join.counts == {
         "joined": 2,
         "duplicate": 1,
@@ -83,21 +99,66 @@ def test_join_either_order_and_count_the_rest(join):
     assert join.trackers[MODEL].report().outcomes == 2
 
 
-def test_size_bound_expires_the_oldest_first(join):
-    for i in range(1_500):
-        join.prediction(0, f"e{i}", MODEL, 0.5, now=1.0 + i / 1_000)  # all within retention
-        join.expire(0, now=2.5)
-    assert len(join.table) == 1_000 and "e499" not in join.table and "e500" in join.table
+def test_both_halves_in_one_batch_join_with_one_lookup(join, store):
+    records, joined = _batch(
+        join, 0, [_o("x", True, 1.0), _p("y", 0.4, 1.0), _p("x", 0.8, 1.5), _o("x", True, 2)]
+    )
+    assert joined == [MODEL] and join.counts["duplicate"] == 1
+    assert sorted(k for k, _ in records) == [b"x", b"y"], "one change per event id and batch"
+    (x,) = store.get_many(0, ["x"])
+    assert (x.positive, x.score, x.joined_ms, x.stored_ms) == (True, 0.8, 1_500, 1_000)
+
+
+def test_a_batch_of_several_partitions_joins_in_its_order(join, store):
+    records, joined, moved = join.batch([(0, _p("a", 0.9, 1)), (1, _o("b", True, 2)), (0, _o("a", False, 3))])
+    assert moved == [], "no partition count given: nothing is checked"
+    assert joined == [MODEL] and sorted(records) == [0, 1]
+    assert store.get_many(1, ["b"]) == [Entry(2_000, positive=True)] and store.get_many(0, ["b"]) == [None]
+
+
+def test_only_outcomes_with_nothing_waiting_are_checked_for_their_partition(store):
+    join = Join(store, Settings(outcome_window=50), OutcomeMetrics(), partitions=3)
+    join.rebuild({0, 1, 2})
+    here, elsewhere = "event-7", "event-1"  # murmur2: partitions 0 and 2 of 3
+    assert [partition_of(i.encode(), 3) for i in (here, elsewhere, "event-3")] == [0, 2, 2]
+    join.batch([(0, _p(elsewhere, 0.5, 1))])  # its provenance here, against the partitioner: joined here
+    _, joined, moved = join.batch(
+        [(0, _o(here, True, 2)), (0, _o(elsewhere, True, 2)), (0, _o("event-3", True, 2))]
+    )
+    assert joined == [MODEL] and [(p, o.event_id) for p, o in moved] == [(0, "event-3")]
+    assert store.get_many(0, [here, "event-3"]) == [Entry(2_000, positive=True), None]
+    _, _, moved = join.batch([(0, Observed("event-3", True, 3, placed=True))])
+    assert moved == [], "read from the repartition topic: never moved again"
+
+
+def test_a_batch_read_again_changes_nothing_but_the_duplicate_count(join):
+    rng = np.random.default_rng(6)
+    pairs = _pairs(rng, 100)
+    _batch(join, 0, [_p(f"e{i}", s, i) for i, (_, s) in enumerate(pairs)])
+    outcomes = [_o(f"e{i}", y, i + 0.5) for i, (y, _) in enumerate(pairs)]
+    _batch(join, 0, outcomes)
+    before = join.trackers[MODEL].figures()
+    _batch(join, 0, outcomes)  # after a crash, the batch since the last commit is read again
+    assert join.trackers[MODEL].figures() == before
+    assert join.counts["joined"] == 100 and join.counts["duplicate"] == 100
+
+
+def test_size_bound_expires_the_oldest_first(join, store):
+    join.rebuild({0})
+    _batch(join, 0, [_p(f"e{i}", 0.5, 1.0 + i / 1_000) for i in range(1_500)])  # all within retention
+    join.expire(0, now_ms=2_500)
+    assert store.count(0) == 1_000
+    assert store.get_many(0, ["e499", "e500"])[0] is None and store.get_many(0, ["e500"])[0] is not None
     assert join.counts["expired_predictions"] == 500
 
 
-def test_rebuild_from_the_table_restores_the_rolling_figures(join):
+def test_rebuild_from_the_store_restores_the_rolling_figures(join, store):
     rng = np.random.default_rng(5)
     for i, (y, s) in enumerate(_pairs(rng, 200)):
-        join.prediction(i % 3, f"e{i}", MODEL, s, now=float(i))
-        join.outcome(i % 3, f"e{i}", y, now=float(i) + 0.5)
+        _batch(join, i % 3, [_p(f"e{i}", s, i)])
+        _batch(join, i % 3, [_o(f"e{i}", y, i + 0.5)])
     before = join.trackers[MODEL].report()
-    restarted = Join(join.table, join.settings, OutcomeMetrics())
+    restarted = Join(store, join.settings, OutcomeMetrics())
     assert restarted.rebuild({0, 1, 2}) == 200
     after = restarted.trackers[MODEL].report()
     assert (after.outcomes, after.accuracy, after.log_loss, after.roc_auc) == (
@@ -106,66 +167,4 @@ def test_rebuild_from_the_table_restores_the_rolling_figures(join):
         before.log_loss,
         before.roc_auc,
     )
-    assert sum(len(q) for q in restarted.expiry.values()) == 200
-    assert restarted.rebuild({0}) == len([v for v in join.table.values() if v["p"] == 0])
-
-
-def test_entries_not_signed_by_us_or_malformed_read_as_absent_and_are_counted():
-    raw: dict[bytes, bytes] = {}
-    rejected: list[str] = []
-    entries = _signed(raw, rejected)
-    entries["a"] = {"p": 0, "t": 1.0, "m": MODEL, "s": 0.5}
-    entries["b"] = {"p": 1, "t": 2.0, "y": True}
-    assert raw[b'"a"'].endswith(b'{"p":0,"t":1.0,"m":"loan-approval/1","s":0.5}'), "plain JSON, signed"
-    signer = Keys.from_secret("s" * 32).state
-    planted = {
-        b'"c"': signer.sign(
-            "app-pending-changelog[c]", b'{"__faust": {"ns": "@ReqRepRequest"}, "p": 0, "t": 1}'
-        ),
-        b'"d"': signer.sign("app-pending-changelog[d]", b'{"p": 0, "t": 1.0, "s": 0.5}'),  # a score, no model
-        b'"e"': signer.sign("app-pending-changelog[e]", b'{"p": 0, "t": 1.0, "m": "x", "s": 7}'),
-        b'"f"': raw[b'"a"'],  # a genuine entry copied under another key
-        b'"g"': Keys.from_secret("t" * 32).state.sign(
-            "app-pending-changelog[g]", b'{"p": 0, "t": 1.0, "y": true}'
-        ),
-        b'"h"': b'{"p": 0, "t": 1.0, "y": true}',  # unsigned, as the table held before
-        b"not json": b"",
-        b"[1]": b"",
-    }
-    raw.update(planted)
-    assert entries.get("a") == {"p": 0, "t": 1.0, "m": MODEL, "s": 0.5}
-    assert [entries.get(k) for k in "cdefgh"] == [None] * 6
-    assert sorted(rejected) == sorted(["format"] * 3 + ["signature"] * 3)
-    rejected.clear()
-    assert dict(entries.items()) == {"a": entries["a"], "b": entries["b"]}
-    assert sorted(rejected) == sorted(["format"] * 5 + ["signature"] * 3)
-    assert entries.pop("c") is None and b'"c"' not in raw, "a refused entry can still be dropped"
-    with pytest.raises(KeyError):
-        entries["d"]
-
-
-def test_rotation_keeps_the_entries_signed_with_the_previous_secret():
-    raw: dict[bytes, bytes] = {}
-    _signed(raw, secret="o" * 32)["a"] = {"p": 0, "t": 1.0, "y": False}
-    rotated = SignedEntries(
-        raw, "app-pending-changelog", Keys.from_secret("n" * 32, ("o" * 32,)).state, print
-    )
-    assert rotated.get("a") == {"p": 0, "t": 1.0, "y": False}
-
-
-def test_faust_json_values_name_a_model_the_raw_table_never_builds():
-    """Faust's JSON codec builds any registered Faust model a value names in "__faust"; the join table
-    stores raw bytes, which come back as bytes."""
-    import faust
-
-    app = faust.App("t", autodiscover=False)
-    planted = (
-        b'{"__faust": {"ns": "@ReqRepRequest"}, "key": 1, "value": 2, "reply_to": "r", "correlation_id": "c"}'
-    )
-    assert type(app.serializers.loads_value(None, planted)).__name__ == "ReqRepRequest"
-    table = app.Table("pending", key_type=bytes, value_type=bytes)  # as the outcome worker declares it
-    assert (table.key_serializer, table.value_serializer) == ("raw", "raw")
-    assert (
-        app.serializers.loads_value(table.value_type, planted, serializer=table.value_serializer) == planted
-    )
-    assert app.serializers.loads_key(table.key_type, planted, serializer=table.key_serializer) == planted
+    assert restarted.rebuild({0}) == store.count(0) == 67
