@@ -26,11 +26,12 @@ from stream import __version__, model, permissions
 from stream.drift_reports import DriftReporter
 from stream.health import Health
 from stream.health import serve as serve_http
+from stream.kafka_clients import fatal
 from stream.kafka_config import client_config
 from stream.keys import keys
 from stream.lag import LagCollector
 from stream.logs import logging_config
-from stream.loop import ScoringLoop, fatal
+from stream.loop import ScoringLoop
 from stream.metrics import WorkerMetrics
 from stream.pipeline import Pipeline
 from stream.records import Topics

@@ -25,8 +25,6 @@ batch: drift updates, reports and state saves, adopting a reloaded model's card,
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -45,7 +43,7 @@ from confluent_kafka import (
 
 from stream.drift_reports import DriftReporter
 from stream.health import Health
-from stream.kafka_config import client_config
+from stream.kafka_clients import consume_errors, consumer_config, fatal, producer_config
 from stream.messages import Record
 from stream.metrics import WorkerMetrics
 from stream.pipeline import BatchResult, Pipeline
@@ -54,66 +52,11 @@ from stream.stats import Stats
 from stream.watchdog import Watchdog
 
 log = logging.getLogger("streamscore.worker")
-EXIT_FATAL = 70
 STATS_EVERY_S = 5.0
 DRIFT_SAVE_EVERY_S = 10.0
 RETRY_FOR_S = 300.0  # a broker away longer than this ends the process (a restart reads again)
 STUCK_AFTER_S = 10.0  # a transactional call still running this long past its own timeout is stuck
 T = TypeVar("T")
-#: consumer errors that no retry will cure: the worker stops and says what to fix
-_FATAL_CONSUME = {
-    KafkaError.TOPIC_AUTHORIZATION_FAILED: "the worker's principal needs READ and DESCRIBE on topic {topic}",
-    KafkaError.GROUP_AUTHORIZATION_FAILED: "the worker's principal needs READ on group {group}",
-    KafkaError.INCONSISTENT_GROUP_PROTOCOL: (
-        "group {group} has members that speak another assignment protocol (workers of a version on "
-        "Faust's own consumer?): stop every worker of the previous version first, then start this one"
-    ),
-}
-
-
-def consumer_config(settings: Settings) -> dict[str, object]:
-    """The input consumer: manual commits, committed reads only, the worker's group."""
-    return client_config(
-        settings,
-        **{
-            "group.id": settings.app_id,
-            "client.id": f"{settings.app_id}-{settings.instance_id}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "isolation.level": "read_committed",
-            # small per-partition fetches interleave the partitions of a backlog (so drift windows span
-            # every owned partition); 1 MiB, the default, drained 1.07x faster in an A/B (2026-11-29)
-            "max.partition.fetch.bytes": 64 * 1024,
-            "session.timeout.ms": int(settings.session_timeout_s * 1000),
-            "heartbeat.interval.ms": int(settings.session_timeout_s * 1000 / 3),
-            "log_level": 3,
-        },
-    )
-
-
-def producer_config(
-    settings: Settings, on_failed: Callable[[KafkaError, Message], None]
-) -> dict[str, object]:
-    """The output producer: idempotent, every replica's ack, Java's partitioner for keyed provenance."""
-    config = client_config(
-        settings,
-        **{
-            "client.id": f"{settings.app_id}-{settings.instance_id}",
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": settings.linger_ms,
-            "batch.size": 256 * 1024,
-            "partitioner": "murmur2_random",  # provenance keyed by event_id lands where outcomes do
-            "delivery.report.only.error": True,
-            "on_delivery": on_failed,
-            "log_level": 3,
-        },
-    )
-    if settings.processing_guarantee == "exactly_once":
-        config["transactional.id"] = f"{settings.app_id}-{settings.instance_id}"
-        config["transaction.timeout.ms"] = settings.transaction_timeout_s * 1000
-    return config
 
 
 @dataclass
@@ -174,7 +117,7 @@ class ScoringLoop:
             self.health.tick()
             batch = [m for m in messages if m.error() is None] if messages else messages
             if len(batch) != len(messages):
-                self._consume_errors(messages)
+                consume_errors(messages, self.settings.input_topic, self.settings.app_id)
             if batch:
                 started = time.perf_counter()
                 result = process(batch)
@@ -387,20 +330,6 @@ class ScoringLoop:
 
     # -- edges -------------------------------------------------------------------------------
 
-    def _consume_errors(self, messages: Sequence[Message]) -> None:
-        for m in messages:
-            error = m.error()
-            if error is None:
-                continue
-            hint = _FATAL_CONSUME.get(error.code())
-            if hint or error.fatal():
-                where = {"topic": self.settings.input_topic, "group": self.settings.app_id}
-                fatal(
-                    f"cannot consume {where['topic']!r}: {error.str()}"
-                    + (f": {hint.format(**where)}" if hint else "")
-                )
-            log.warning("consumer: %s", error.str())
-
     def _log_stats(self) -> None:
         report = self.stats.line()
         if report:
@@ -428,11 +357,3 @@ def _stuck(reason: str) -> None:
         "broker restart: confluentinc/librdkafka#5511); exiting without committing: the next start "
         "of this worker aborts the open transaction and reads again from the committed offsets"
     )
-
-
-def fatal(message: str) -> None:
-    """Log ``message`` and end the process at once, committing nothing more."""
-    log.critical(message)
-    logging.shutdown()
-    sys.stderr.flush()
-    os._exit(EXIT_FATAL)

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from stream.contracts import Outcome, Provenance
 from stream.errors import SchemaError
 from stream.health import Health
-from stream.loop import fatal
+from stream.kafka_clients import consume_errors, fatal
 from stream.messages import TIMESTAMP_NOT_AVAILABLE
 from stream.outcome_join import Join, Observed, Predicted
 from stream.outcome_kafka import OutcomeTopics, outcome_consumer_config, outcome_producer_config
@@ -105,7 +105,8 @@ class OutcomeLoop:
             self.health.tick()
             batch = [m for m in messages if m.error() is None]
             if len(batch) != len(messages):
-                self._consume_errors(messages)
+                topics = ", ".join((t.provenance, t.outcomes, t.repartition))
+                consume_errors(messages, topics, f"{settings.app_id}-outcomes")
             if batch:
                 self.process(batch)
             now = time.monotonic()
@@ -304,18 +305,6 @@ class OutcomeLoop:
         log.warning("lost partitions %s: their new owner joins them from the last commit", partitions)
 
     # -- edges -------------------------------------------------------------------------------
-
-    def _consume_errors(self, messages: Sequence[Message]) -> None:
-        for m in messages:
-            error = m.error()
-            if error is None:
-                continue
-            if error.fatal() or error.code() in (
-                KafkaError.TOPIC_AUTHORIZATION_FAILED,
-                KafkaError.GROUP_AUTHORIZATION_FAILED,
-            ):
-                fatal(f"cannot consume: {error.str()}")
-            log.warning("consumer: %s", error.str())
 
     def _log_stats(self, seconds: float) -> None:
         if self._joins:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from stream.loop import consumer_config, producer_config
+from stream.kafka_clients import consumer_config, producer_config
 from stream.settings import Settings
 
 
