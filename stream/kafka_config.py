@@ -11,6 +11,7 @@ full librdkafka configuration :func:`client_config` returns.
 
 from __future__ import annotations
 
+import logging
 import re
 import ssl
 import time
@@ -27,6 +28,8 @@ __all__ = ["Connection", "client_config", "connect", "explain", "faust_broker", 
 
 Connection = str | Mapping[str, Any]
 
+KAFKA_LOG = logging.getLogger("streamscore.kafka")
+
 
 def client_config(kafka: Connection | Settings, **extra: Any) -> dict[str, Any]:
     """librdkafka configuration: address and security from ``kafka``, then ``extra`` client options."""
@@ -37,6 +40,7 @@ def client_config(kafka: Connection | Settings, **extra: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": kafka.kafka_bootstrap_servers,
         "security.protocol": kafka.kafka_security_protocol,
+        "logger": KAFKA_LOG,  # librdkafka's lines as log records: formatted, repeats held back
     }
     if kafka.kafka_sasl_mechanism is not None:  # the settings require all three with SASL_*
         config["sasl.mechanism"] = kafka.kafka_sasl_mechanism

@@ -3,9 +3,10 @@
 JSON fields: ``ts``, ``level``, ``logger``, ``message``, ``pid``, then whatever the call passed as
 ``extra`` (for example ``topic``, ``partition``, ``offset``, ``model``), and ``exc`` with a traceback.
 Text (``STREAMSCORE_LOG_FORMAT=text``, or ``auto`` when stderr is a terminal) carries the same.
-A line repeated more than ``REPEATS`` times within ``REPEAT_WINDOW_S`` (the same logger, message
-template and first argument, e.g. aiokafka failing to reach a broker that has gone) is held back;
-the next one let through says how many were.
+librdkafka's lines come through the ``streamscore.kafka`` logger. A line repeated more than
+``REPEATS`` times within ``REPEAT_WINDOW_S`` (the same logger, message template and first argument,
+e.g. a client failing to reach a broker that has gone) is held back; the next one let through says
+how many were.
 The hot path logs nothing per event at the default level.
 """
 
