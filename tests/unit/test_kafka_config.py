@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from stream.cli import app
 from stream.errors import ConfigError
-from stream.kafka_config import client_config, connect, explain, faust_broker
+from stream.kafka_config import KAFKA_LOG, client_config, connect, explain, faust_broker
 from stream.settings import Settings
 
 SERVERS = "k1:9093,k2:9093"
@@ -33,7 +33,11 @@ def _settings(**kw) -> Settings:
 
 def test_plaintext_is_the_default_and_adds_nothing():
     settings = _settings()
-    assert client_config(settings) == {"bootstrap.servers": SERVERS, "security.protocol": "PLAINTEXT"}
+    assert client_config(settings) == {
+        "bootstrap.servers": SERVERS,
+        "security.protocol": "PLAINTEXT",
+        "logger": KAFKA_LOG,  # librdkafka's lines through Python logging: formatted, repeats held back
+    }
     assert faust_broker(settings) == {"broker": ["kafka://k1:9093", "kafka://k2:9093"]}
 
 
@@ -52,6 +56,7 @@ def test_ssl_with_a_client_certificate(certs):
         "ssl.key.location": str(certs.keyfile),
         "ssl.endpoint.identification.algorithm": "https",
         "linger.ms": 5,
+        "logger": KAFKA_LOG,
     }
     credentials = faust_broker(settings)["broker_credentials"]
     assert isinstance(credentials, faust.SSLCredentials)
@@ -82,6 +87,7 @@ def test_sasl_plaintext_scram():
         "sasl.mechanism": "SCRAM-SHA-512",
         "sasl.username": "alice",
         "sasl.password": "s3cret",
+        "logger": KAFKA_LOG,
     }
     credentials = faust_broker(settings)["broker_credentials"]
     assert credentials.protocol is AuthProtocol.SASL_PLAINTEXT and credentials.ssl_context is None
