@@ -139,7 +139,8 @@ def test_state_on_disk_survives_sigkill(kafka_bootstrap, worker_topics, start_wo
     judge = start_worker("outcomes", metrics_port=port, outcome_window=100, data_dir=data)
     after = _wait(port, "outcomes_pending", 1_000)
     accuracy = "model_accuracy{" + MODEL + "}"
-    assert after[accuracy] == before[accuracy] and 0.7 <= after[accuracy] <= 0.8, (
+    # any 100 of the 500 (the rolling window; joins need not follow the production order): 0.75 +- 0.15
+    assert after[accuracy] == before[accuracy] and 0.6 <= after[accuracy] <= 0.9, (
         "the rolling figures came back"
     )
     restored = re.search(r"restored in ([\d.]+) s \((\d+) changelog records applied\)", judge.output())
