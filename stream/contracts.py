@@ -16,6 +16,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Role = Literal["champion", "canary", "shadow", "replay"]
+"""Which part a model played for an event: the live answer (``champion``, or ``canary`` for the
+challenger's share of keys), a ``shadow`` answer nobody acts on, or a ``replay`` of history."""
 
 
 class _Contract(BaseModel):
@@ -59,6 +62,7 @@ class Prediction(_Contract):
     threshold: float = Field(ge=0.0, le=1.0)
     model_name: Identifier
     model_version: Identifier
+    role: Role = Field("champion", description="The part the model played for this event.")
     occurred_at: AwareDatetime
     scored_at: AwareDatetime
 
@@ -94,6 +98,7 @@ class Provenance(_Contract):
     score: float = Field(ge=0.0, le=1.0, description="The prediction's score.")
     input: InputRef
     model: ModelRef
+    role: Role = Field("champion", description="The part the model played for this event.")
     feature_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] = Field(
         description="Keyed BLAKE2b-128 of the float32 feature vector in card order."
     )

@@ -23,7 +23,7 @@ from functools import partial
 import numpy as np
 import orjson
 
-from stream.contracts import Event, ModelCard
+from stream.contracts import Event, ModelCard, Role
 from stream.errors import PoisonEvent, ScoreError
 from stream.messages import TIMESTAMP_NOT_AVAILABLE, Headers, Inbound, Record, timestamp_ms
 
@@ -46,8 +46,8 @@ class RecordBuilder:
     """Builds the records of one model's batches: bound when the model is, used for every batch."""
 
     __slots__ = (
-        "_hasher", "_labels", "_model", "_model_name", "_model_version", "_personal", "_scorer",
-        "_threshold", "topics",
+        "_hasher", "_labels", "_model", "_model_name", "_model_version", "_personal", "_role",
+        "_scorer", "_threshold", "topics",
     )  # fmt: skip
 
     def __init__(
@@ -60,9 +60,14 @@ class RecordBuilder:
         personal: Sequence[tuple[str, int]],
         pii_key: bytes,
         scorer: dict[str, str | None],
+        role: Role = "champion",
     ) -> None:
-        """``model``: name, version, sha256; ``labels``: negative, positive; ``personal``: (name, column)."""
+        """``model``: name, version, sha256; ``labels``: negative, positive; ``personal``: (name, column).
+
+        ``role`` is written on every prediction and provenance record the builder makes.
+        """
         self.topics = topics
+        self._role = role
         self._model_name, self._model_version = model["name"], model["version"]
         self._model = _Fragment(_dumps(model))
         self._scorer = _Fragment(_dumps(scorer))
@@ -76,7 +81,13 @@ class RecordBuilder:
 
     @classmethod
     def for_card(
-        cls, topics: Topics, card: ModelCard, *, pii_key: bytes, scorer: dict[str, str | None]
+        cls,
+        topics: Topics,
+        card: ModelCard,
+        *,
+        pii_key: bytes,
+        scorer: dict[str, str | None],
+        role: Role = "champion",
     ) -> RecordBuilder:
         """The builder of the records of the model ``card`` describes."""
         return cls(
@@ -87,6 +98,7 @@ class RecordBuilder:
             personal=[(f.name, i) for i, f in enumerate(card.features) if f.personal],
             pii_key=pii_key,
             scorer=scorer,
+            role=role,
         )
 
     def scored(
@@ -107,6 +119,7 @@ class RecordBuilder:
         pred_topic, prov_topic = self.topics.predictions, self.topics.provenance
         threshold, labels = self._threshold, self._labels
         name, version, model, scorer = self._model_name, self._model_version, self._model, self._scorer
+        role = self._role
         hasher, personal = self._hasher, self._personal
         received, scored, emitted = (_Fragment(_dumps(t)) for t in (received_at, scored_at, emitted_at))
         data, width = rows.tobytes(), rows.shape[1] * 4
@@ -130,6 +143,7 @@ class RecordBuilder:
                 "threshold": threshold,
                 "model_name": name,
                 "model_version": version,
+                "role": role,
                 "occurred_at": occurred_at,
                 "scored_at": scored,
             }
@@ -152,6 +166,7 @@ class RecordBuilder:
                     "timestamp_ms": None if kind == TIMESTAMP_NOT_AVAILABLE else ms,
                 },
                 "model": model,
+                "role": role,
                 "feature_hash": feature_hash.hexdigest(),
                 "personal": hashes,
                 "scorer": scorer,

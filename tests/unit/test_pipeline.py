@@ -213,7 +213,8 @@ def _provenance(event_id, score, partition, offset, feature_hash, zipcode, occur
     return (
         b'{"event_id":"' + event_id + b'","score":' + score + b',"input":{"topic":"events","partition":'
         + partition + b',"offset":' + offset + b',"timestamp_ms":1795750200125},' + MODEL
-        + b',"feature_hash":"' + feature_hash + b'","personal":{"zipcode":"' + zipcode + b'"},' + SCORER
+        + b',"role":"champion","feature_hash":"' + feature_hash
+        + b'","personal":{"zipcode":"' + zipcode + b'"},' + SCORER
         + b',"occurred_at":"' + occurred_at + b'","received_at":' + AT + b',"scored_at":' + AT
         + b',"emitted_at":' + AT + b"}"
     )  # fmt: skip
@@ -265,7 +266,7 @@ def test_records_are_byte_identical_to_the_golden_ones():
         ("events.dlq", b"k5", None, 2, 2, _dead(45, 2, b"DecodeError", tombstone, b"decode")),
         ("predictions", b"k0",
          b'{"event_id":"e-1","entity_id":"applicant-18231","score":0.015780270099639893,"label":"deny",'
-         b'"threshold":0.5,"model_name":"loan-approval","model_version":"1",'
+         b'"threshold":0.5,"model_name":"loan-approval","model_version":"1","role":"champion",'
          b'"occurred_at":"2026-11-27T09:30:00.125000+02:00","scored_at":' + AT + b"}",
          0, 0, None),
         ("provenance", b"e-1",
@@ -274,7 +275,8 @@ def test_records_are_byte_identical_to_the_golden_ones():
          None, 0, None),
         ("predictions", None,
          b'{"event_id":"e-5","entity_id":null,"score":0.02440941333770752,"label":"deny","threshold":0.5,'
-         b'"model_name":"loan-approval","model_version":"1","occurred_at":"2026-11-27T07:30:00+00:00",'
+         b'"model_name":"loan-approval","model_version":"1","role":"champion",'
+         b'"occurred_at":"2026-11-27T07:30:00+00:00",'
          b'"scored_at":' + AT + b"}",
          1, 1, None),
         ("provenance", b"e-5",
