@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 QUIX   := .venv-quix
 PYTEST_ARGS ?=
 
-.PHONY: help venv quix-venv kafka k8s-tools run test chaos dashboard drift-plot unit integration lint format bench bench-quick up down clean
+.PHONY: help venv quix-venv kafka registry k8s-tools run test chaos dashboard drift-plot unit integration lint format bench bench-quick up down clean
 
 help:
 	@echo "make run      demo: embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), worker, producer"
@@ -41,6 +41,11 @@ quix-venv: $(QUIX)/.installed
 kafka: $(STAMP)
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(BIN)/streamscore broker --fetch-only >/dev/null; fi
 
+# Apicurio Registry from Maven Central into the per-user cache: the tests' schema registry, and the
+# demo's when STREAMSCORE_INPUT_FORMAT or STREAMSCORE_OUTPUT_FORMAT asks for a registered format.
+registry: $(STAMP)
+	$(BIN)/python -m stream.schema_registry.apicurio >/dev/null
+
 # A random secret per run unless STREAMSCORE_SECRET is set: the demo's keys live only as long as it.
 run: kafka
 	STREAMSCORE_SECRET="$${STREAMSCORE_SECRET:-$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(32))')}" \
@@ -54,11 +59,11 @@ K8S_TOOLS_ARGS ?=
 k8s-tools: $(STAMP)
 	$(BIN)/python tests/k8s_tools.py $(K8S_TOOLS_ARGS)
 
-test: lint kafka k8s-tools
+test: lint kafka registry k8s-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Faults at the long sizes (several kills, both guarantees) and every test marked chaos.
-chaos: kafka
+chaos: kafka registry
 	$(BIN)/pip install -q -e '.[test,train,bench,fuzz]'
 	STREAMSCORE_CHAOS=1 STREAMSCORE_FAULTS_JSON=bench/results/faults-$$(date +%F).json \
 		$(BIN)/pytest -m "faults or chaos" $(PYTEST_ARGS)
@@ -66,7 +71,7 @@ chaos: kafka
 unit: $(STAMP)
 	$(BIN)/pytest -m unit $(PYTEST_ARGS)
 
-integration: kafka
+integration: kafka registry
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
 
 lint: $(STAMP)

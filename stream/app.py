@@ -36,6 +36,7 @@ from stream.metrics import WorkerMetrics
 from stream.pipeline import Pipeline
 from stream.records import Topics
 from stream.reload import ModelWatcher
+from stream.schema_registry.startup import wire_codecs
 from stream.settings import Settings
 from stream.topics import prepare_topics
 
@@ -62,6 +63,7 @@ def create_pipeline(settings: Settings) -> Pipeline:
     """Load and verify the model and build the hot path around it."""
     personal = keys(settings).personal  # first: no secret, no start
     loaded = model.load(settings.model_dir, settings.model_name, settings.model_version)
+    decoder, encoder = wire_codecs(settings, loaded.card)  # None, None for JSON
     return Pipeline(
         loaded,
         Topics(settings.prediction_topic, settings.provenance_topic, settings.dlq_topic),
@@ -74,6 +76,8 @@ def create_pipeline(settings: Settings) -> Pipeline:
         max_message_bytes=settings.max_message_bytes,
         max_features=settings.max_features,
         max_string_length=settings.max_string_length,
+        decoder=decoder,
+        encoder=encoder,
     )
 
 

@@ -191,15 +191,28 @@ def produce(
         bool, typer.Option(help="Also publish each event's true outcome to STREAMSCORE_OUTCOME_TOPIC.")
     ] = False,
     outcome_delay: Annotated[float, typer.Option(help="Seconds between an event and its outcome.")] = 5.0,
+    format: Annotated[
+        str, typer.Option(help="json, or json-schema or avro (STREAMSCORE_SCHEMA_REGISTRY_URL's).")
+    ] = "json",
 ) -> None:
     """Publish loan-application events to the input topic (and, on request, their true outcomes)."""
-    from stream.errors import ConfigError
+    from stream.errors import ConfigError, StreamscoreError
     from stream.kafka_config import client_config
     from stream.producer import produce as publish
 
     config = settings()
     if drift_kind not in ("concept", "feature"):
         raise fail("--drift-kind is concept or feature")
+    serialize = None
+    if format != "json":
+        from stream.schema_registry.tools import event_serializer
+
+        if format not in ("json-schema", "avro"):
+            raise fail("--format is json, json-schema or avro")
+        try:
+            serialize = event_serializer(config, format, topic or config.input_topic)  # type: ignore[arg-type]
+        except StreamscoreError as exc:
+            raise fail(str(exc)) from None
     # a bar towards --count; without one (a duration or Ctrl-C), a bar over the events so far
     with typer.progressbar(
         length=count, iterable=None if count else itertools.count(), label="producing", show_pos=True
@@ -218,6 +231,7 @@ def produce(
                 progress=bar.update,
                 outcome_topic=settings.outcome_topic if outcomes else None,
                 outcome_delay=outcome_delay,
+                serialize=serialize,
             )
         except (ConfigError, RuntimeError) as exc:  # the broker refused or is away; deliveries failed
             raise fail(str(exc)) from None
@@ -233,13 +247,21 @@ def tail(
     from_beginning: Annotated[bool, typer.Option(help="Start at the oldest message.")] = False,
     count: Annotated[int | None, typer.Option(help="Stop after this many messages.")] = None,
 ) -> None:
-    """Pretty-print the messages of any topic (JSON values indented, headers shown)."""
+    """Pretty-print the messages of any topic (JSON values indented, headers shown); with
+    STREAMSCORE_SCHEMA_REGISTRY_URL, Avro and JSON Schema values in the wire format decoded."""
     from stream.errors import ConfigError
     from stream.kafka_config import client_config
     from stream.tail import tail as follow
 
+    config = settings()
+    wire = None
+    if config.schema_registry_url:
+        from stream.schema_registry.client import registry_client
+        from stream.schema_registry.tools import WireReader
+
+        wire = WireReader(registry_client(config))
     try:
-        follow(client_config(settings()), topic, from_beginning=from_beginning, count=count)
+        follow(client_config(config), topic, from_beginning=from_beginning, count=count, wire=wire)
     except ConfigError as exc:
         raise fail(str(exc)) from None
 

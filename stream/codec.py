@@ -46,7 +46,7 @@ def decode(value: bytes | None, max_bytes: int) -> Event:
     try:
         return Event.model_validate_json(value)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise _schema_error(exc) from None
+        raise schema_error(exc) from None
 
 
 def _refuse_unparsed(value: bytes | None, max_bytes: int) -> DecodeError | None:
@@ -57,7 +57,8 @@ def _refuse_unparsed(value: bytes | None, max_bytes: int) -> DecodeError | None:
     return None
 
 
-def _schema_error(exc: ValidationError) -> PoisonEvent:
+def schema_error(exc: ValidationError) -> PoisonEvent:
+    """The poison a validation error of the Event contract makes: a decode or a schema error."""
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     if first["type"] == "json_invalid":

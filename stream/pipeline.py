@@ -72,11 +72,15 @@ class Pipeline:
         max_features: int = MAX_FEATURES,
         max_string_length: int = MAX_STRING_LENGTH,
         clock: Callable[[], float] = time.time,
+        decoder: Callable[[Sequence[bytes | None]], list[Event | PoisonEvent]] | None = None,
+        encoder: Callable[[list[Record]], list[Record]] | None = None,
     ) -> None:
+        """``decoder`` and ``encoder``: a registered input and output format (default: JSON)."""
         self.topics = topics
         self._clock = clock  # epoch seconds: every timestamp the pipeline writes
         self._key = pii_key
-        self._decode = BatchDecoder(max_message_bytes)
+        self._decode = decoder or BatchDecoder(max_message_bytes)
+        self._encode = encoder
         self._max_features, self._max_string = max_features, max_string_length
         self._scorer = scorer
         self.scorer_id = str(scorer.get("worker_id"))
@@ -131,7 +135,7 @@ class Pipeline:
         built, result.scored = records.scored(
             msgs, events, x, scores.tolist(), received_at, scored_at, self._now()
         )
-        result.records += built
+        result.records += built if self._encode is None else self._encode(built)
         if result.scored < len(events):
             result.dead_letters["score"] = len(events) - result.scored
         emitted = self._clock()

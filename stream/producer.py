@@ -110,12 +110,14 @@ def produce(
     stop: threading.Event | None = None,
     outcome_topic: str | None = None,
     outcome_delay: float = 0.0,
+    serialize: Callable[[bytes], bytes] | None = None,
 ) -> Produced:
     """Publish until ``count`` events, ``duration`` seconds or ``stop``, at ``rate``/s (None: flat out).
 
     With ``outcome_topic``, each valid event's true label follows ``outcome_delay`` seconds later,
     keyed by event_id. Keys are partitioned like Kafka's Java clients (murmur2), as the worker's are.
     A broker that cannot be reached, or refuses the credentials, raises ConfigError before any event.
+    ``serialize`` turns each event's JSON into another format (the wire format of a registry).
     """
     connect(kafka)
     producer = Producer(
@@ -160,7 +162,7 @@ def produce(
                 ahead = started + n / rate - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)
-            send(topic, key, value)
+            send(topic, key, value if serialize is None else serialize(value))
             producer.poll(0)
             if kind is None:
                 produced.valid[event_id] = features

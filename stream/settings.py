@@ -26,6 +26,7 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 _SASL_FIELDS = ("sasl_mechanism", "sasl_username", "sasl_password")
 _TLS_FIELDS = ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+WireFormat = Literal["json", "json-schema", "avro"]
 
 
 def _kafka(name: str) -> AliasChoices:
@@ -176,6 +177,29 @@ class Settings(BaseSettings):
         ge=1,
         description="Events with a longer feature name or string value are dead-lettered.",
     )
+    input_format: WireFormat = Field(
+        "json",
+        description="Input values: json, or json-schema or avro in the Confluent wire format (a registry's).",
+    )
+    output_format: WireFormat = Field(
+        "json",
+        description="Predictions and provenance: json, or json-schema or avro (registered as <topic>-value).",
+    )
+    schema_registry_url: str | None = Field(
+        None, description="Schema registry (Confluent API) URL; required by the json-schema and avro formats."
+    )
+    schema_registry_basic_auth_user_info: SecretStr | None = Field(
+        None, description="Schema registry basic auth, as user:password."
+    )
+    schema_registry_ssl_ca_location: FilePath | None = Field(
+        None, description="PEM file of the CA certificates the registry's HTTPS is checked against."
+    )
+    schema_registry_ssl_certificate_location: FilePath | None = Field(
+        None, description="PEM client certificate for the registry (with the key location)."
+    )
+    schema_registry_ssl_key_location: FilePath | None = Field(
+        None, description="PEM private key of that certificate."
+    )
     secret: SecretStr | None = Field(
         None,
         description="The workers' secret (required by worker, outcomes and run): the personal-data hashing "
@@ -238,6 +262,11 @@ class Settings(BaseSettings):
             )
         if len(env(("ssl_certfile", "ssl_keyfile"))) == 1:
             raise ValueError("a client certificate needs both KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE")
+        for name in ("input_format", "output_format"):
+            if getattr(self, name) != "json" and not self.schema_registry_url:
+                raise ValueError(
+                    f"STREAMSCORE_{name.upper()}={getattr(self, name)} needs STREAMSCORE_SCHEMA_REGISTRY_URL"
+                )
         return self
 
 

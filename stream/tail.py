@@ -1,17 +1,30 @@
-"""``streamscore tail``: pretty-print any topic's messages, JSON values indented, headers shown."""
+"""``streamscore tail``: pretty-print any topic's messages, JSON values indented, headers shown.
+
+Given a ``wire`` reader (:class:`~stream.schema_registry.tools.WireReader`), values in a registry's
+wire format are decoded with their writer's schema, its id shown above them.
+"""
 
 from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Callable
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
 from stream.kafka_config import Connection, client_config, connect
 
+Wire = Callable[[bytes | None], tuple[str, object] | None]
 
-def tail(kafka: Connection, topic: str, from_beginning: bool = False, count: int | None = None) -> None:
+
+def tail(
+    kafka: Connection,
+    topic: str,
+    from_beginning: bool = False,
+    count: int | None = None,
+    wire: Wire | None = None,
+) -> None:
     metadata = connect(kafka)[1].topics.get(topic)
     if metadata is None or metadata.error is not None:
         sys.exit(f"streamscore: error: no topic {topic!r} on {client_config(kafka)['bootstrap.servers']}")
@@ -28,14 +41,14 @@ def tail(kafka: Connection, topic: str, from_beginning: bool = False, count: int
             if msg is None or msg.error() is not None:
                 continue
             seen += 1
-            print(format_message(msg), flush=True)
+            print(format_message(msg, wire), flush=True)
     except KeyboardInterrupt:
         pass
     finally:
         consumer.close()
 
 
-def format_message(msg: object) -> str:
+def format_message(msg: object, wire: Wire | None = None) -> str:
     key = msg.key()  # type: ignore[attr-defined]
     head = (
         f"{msg.topic()}[{msg.partition()}]@{msg.offset()} key={key.decode(errors='replace') if key else None}"  # type: ignore[attr-defined]
@@ -44,6 +57,11 @@ def format_message(msg: object) -> str:
     for name, value in msg.headers() or []:  # type: ignore[attr-defined]
         lines.append(f"  {name}: {value.decode(errors='replace') if value else ''}")
     value = msg.value()  # type: ignore[attr-defined]
+    decoded = wire(value) if wire is not None else None
+    if decoded is not None:
+        lines.append(f"  ({decoded[0]})")
+        body = orjson.dumps(decoded[1], option=orjson.OPT_INDENT_2, default=str).decode()
+        return "\n".join([*lines, body])
     try:
         body = orjson.dumps(orjson.loads(value), option=orjson.OPT_INDENT_2).decode()
     except (orjson.JSONDecodeError, TypeError):

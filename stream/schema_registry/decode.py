@@ -1,0 +1,135 @@
+"""Registered input values to the same validated :class:`~stream.contracts.Event` objects as JSON's.
+
+Each decoder is a callable over a batch of values, like :class:`~stream.codec.BatchDecoder`, and
+gives an event or the poison that refuses each value: no wire header, a wrong magic byte or a
+schema id the registry does not know (``decode``); an Avro payload that cannot be read with its
+writer's schema (``decode``); a JSON payload that breaks its writer's JSON Schema (``schema``);
+then the Event contract as for JSON. The card's features are checked after, by the pipeline.
+
+JSON Schema payloads are validated as a batch by the JSON path's decoder; a writer's schema is
+checked as well (fastjsonschema, compiled once per id), except the schema streamscore itself makes
+for the card (:func:`~stream.schema_registry.schemas.event_json_schema`), whose every rule the
+contract and the card's check already enforce.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import fastavro
+import fastjsonschema
+import orjson
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from pydantic import TypeAdapter, ValidationError
+
+from stream.codec import BatchDecoder, schema_error
+from stream.contracts import Event, ModelCard
+from stream.errors import DecodeError, PoisonEvent, SchemaError
+from stream.schema_registry.client import HEADER, WriterSchemas, schema_id
+from stream.schema_registry.schemas import event_json_schema
+
+Decoded = list[Event | PoisonEvent]
+_events = TypeAdapter(list[Event])
+_SKIP = HEADER.size
+
+
+class AvroDecoder:
+    """Avro values (fastavro, with each writer's schema) to events, validated in one pydantic call."""
+
+    def __init__(self, client: SchemaRegistryClient, max_bytes: int) -> None:
+        self._schemas: WriterSchemas[Any] = WriterSchemas(
+            client, "AVRO", lambda s: fastavro.parse_schema(json.loads(s.schema_str))
+        )
+        self._max_bytes = max_bytes
+
+    def __call__(self, values: Sequence[bytes | None]) -> Decoded:
+        read = fastavro.schemaless_reader
+        schemas, max_bytes = self._schemas, self._max_bytes
+        records: list[Any] = []
+        for value in values:
+            try:
+                sid = schema_id(value, max_bytes)
+                writer = schemas[sid]
+                stream = io.BytesIO(value)  # type: ignore[arg-type]
+                stream.seek(_SKIP)
+                try:
+                    record = read(stream, writer, None)
+                except Exception as exc:  # fastavro raises EOFError, ValueError, UnicodeDecodeError, ...
+                    raise DecodeError(f"payload does not match Avro schema id {sid}: {exc!r}") from None
+                if stream.tell() != len(value):  # type: ignore[arg-type]
+                    raise DecodeError(
+                        f"payload does not match Avro schema id {sid}: "
+                        f"{len(value) - stream.tell()} bytes left over"  # type: ignore[arg-type]
+                    )
+                records.append(record)
+            except PoisonEvent as exc:
+                records.append(exc)
+        return _validate(records)
+
+
+def _validate(records: list[Any]) -> Decoded:
+    """Events from decoded records in one pydantic call; record by record if any is refused."""
+    if not any(isinstance(r, PoisonEvent) for r in records):
+        try:
+            return _events.validate_python(records)  # type: ignore[return-value]
+        except ValidationError:
+            pass
+    return [r if isinstance(r, PoisonEvent) else _one(r) for r in records]
+
+
+def _one(record: Any) -> Event | PoisonEvent:
+    try:
+        return Event.model_validate(record)
+    except ValidationError as exc:
+        return schema_error(exc)
+
+
+Validator = Callable[[Any], object] | None
+
+
+class JsonSchemaDecoder:
+    """JSON Schema values: the header read, the payloads validated as a batch as on the JSON path."""
+
+    def __init__(self, client: SchemaRegistryClient, card: ModelCard, max_bytes: int) -> None:
+        own = event_json_schema(card)
+        self._schemas: WriterSchemas[Validator] = WriterSchemas(client, "JSON", lambda s: _validator(s, own))
+        self._max_bytes = max_bytes
+        self._payloads = BatchDecoder(max_bytes)
+
+    def __call__(self, values: Sequence[bytes | None]) -> Decoded:
+        schemas, max_bytes = self._schemas, self._max_bytes
+        refused: list[PoisonEvent | None] = []
+        payloads: list[bytes] = []
+        for value in values:
+            try:
+                sid = schema_id(value, max_bytes)
+                check = schemas[sid]
+                payload = value[_SKIP:]  # type: ignore[index]
+                if check is not None:
+                    _check(check, payload, sid)
+            except PoisonEvent as exc:
+                refused.append(exc)
+                continue
+            refused.append(None)
+            payloads.append(payload)
+        events = iter(self._payloads(payloads))
+        return [next(events) if poison is None else poison for poison in refused]
+
+
+def _validator(schema: Schema, own: dict[str, Any]) -> Validator:
+    document = json.loads(schema.schema_str)
+    return None if document == own else fastjsonschema.compile(document)
+
+
+def _check(check: Callable[[Any], object], payload: bytes, sid: int) -> None:
+    try:
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return  # the contract's decoder says why
+    try:
+        check(document)
+    except fastjsonschema.JsonSchemaException as exc:
+        raise SchemaError(f"payload does not match JSON schema id {sid}: {exc.message}") from None

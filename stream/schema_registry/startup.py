@@ -1,0 +1,128 @@
+"""The worker's registered formats, chosen and checked once at start-up.
+
+:func:`wire_codecs` gives the pipeline its input decoder and output encoder (None for plain
+JSON, which keeps the JSON path as it is). For a registered input format the schema registered as
+``<input topic>-value`` must carry the model card's features; when none is registered yet, the
+worker registers the one it makes from the card. For a registered output format the Prediction and
+Provenance schemas are registered as ``<topic>-value`` under a compatibility level of at least
+``BACKWARD`` (set on the subject when the registry says ``NONE``), so a change that breaks
+compatibility stops start-up with the registry's reason. Each failure is a one-line
+:class:`~stream.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from stream.contracts import Event, ModelCard
+from stream.errors import ConfigError, PoisonEvent
+from stream.messages import Record
+from stream.schema_registry.carry import avro_refusal, json_refusal
+from stream.schema_registry.client import registry_client, registry_errors, subject
+from stream.schema_registry.decode import AvroDecoder, JsonSchemaDecoder
+from stream.schema_registry.encode import OutputEncoder, avro_encoder, json_encoder
+from stream.schema_registry.schemas import (
+    OUTPUTS,
+    avro_schema,
+    dumps,
+    event_avro_schema,
+    event_json_schema,
+    json_schema,
+)
+from stream.settings import Settings, WireFormat
+
+Decoder = Callable[[Sequence[bytes | None]], list[Event | PoisonEvent]]
+Encoder = Callable[[list[Record]], list[Record]]
+SCHEMA_TYPES: dict[WireFormat, str] = {"avro": "AVRO", "json-schema": "JSON"}
+NOT_FOUND = (40401, 40402)  # subject, version not found
+
+
+def wire_codecs(settings: Settings, card: ModelCard) -> tuple[Decoder | None, Encoder | None]:
+    """The input decoder and output encoder the settings ask for; None where they ask for JSON."""
+    if settings.input_format == "json" and settings.output_format == "json":
+        return None, None
+    client = registry_client(settings)
+    with registry_errors(settings.schema_registry_url):
+        return _decoder(client, settings, card), _encoder(client, settings)
+
+
+def event_schema(kind: WireFormat, card: ModelCard) -> Schema:
+    """The input schema streamscore makes for a card, in the registry's form."""
+    document = event_avro_schema(card) if kind == "avro" else event_json_schema(card)
+    return Schema(dumps(document), SCHEMA_TYPES[kind])
+
+
+def output_schema(kind: WireFormat, name: str) -> dict[str, Any]:
+    model = OUTPUTS[name]
+    return avro_schema(model) if kind == "avro" else json_schema(model)
+
+
+def _decoder(client: SchemaRegistryClient, settings: Settings, card: ModelCard) -> Decoder | None:
+    kind = settings.input_format
+    if kind == "json":
+        return None
+    name = subject(settings.input_topic)
+    try:
+        latest = client.get_latest_version(name)
+    except SchemaRegistryError as exc:
+        if exc.error_code not in NOT_FOUND:
+            raise ConfigError(f"schema registry: cannot read {name}: {exc.error_message}") from None
+        register(client, name, event_schema(kind, card))
+        latest = None
+    if latest is not None:
+        registered = latest.schema
+        if (registered.schema_type or "AVRO") != SCHEMA_TYPES[kind]:
+            raise ConfigError(
+                f"{name} holds a {registered.schema_type or 'AVRO'} schema, not {SCHEMA_TYPES[kind]}: "
+                f"set STREAMSCORE_INPUT_FORMAT to its format"
+            )
+        refuse = avro_refusal if kind == "avro" else json_refusal
+        reason = refuse(json.loads(registered.schema_str), card)
+        if reason is not None:
+            raise ConfigError(
+                f"the schema registered as {name} (version {latest.version}, id {latest.schema_id}) cannot "
+                f"carry the features of model {card.name} {card.version}: {reason}; register one that can"
+            )
+    if kind == "avro":
+        return AvroDecoder(client, settings.max_message_bytes)
+    return JsonSchemaDecoder(client, card, settings.max_message_bytes)
+
+
+def _encoder(client: SchemaRegistryClient, settings: Settings) -> Encoder | None:
+    kind = settings.output_format
+    if kind == "json":
+        return None
+    encoders = {}
+    for name, topic in (("prediction", settings.prediction_topic), ("provenance", settings.provenance_topic)):
+        document = output_schema(kind, name)
+        schema_id = register(client, subject(topic), Schema(dumps(document), SCHEMA_TYPES[kind]))
+        encoders[topic] = avro_encoder(schema_id, document) if kind == "avro" else json_encoder(schema_id)
+    return OutputEncoder(encoders)
+
+
+def register(client: SchemaRegistryClient, name: str, schema: Schema) -> int:
+    """Register ``schema`` as ``name`` under at least BACKWARD compatibility; its id.
+
+    A schema the registry refuses as incompatible raises :class:`ConfigError` with its reason.
+    """
+    try:
+        level = client.get_compatibility(name)
+    except SchemaRegistryError:  # no level of the subject's own: the registry's
+        level = client.get_compatibility()
+    if level == "NONE":
+        client.set_compatibility(name, "BACKWARD")
+        level = "BACKWARD"
+    try:
+        return client.register_schema(name, schema)
+    except SchemaRegistryError as exc:
+        if exc.http_status_code != 409:
+            raise ConfigError(f"schema registry refused the schema of {name}: {exc.error_message}") from None
+        raise ConfigError(
+            f"the schema for {name} is not {level} compatible with the one registered "
+            f"({exc.error_message}): register it under a new topic, or change the compatibility of {name}"
+        ) from None

@@ -1,0 +1,91 @@
+"""The tools' side of the wire format: ``produce --format`` writes it, ``tail`` reads it.
+
+:func:`event_serializer` registers the event schema streamscore makes for the served model's card
+as ``<topic>-value`` and turns the producer's JSON events into the wire format. An event that does
+not fit the schema (the producer's malformed ones) is still sent, its JSON behind the header, so
+that the worker dead-letters it. :class:`WireReader` decodes any wire-format value for ``tail``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+import fastavro
+import orjson
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from stream.errors import PoisonEvent
+from stream.model import load_card, resolve
+from stream.schema_registry.client import (
+    HEADER,
+    MAGIC,
+    WriterSchemas,
+    header,
+    registry_client,
+    registry_errors,
+    subject,
+)
+from stream.schema_registry.startup import event_schema, register
+from stream.settings import Settings, WireFormat
+
+Serialize = Callable[[bytes], bytes]
+
+
+def event_serializer(settings: Settings, kind: WireFormat, topic: str) -> Serialize:
+    """JSON event bytes -> ``kind`` in the wire format, under the schema registered for ``topic``."""
+    card = load_card(resolve(settings.model_dir, settings.model_name, settings.model_version))
+    schema = event_schema(kind, card)
+    with registry_errors(settings.schema_registry_url):
+        schema_id = register(registry_client(settings), subject(topic), schema)
+    prefix = header(schema_id)
+    if kind == "json-schema":
+        return lambda value: prefix + value
+    parsed = fastavro.parse_schema(json.loads(schema.schema_str))
+
+    def avro(value: bytes) -> bytes:
+        out = io.BytesIO()
+        out.write(prefix)
+        try:
+            event = orjson.loads(value)
+            event["occurred_at"] = dt.datetime.fromisoformat(event["occurred_at"])
+            fastavro.schemaless_writer(out, parsed, event, strict=True)
+        except Exception:  # a malformed event: its bytes behind the header, for the worker to refuse
+            return prefix + value
+        return out.getvalue()
+
+    return avro
+
+
+class WireReader:
+    """Decodes wire-format values (Avro or JSON Schema) with their writer's schema, fetched by id."""
+
+    def __init__(self, client: SchemaRegistryClient) -> None:
+        self._avro: WriterSchemas[Any] = WriterSchemas(
+            client, "AVRO", lambda s: fastavro.parse_schema(json.loads(s.schema_str))
+        )
+        self._json: WriterSchemas[None] = WriterSchemas(client, "JSON", lambda s: None)
+        self._client = client
+
+    def __call__(self, value: bytes | None) -> tuple[str, object] | None:
+        """(what it was, the decoded value) of a wire-format value; None if it is not one."""
+        if not value or len(value) < HEADER.size or value[0] != MAGIC:
+            return None
+        sid = HEADER.unpack_from(value)[1]
+        try:
+            self._avro[sid]
+        except PoisonEvent:
+            try:
+                self._json[sid]
+            except PoisonEvent as exc:
+                return f"schema id {sid}", f"undecodable: {exc}"
+            return f"JSON Schema id {sid}", orjson.loads(value[HEADER.size :])
+        stream = io.BytesIO(value)
+        stream.seek(HEADER.size)
+        try:
+            return f"Avro schema id {sid}", fastavro.schemaless_reader(stream, self._avro[sid], None)
+        except Exception as exc:
+            return f"Avro schema id {sid}", f"undecodable: {exc!r}"
