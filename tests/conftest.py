@@ -70,6 +70,29 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield kafka.bootstrap_servers
 
 
+@pytest.fixture(scope="session")
+def schema_registry() -> Iterator[str]:
+    """URL of a real schema registry for the session: Apicurio Registry on loopback, stopped by pid.
+
+    ``STREAMSCORE_TEST_SCHEMA_REGISTRY_URL`` uses another. Apicurio comes from Maven Central
+    (``make registry`` caches it); where it cannot be fetched the tests that need it are skipped.
+    """
+    if os.environ.get("STREAMSCORE_TEST_SCHEMA_REGISTRY_URL"):
+        yield os.environ["STREAMSCORE_TEST_SCHEMA_REGISTRY_URL"]
+        return
+    from stream.broker import BrokerError
+    from stream.schema_registry.apicurio import Apicurio, apicurio_home
+
+    try:
+        apicurio_home()
+    except BrokerError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(f"no schema registry: {exc}")
+    with Apicurio() as registry:
+        yield registry.url
+
+
 @pytest.fixture
 def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
     """Names no other test uses: ``<prefix>-<test>-<random>``."""
