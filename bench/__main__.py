@@ -15,7 +15,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench import broker_startup, ladder, memory, micro
+from bench import broker_startup, formats, ladder, memory, micro
 from stream.broker import KAFKA_VERSION, EmbeddedKafka
 
 RESULTS = Path(__file__).parent / "results"
@@ -104,6 +104,8 @@ def main() -> None:
     started = time.monotonic()
     report["micro"] = micro.run(quick=args.quick)
     print(json.dumps(report["micro"], indent=1), flush=True)
+    report["formats"] = formats.run(quick=args.quick)  # events/s per wire format, this same run
+    print(json.dumps(report["formats"], indent=1), flush=True)
     if not args.quick:
         report["broker"] = broker_startup.run(repeats=3)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")

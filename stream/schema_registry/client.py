@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import struct
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -23,6 +23,7 @@ HEADER = struct.Struct(">bI")
 UNKNOWN_ID = 40403
 """The registry's error code for a schema id it does not know."""
 T = TypeVar("T")
+_MISSING: Any = object()
 
 
 def subject(topic: str) -> str:
@@ -87,6 +88,27 @@ def schema_id(value: bytes | None, max_bytes: int) -> int:
     return HEADER.unpack_from(value)[1]
 
 
+class SchemaSource(Protocol):
+    """Where writer schemas come from: confluent-kafka's ``SchemaRegistryClient``, or
+    :class:`StaticSchemas`."""
+
+    def get_schema(self, schema_id: int) -> Schema: ...
+
+
+class StaticSchemas:
+    """Schemas by id held in memory, answering as a registry does (benchmarks and unit tests)."""
+
+    def __init__(self, schemas: dict[int, Schema]) -> None:
+        self.schemas = schemas
+        self.requests = 0
+
+    def get_schema(self, schema_id: int) -> Schema:
+        self.requests += 1
+        if schema_id not in self.schemas:
+            raise SchemaRegistryError(404, UNKNOWN_ID, f"No content with ID '{schema_id}' was found.")
+        return self.schemas[schema_id]
+
+
 class WriterSchemas(Generic[T]):
     """Writer schemas fetched by id once, each kept as what ``prepare`` makes of it.
 
@@ -96,15 +118,13 @@ class WriterSchemas(Generic[T]):
     an HTTP error: transient, not the message's fault.
     """
 
-    def __init__(
-        self, client: SchemaRegistryClient, schema_type: str, prepare: Callable[[Schema], T]
-    ) -> None:
+    def __init__(self, client: SchemaSource, schema_type: str, prepare: Callable[[Schema], T]) -> None:
         self._client, self._type, self._prepare = client, schema_type, prepare
         self._known: dict[int, T | DecodeError] = {}
 
     def __getitem__(self, schema_id: int) -> T:
-        got = self._known.get(schema_id)
-        if got is None:
+        got = self._known.get(schema_id, _MISSING)
+        if got is _MISSING:
             got = self._known[schema_id] = self._fetch(schema_id)
         if isinstance(got, DecodeError):
             raise got

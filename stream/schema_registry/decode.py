@@ -22,13 +22,13 @@ from typing import Any
 import fastavro
 import fastjsonschema
 import orjson
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema
 from pydantic import TypeAdapter, ValidationError
 
 from stream.codec import BatchDecoder, schema_error
 from stream.contracts import Event, ModelCard
 from stream.errors import DecodeError, PoisonEvent, SchemaError
-from stream.schema_registry.client import HEADER, WriterSchemas, schema_id
+from stream.schema_registry.client import HEADER, SchemaSource, WriterSchemas, schema_id
 from stream.schema_registry.schemas import event_json_schema
 
 Decoded = list[Event | PoisonEvent]
@@ -39,7 +39,7 @@ _SKIP = HEADER.size
 class AvroDecoder:
     """Avro values (fastavro, with each writer's schema) to events, validated in one pydantic call."""
 
-    def __init__(self, client: SchemaRegistryClient, max_bytes: int) -> None:
+    def __init__(self, client: SchemaSource, max_bytes: int) -> None:
         self._schemas: WriterSchemas[Any] = WriterSchemas(
             client, "AVRO", lambda s: fastavro.parse_schema(json.loads(s.schema_str))
         )
@@ -93,7 +93,7 @@ Validator = Callable[[Any], object] | None
 class JsonSchemaDecoder:
     """JSON Schema values: the header read, the payloads validated as a batch as on the JSON path."""
 
-    def __init__(self, client: SchemaRegistryClient, card: ModelCard, max_bytes: int) -> None:
+    def __init__(self, client: SchemaSource, card: ModelCard, max_bytes: int) -> None:
         own = event_json_schema(card)
         self._schemas: WriterSchemas[Validator] = WriterSchemas(client, "JSON", lambda s: _validator(s, own))
         self._max_bytes = max_bytes

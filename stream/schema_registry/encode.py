@@ -53,9 +53,14 @@ class OutputEncoder:
         self._by_topic = dict(by_topic)
 
     def __call__(self, records: list[Record]) -> list[Record]:
-        get = self._by_topic.get
+        get, new = self._by_topic.get, tuple.__new__
         out: list[Record] = []
+        append = out.append
         for record in records:
-            encode = get(record.topic)
-            out.append(record if encode is None else record._replace(value=encode(record.value)))  # type: ignore[arg-type]
+            encode = get(record[0])
+            if encode is None:
+                append(record)
+            else:  # Record(topic, key, encode(value), ...) without NamedTuple's Python-level __new__
+                topic, key, value, partition, source, headers = record
+                append(new(Record, (topic, key, encode(value), partition, source, headers)))  # type: ignore[arg-type]
         return out

@@ -16,13 +16,13 @@ from typing import Any
 
 import fastavro
 import orjson
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from stream.errors import PoisonEvent
 from stream.model import load_card, resolve
 from stream.schema_registry.client import (
     HEADER,
     MAGIC,
+    SchemaSource,
     WriterSchemas,
     header,
     registry_client,
@@ -41,10 +41,15 @@ def event_serializer(settings: Settings, kind: WireFormat, topic: str) -> Serial
     schema = event_schema(kind, card)
     with registry_errors(settings.schema_registry_url):
         schema_id = register(registry_client(settings), subject(topic), schema)
+    return event_serializer_for(kind, schema_id, json.loads(schema.schema_str))
+
+
+def event_serializer_for(kind: WireFormat, schema_id: int, document: dict[str, Any]) -> Serialize:
+    """JSON event bytes -> ``kind`` in the wire format, with the schema ``document`` of ``schema_id``."""
     prefix = header(schema_id)
     if kind == "json-schema":
         return lambda value: prefix + value
-    parsed = fastavro.parse_schema(json.loads(schema.schema_str))
+    parsed = fastavro.parse_schema(document)
 
     def avro(value: bytes) -> bytes:
         out = io.BytesIO()
@@ -63,7 +68,7 @@ def event_serializer(settings: Settings, kind: WireFormat, topic: str) -> Serial
 class WireReader:
     """Decodes wire-format values (Avro or JSON Schema) with their writer's schema, fetched by id."""
 
-    def __init__(self, client: SchemaRegistryClient) -> None:
+    def __init__(self, client: SchemaSource) -> None:
         self._avro: WriterSchemas[Any] = WriterSchemas(
             client, "AVRO", lambda s: fastavro.parse_schema(json.loads(s.schema_str))
         )
