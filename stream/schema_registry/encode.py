@@ -1,23 +1,21 @@
 """Predictions and provenance in the wire format: the header of their registered schema, then the payload.
 
 The records are built as JSON by :class:`~stream.records.RecordBuilder` (the bytes tests pin);
-for JSON Schema the payload is those bytes, for Avro they are written again with fastavro, the
-timestamps as ``timestamp-micros``. Dead letters keep the input's bytes; other topics stay JSON.
+for JSON Schema the payload is those bytes, for Avro they are written again by a writer generated
+for the schema (:mod:`.avro_writer`), the timestamps as ``timestamp-micros``. Dead letters keep the
+input's bytes; other topics stay JSON.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import io
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import fastavro
 import orjson
 
 from stream.messages import Record
+from stream.schema_registry.avro_writer import compile_writer
 from stream.schema_registry.client import header
-from stream.schema_registry.schemas import TIMESTAMP
 
 Encode = Callable[[bytes], bytes]
 
@@ -29,21 +27,8 @@ def json_encoder(schema_id: int) -> Encode:
 
 def avro_encoder(schema_id: int, schema: dict[str, Any]) -> Encode:
     """Writes a JSON record again in Avro; its ``date-time`` strings as timestamps."""
-    prefix = header(schema_id)
-    parsed = fastavro.parse_schema(schema)
-    times = [f["name"] for f in schema["fields"] if f["type"] == TIMESTAMP]
-    write, loads, parse = fastavro.schemaless_writer, orjson.loads, dt.datetime.fromisoformat
-
-    def encode(value: bytes) -> bytes:
-        record = loads(value)
-        for name in times:
-            record[name] = parse(record[name])
-        out = io.BytesIO()
-        out.write(prefix)
-        write(out, parsed, record)
-        return out.getvalue()
-
-    return encode
+    prefix, write, loads = header(schema_id), compile_writer(schema), orjson.loads
+    return lambda value: prefix + write(loads(value))
 
 
 class OutputEncoder:
