@@ -379,15 +379,20 @@ def run(
 ) -> None:
     """The demo: a broker (embedded unless KAFKA_BOOTSTRAP_SERVERS is set) and traffic through it.
 
+    With STREAMSCORE_INPUT_FORMAT or STREAMSCORE_OUTPUT_FORMAT avro or json-schema, the traffic is in
+    that format, through Apicurio Registry unless STREAMSCORE_SCHEMA_REGISTRY_URL is set.
+
     Needs STREAMSCORE_SECRET like the workers it starts (``make run`` makes a random one per run).
     """
     from stream.demo import run_demo
     from stream.errors import ConfigError
     from stream.keys import keys
+    from stream.schema_registry.apicurio import demo_registry
 
     try:
-        keys(settings())
-        run_demo(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), seconds=seconds)
+        with demo_registry():  # only when a registered format is asked for without a registry
+            keys(settings())
+            run_demo(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), seconds=seconds)
     except (BrokerError, ConfigError) as exc:
         raise fail(str(exc)) from None
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import orjson
@@ -80,6 +80,7 @@ def run_demo(bootstrap_servers: str | None, seconds: float = 0.0, rate: float = 
             )
         )
         consumer.subscribe([settings.prediction_topic, settings.drift_topic])
+        serialize, occurred = wire_demo(settings)  # JSON: None, and the time read from JSON
         stop = threading.Event()
         producer = threading.Thread(
             target=lambda: produce(
@@ -92,6 +93,7 @@ def run_demo(bootstrap_servers: str | None, seconds: float = 0.0, rate: float = 
                 stop=stop,
                 outcome_topic=settings.outcome_topic or None,
                 outcome_delay=5.0,
+                serialize=serialize,
             ),
             daemon=True,
         )
@@ -113,7 +115,7 @@ def run_demo(bootstrap_servers: str | None, seconds: float = 0.0, rate: float = 
                             print(_summary(orjson.loads(msg.value())), flush=True)
                         else:
                             received += 1
-                            lags.append(time.time() - _occurred(msg.value()))
+                            lags.append(time.time() - occurred(msg.value()))
                     if time.monotonic() - last >= 5 and lags:
                         lags.sort()
                         per_second = len(lags) / (time.monotonic() - last)
@@ -163,3 +165,24 @@ def _summary(report: dict[str, object]) -> str:
 
 def _occurred(value: bytes) -> float:
     return datetime.fromisoformat(orjson.loads(value)["occurred_at"]).timestamp()
+
+
+def wire_demo(settings: Settings) -> tuple[Callable[[bytes], bytes] | None, Callable[[bytes], float]]:
+    """How the demo writes events (None: JSON) and reads a prediction's event time, in their formats."""
+    if settings.input_format == settings.output_format == "json":
+        return None, _occurred
+    from stream.schema_registry.client import registry_client
+    from stream.schema_registry.tools import WireReader, event_serializer
+
+    serialize = None
+    if settings.input_format != "json":
+        serialize = event_serializer(settings, settings.input_format, settings.input_topic)
+    if settings.output_format == "json":
+        return serialize, _occurred
+    read = WireReader(registry_client(settings))
+
+    def occurred(value: bytes) -> float:
+        at = read(value)[1]["occurred_at"]  # type: ignore[index]
+        return (at if isinstance(at, datetime) else datetime.fromisoformat(at)).timestamp()
+
+    return serialize, occurred

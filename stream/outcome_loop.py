@@ -21,14 +21,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from pydantic import ValidationError
 
 from stream.contracts import Outcome, Provenance
-from stream.errors import SchemaError
+from stream.errors import PoisonEvent, SchemaError
 from stream.health import Health
 from stream.kafka_clients import consume_errors, fatal
 from stream.messages import TIMESTAMP_NOT_AVAILABLE
@@ -58,6 +58,7 @@ class OutcomeLoop:
     topics: OutcomeTopics
     partitions: int
     worker_id: str
+    read_provenance: Callable[[bytes], Provenance] = Provenance.model_validate_json  # or a registry's
     join: Join = field(init=False)
 
     def __post_init__(self) -> None:
@@ -136,12 +137,13 @@ class OutcomeLoop:
             at_ms = ms if kind != TIMESTAMP_NOT_AVAILABLE and ms > 0 else int(time.time() * 1000)
             if topic == t.provenance:
                 try:
-                    record = Provenance.model_validate_json(m.value() or b"")
-                except ValidationError as exc:
+                    record = self.read_provenance(m.value() or b"")
+                except (ValidationError, PoisonEvent) as exc:
                     self.metrics.invalid_predictions.inc()
+                    reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
                     log.warning(
                         "provenance %s[%d]@%d breaks the contract (%s): skipped",
-                        topic, partition, m.offset(), exc.errors()[0]["msg"],
+                        topic, partition, m.offset(), reason,
                     )  # fmt: skip
                     continue
                 if rate < 1.0 and not sampled(record.event_id.encode(), rate):

@@ -32,6 +32,7 @@ from stream.outcome_kafka import OutcomeTopics
 from stream.outcome_loop import OutcomeLoop
 from stream.outcome_report import OutcomeMetrics
 from stream.outcome_store import PendingStore
+from stream.schema_registry.startup import provenance_reader
 from stream.settings import Settings
 from stream.topics import ensure_topics, prepare_topics
 
@@ -93,6 +94,7 @@ def create_outcome_app(settings: Settings) -> faust.App:
     health.model = "outcomes"
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     loop = OutcomeLoop(settings, store, metrics, health, topics, partitions, worker_id)
+    loop.read_provenance = provenance_reader(settings) or loop.read_provenance
     app = ShellApp(
         group,
         autodiscover=False,

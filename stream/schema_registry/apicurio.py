@@ -14,12 +14,14 @@ lookup's reply omits ``schemaType``.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -130,6 +132,24 @@ class Apicurio:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def demo_registry() -> Iterator[None]:
+    """For the block, an Apicurio Registry as STREAMSCORE_SCHEMA_REGISTRY_URL when a registered format
+    is asked for (STREAMSCORE_INPUT_FORMAT or STREAMSCORE_OUTPUT_FORMAT) and no registry is given."""
+    formats = {os.environ.get(f"STREAMSCORE_{d}_FORMAT", "json").lower() for d in ("INPUT", "OUTPUT")}
+    if formats == {"json"} or os.environ.get("STREAMSCORE_SCHEMA_REGISTRY_URL"):
+        yield
+        return
+    print("STREAMSCORE_SCHEMA_REGISTRY_URL not set: starting Apicurio Registry", flush=True)
+    with Apicurio() as registry:
+        os.environ["STREAMSCORE_SCHEMA_REGISTRY_URL"] = registry.url
+        print(f"Apicurio Registry {registry.version} ready on {registry.url}", flush=True)
+        try:
+            yield
+        finally:
+            del os.environ["STREAMSCORE_SCHEMA_REGISTRY_URL"]
 
 
 if __name__ == "__main__":  # make registry: only fill the cache

@@ -19,8 +19,8 @@ from typing import Any
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from stream.contracts import Event, ModelCard
-from stream.errors import ConfigError, PoisonEvent
+from stream.contracts import Event, ModelCard, Provenance
+from stream.errors import ConfigError, DecodeError, PoisonEvent
 from stream.messages import Record
 from stream.schema_registry.carry import avro_refusal, json_refusal
 from stream.schema_registry.client import registry_client, registry_errors, subject
@@ -49,6 +49,25 @@ def wire_codecs(settings: Settings, card: ModelCard) -> tuple[Decoder | None, En
     client = registry_client(settings)
     with registry_errors(settings.schema_registry_url):
         return _decoder(client, settings, card), _encoder(client, settings)
+
+
+def provenance_reader(settings: Settings) -> Callable[[bytes], Provenance] | None:
+    """How the outcome worker reads provenance in the worker's output format; None for JSON."""
+    if settings.output_format == "json":
+        return None
+    from stream.schema_registry.tools import WireReader
+
+    read = WireReader(registry_client(settings))
+
+    def provenance(value: bytes) -> Provenance:
+        decoded = read(value)
+        if decoded is None or not isinstance(decoded[1], dict):
+            raise DecodeError(
+                f"not a registered provenance record ({decoded[0] if decoded else 'no header'})"
+            )
+        return Provenance.model_validate(decoded[1])
+
+    return provenance
 
 
 def event_schema(kind: WireFormat, card: ModelCard) -> Schema:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
 
 from stream.broker import KAFKA_VERSION
+from stream.schema_registry.apicurio import APICURIO_VERSION
 from stream.settings import Settings
 
 ROOT = Path(__file__).parents[2]
@@ -14,7 +16,9 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
 def test_services_present():
-    assert {"kafka", "worker", "outcomes", "producer", "prometheus", "grafana"} <= set(COMPOSE["services"])
+    assert {"kafka", "registry", "worker", "outcomes", "producer", "prometheus", "grafana"} <= set(
+        COMPOSE["services"]
+    )
     assert COMPOSE["services"]["producer"]["profiles"] == ["demo"]
 
 
@@ -22,12 +26,20 @@ def test_kafka_image_matches_embedded_version():
     assert COMPOSE["services"]["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
 
 
+def test_registry_image_matches_the_tests_registry():
+    assert COMPOSE["services"]["registry"]["image"] == f"apicurio/apicurio-registry:{APICURIO_VERSION}"
+    url = COMPOSE["services"]["worker"]["environment"]["STREAMSCORE_SCHEMA_REGISTRY_URL"]
+    assert url == "http://registry:8080/apis/ccompat/v7"
+    assert COMPOSE["services"]["producer"]["environment"]["STREAMSCORE_SCHEMA_REGISTRY_URL"] == url
+
+
 def test_worker_environment_matches_settings_defaults():
     env = COMPOSE["services"]["worker"]["environment"]
     defaults = Settings(_env_file=None)
     for key, value in env.items():
-        if key in ("KAFKA_BOOTSTRAP_SERVERS", "STREAMSCORE_SECRET"):
+        if key in ("KAFKA_BOOTSTRAP_SERVERS", "STREAMSCORE_SECRET", "STREAMSCORE_SCHEMA_REGISTRY_URL"):
             continue
+        value = re.sub(r"\$\{\w+:-(.*)\}", r"\1", value)  # ${VAR:-default}: the default
         field = key.removeprefix("STREAMSCORE_").lower()
         assert field in Settings.model_fields, f"{key} is not a streamscore setting"
         assert str(getattr(defaults, field)) == value, key
