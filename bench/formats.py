@@ -17,9 +17,10 @@ from stream.messages import inbound
 from stream.model import load
 from stream.pipeline import Pipeline, Topics
 from stream.producer import events
+from stream.records import JSON_VALUES
 from stream.schema_registry.client import StaticSchemas
 from stream.schema_registry.decode import AvroDecoder, JsonSchemaDecoder
-from stream.schema_registry.encode import OutputEncoder, avro_encoder, json_encoder
+from stream.schema_registry.encode import avro_serializer, json_serializer
 from stream.schema_registry.startup import event_schema, output_schema
 from stream.schema_registry.tools import event_serializer_for
 from stream.settings import Settings, WireFormat
@@ -32,19 +33,19 @@ def _pipeline(kind: WireFormat, settings: Settings) -> tuple[Pipeline, list[byte
     """A pipeline reading and writing ``kind``, and 256 events in it."""
     model = load(settings.model_dir, settings.model_name)
     values = [v for _, v, *_ in itertools.islice(events(seed=1), 256)]
-    decoder = encoder = None
+    decoder, serialize = None, JSON_VALUES
     if kind != "json":
         schema = event_schema(kind, model.card)
         source = StaticSchemas({1: schema})
         serialize = event_serializer_for(kind, 1, json.loads(schema.schema_str))
         values = [serialize(v) for v in values]
-        docs = {t: output_schema(kind, n) for t, n in (("p", "prediction"), ("v", "provenance"))}
+        docs = [output_schema(kind, name) for name in ("prediction", "provenance")]
         if kind == "avro":
             decoder = AvroDecoder(source, 65_536)
-            encoder = OutputEncoder({t: avro_encoder(i, d) for i, (t, d) in enumerate(docs.items(), start=2)})
+            serialize = (avro_serializer(2, docs[0]), avro_serializer(3, docs[1]))
         else:
             decoder = JsonSchemaDecoder(source, model.card, 65_536)
-            encoder = OutputEncoder({t: json_encoder(i) for i, t in enumerate(docs, start=2)})
+            serialize = (json_serializer(2), json_serializer(3))
     pipeline = Pipeline(
         model,
         TOPICS,
@@ -52,7 +53,7 @@ def _pipeline(kind: WireFormat, settings: Settings) -> tuple[Pipeline, list[byte
         scorer={"version": "0", "revision": None, "worker_id": "w"},
         max_message_bytes=65_536,
         decoder=decoder,
-        encoder=encoder,
+        serialize=serialize,
     )
     return pipeline, values
 

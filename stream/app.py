@@ -63,7 +63,7 @@ def create_pipeline(settings: Settings) -> Pipeline:
     """Load and verify the model and build the hot path around it."""
     personal = keys(settings).personal  # first: no secret, no start
     loaded = model.load(settings.model_dir, settings.model_name, settings.model_version)
-    decoder, encoder = wire_codecs(settings, loaded.card)  # None, None for JSON
+    decoder, serialize = wire_codecs(settings, loaded.card)  # JSON: None, orjson.dumps
     return Pipeline(
         loaded,
         Topics(settings.prediction_topic, settings.provenance_topic, settings.dlq_topic),
@@ -77,7 +77,7 @@ def create_pipeline(settings: Settings) -> Pipeline:
         max_features=settings.max_features,
         max_string_length=settings.max_string_length,
         decoder=decoder,
-        encoder=encoder,
+        serialize=serialize,
     )
 
 

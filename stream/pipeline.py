@@ -31,7 +31,7 @@ from stream.contracts import Event
 from stream.errors import FeatureError, ModelError, PoisonEvent
 from stream.messages import Inbound, Record
 from stream.model import LoadedModel
-from stream.records import RecordBuilder, Topics
+from stream.records import JSON_VALUES, RecordBuilder, Serialize, Topics
 
 
 @dataclass(slots=True)
@@ -73,14 +73,15 @@ class Pipeline:
         max_string_length: int = MAX_STRING_LENGTH,
         clock: Callable[[], float] = time.time,
         decoder: Callable[[Sequence[bytes | None]], list[Event | PoisonEvent]] | None = None,
-        encoder: Callable[[list[Record]], list[Record]] | None = None,
+        serialize: tuple[Serialize, Serialize] = JSON_VALUES,
     ) -> None:
-        """``decoder`` and ``encoder``: a registered input and output format (default: JSON)."""
+        """``decoder``, ``serialize`` (prediction, provenance): a registered input and output format
+        (default: JSON)."""
         self.topics = topics
         self._clock = clock  # epoch seconds: every timestamp the pipeline writes
         self._key = pii_key
         self._decode = decoder or BatchDecoder(max_message_bytes)
-        self._encode = encoder
+        self._serialize = serialize
         self._max_features, self._max_string = max_features, max_string_length
         self._scorer = scorer
         self.scorer_id = str(scorer.get("worker_id"))
@@ -105,7 +106,9 @@ class Pipeline:
                 f"{model.path.parent} lists {len(card.features)} features, more than the limit of "
                 f"{self._max_features}: raise STREAMSCORE_MAX_FEATURES"
             )
-        records = RecordBuilder.for_card(self.topics, card, pii_key=self._key, scorer=self._scorer)
+        records = RecordBuilder.for_card(
+            self.topics, card, pii_key=self._key, scorer=self._scorer, serialize=self._serialize
+        )
         reader = FeatureReader(card.features, self._max_features, self._max_string)
         return _Scoring(model=model, reader=reader, records=records)
 
@@ -135,7 +138,7 @@ class Pipeline:
         built, result.scored = records.scored(
             msgs, events, x, scores.tolist(), received_at, scored_at, self._now()
         )
-        result.records += built if self._encode is None else self._encode(built)
+        result.records += built
         if result.scored < len(events):
             result.dead_letters["score"] = len(events) - result.scored
         emitted = self._clock()

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import orjson
@@ -33,6 +34,10 @@ _Fragment = orjson.Fragment
 
 _record = partial(tuple.__new__, Record)
 """``_record(fields)`` is ``Record(*fields)`` without NamedTuple's Python-level ``__new__``."""
+Serialize = Callable[[dict[str, Any]], bytes]
+"""A record's dict (``orjson.Fragment`` where a part is serialised once) to its value's bytes."""
+JSON_VALUES: tuple[Serialize, Serialize] = (_dumps, _dumps)
+"""Predictions and provenance in JSON (other formats: :mod:`stream.schema_registry`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +52,7 @@ class RecordBuilder:
 
     __slots__ = (
         "_hasher", "_labels", "_model", "_model_name", "_model_version", "_personal", "_role",
-        "_scorer", "_threshold", "topics",
+        "_scorer", "_serialize", "_threshold", "topics",
     )  # fmt: skip
 
     def __init__(
@@ -61,13 +66,16 @@ class RecordBuilder:
         pii_key: bytes,
         scorer: dict[str, str | None],
         role: Role = "champion",
+        serialize: tuple[Serialize, Serialize] = JSON_VALUES,
     ) -> None:
         """``model``: name, version, sha256; ``labels``: negative, positive; ``personal``: (name, column).
 
-        ``role`` is written on every prediction and provenance record the builder makes.
+        ``role`` is written on every prediction and provenance record the builder makes;
+        ``serialize`` writes the prediction's and the provenance's values (default: JSON).
         """
         self.topics = topics
         self._role = role
+        self._serialize = serialize
         self._model_name, self._model_version = model["name"], model["version"]
         self._model = _Fragment(_dumps(model))
         self._scorer = _Fragment(_dumps(scorer))
@@ -88,6 +96,7 @@ class RecordBuilder:
         pii_key: bytes,
         scorer: dict[str, str | None],
         role: Role = "champion",
+        serialize: tuple[Serialize, Serialize] = JSON_VALUES,
     ) -> RecordBuilder:
         """The builder of the records of the model ``card`` describes."""
         return cls(
@@ -99,6 +108,7 @@ class RecordBuilder:
             pii_key=pii_key,
             scorer=scorer,
             role=role,
+            serialize=serialize,
         )
 
     def scored(
@@ -119,7 +129,7 @@ class RecordBuilder:
         pred_topic, prov_topic = self.topics.predictions, self.topics.provenance
         threshold, labels = self._threshold, self._labels
         name, version, model, scorer = self._model_name, self._model_version, self._model, self._scorer
-        role = self._role
+        role, (dump_prediction, dump_provenance) = self._role, self._serialize
         hasher, personal = self._hasher, self._personal
         received, scored, emitted = (_Fragment(_dumps(t)) for t in (received_at, scored_at, emitted_at))
         data, width = rows.tobytes(), rows.shape[1] * 4
@@ -147,7 +157,7 @@ class RecordBuilder:
                 "occurred_at": occurred_at,
                 "scored_at": scored,
             }
-            append(_record((pred_topic, msg.key(), _dumps(prediction), partition, partition, None)))
+            append(_record((pred_topic, msg.key(), dump_prediction(prediction), partition, partition, None)))
             feature_hash = hasher.copy()
             feature_hash.update(row)
             hashes = {}
@@ -175,7 +185,9 @@ class RecordBuilder:
                 "scored_at": scored,
                 "emitted_at": emitted,
             }
-            append(_record((prov_topic, event_id.encode(), _dumps(provenance), None, partition, None)))
+            append(
+                _record((prov_topic, event_id.encode(), dump_provenance(provenance), None, partition, None))
+            )
             n += 1
         return records, n
 

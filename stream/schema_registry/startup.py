@@ -1,13 +1,13 @@
 """The worker's registered formats, chosen and checked once at start-up.
 
-:func:`wire_codecs` gives the pipeline its input decoder and output encoder (None for plain
-JSON, which keeps the JSON path as it is). For a registered input format the schema registered as
-``<input topic>-value`` must carry the model card's features; when none is registered yet, the
-worker registers the one it makes from the card. For a registered output format the Prediction and
-Provenance schemas are registered as ``<topic>-value`` under a compatibility level of at least
-``BACKWARD`` (set on the subject when the registry says ``NONE``), so a change that breaks
-compatibility stops start-up with the registry's reason. Each failure is a one-line
-:class:`~stream.errors.ConfigError`.
+:func:`wire_codecs` gives the pipeline its input decoder (None for plain JSON, which keeps the
+JSON path as it is) and the serializers of predictions and provenance. For a registered input
+format the schema registered as ``<input topic>-value`` must carry the model card's features;
+when none is registered yet, the worker registers the one it makes from the card. For a registered
+output format the Prediction and Provenance schemas are registered as ``<topic>-value`` under a
+compatibility level of at least ``BACKWARD`` (set on the subject when the registry says ``NONE``),
+so a change that breaks compatibility stops start-up with the registry's reason. Each failure is
+a one-line :class:`~stream.errors.ConfigError`.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from stream.contracts import Event, ModelCard, Provenance
 from stream.errors import ConfigError, DecodeError, PoisonEvent
-from stream.messages import Record
+from stream.records import JSON_VALUES, Serialize
 from stream.schema_registry.carry import avro_refusal, json_refusal
 from stream.schema_registry.client import registry_client, registry_errors, subject
 from stream.schema_registry.decode import AvroDecoder, JsonSchemaDecoder
-from stream.schema_registry.encode import OutputEncoder, avro_encoder, json_encoder
+from stream.schema_registry.encode import avro_serializer, json_serializer
 from stream.schema_registry.schemas import (
     OUTPUTS,
     avro_schema,
@@ -37,18 +37,19 @@ from stream.schema_registry.schemas import (
 from stream.settings import Settings, WireFormat
 
 Decoder = Callable[[Sequence[bytes | None]], list[Event | PoisonEvent]]
-Encoder = Callable[[list[Record]], list[Record]]
+Serializers = tuple[Serialize, Serialize]
 SCHEMA_TYPES: dict[WireFormat, str] = {"avro": "AVRO", "json-schema": "JSON"}
 NOT_FOUND = (40401, 40402)  # subject, version not found
 
 
-def wire_codecs(settings: Settings, card: ModelCard) -> tuple[Decoder | None, Encoder | None]:
-    """The input decoder and output encoder the settings ask for; None where they ask for JSON."""
+def wire_codecs(settings: Settings, card: ModelCard) -> tuple[Decoder | None, Serializers]:
+    """The input decoder (None for JSON) and the prediction and provenance serializers the settings
+    ask for."""
     if settings.input_format == "json" and settings.output_format == "json":
-        return None, None
+        return None, JSON_VALUES
     client = registry_client(settings)
     with registry_errors(settings.schema_registry_url):
-        return _decoder(client, settings, card), _encoder(client, settings)
+        return _decoder(client, settings, card), _serializers(client, settings)
 
 
 def provenance_reader(settings: Settings) -> Callable[[bytes], Provenance] | None:
@@ -112,16 +113,16 @@ def _decoder(client: SchemaRegistryClient, settings: Settings, card: ModelCard) 
     return JsonSchemaDecoder(client, card, settings.max_message_bytes)
 
 
-def _encoder(client: SchemaRegistryClient, settings: Settings) -> Encoder | None:
+def _serializers(client: SchemaRegistryClient, settings: Settings) -> Serializers:
     kind = settings.output_format
     if kind == "json":
-        return None
-    encoders = {}
+        return JSON_VALUES
+    made = []
     for name, topic in (("prediction", settings.prediction_topic), ("provenance", settings.provenance_topic)):
         document = output_schema(kind, name)
         schema_id = register(client, subject(topic), Schema(dumps(document), SCHEMA_TYPES[kind]))
-        encoders[topic] = avro_encoder(schema_id, document) if kind == "avro" else json_encoder(schema_id)
-    return OutputEncoder(encoders)
+        made.append(avro_serializer(schema_id, document) if kind == "avro" else json_serializer(schema_id))
+    return made[0], made[1]
 
 
 def register(client: SchemaRegistryClient, name: str, schema: Schema) -> int:

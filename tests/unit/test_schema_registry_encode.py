@@ -1,4 +1,5 @@
-"""Output records in the wire format: the generated Avro writer writes what fastavro writes."""
+"""Output records in the wire format: the generated Avro writer writes what fastavro writes, and a
+registered pipeline writes the JSON pipeline's records."""
 
 from __future__ import annotations
 
@@ -15,25 +16,30 @@ from stream.messages import inbound
 from stream.model import load
 from stream.pipeline import Pipeline
 from stream.producer import events
-from stream.records import Topics
+from stream.records import JSON_VALUES, Topics
 from stream.schema_registry.avro_writer import compile_writer
 from stream.schema_registry.client import header
-from stream.schema_registry.encode import OutputEncoder, avro_encoder, json_encoder
+from stream.schema_registry.encode import avro_serializer, json_serializer
 from stream.schema_registry.schemas import avro_schema
 
 TOPICS = Topics("predictions", "provenance", "dlq")
 
 
+VALUES = [v for _, v, *_ in itertools.islice(events(seed=9, malformed_fraction=0.2), 40)]
+BATCH = [inbound(v, b"k", "events", offset=i, timestamp_ms=5) for i, v in enumerate(VALUES)]
+
+
+def _pipeline(serialize=JSON_VALUES):
+    return Pipeline(
+        load(MODELS, "loan-approval"), TOPICS, pii_key=b"k" * 16, clock=lambda: 1_795_000_000.5,
+        scorer={"version": "0", "revision": None, "worker_id": "w"}, max_message_bytes=65_536,
+        serialize=serialize,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def records():
-    pipeline = Pipeline(
-        load(MODELS, "loan-approval"), TOPICS, pii_key=b"k" * 16,
-        scorer={"version": "0", "revision": None, "worker_id": "w"}, max_message_bytes=65_536,
-    )  # fmt: skip
-    values = [v for _, v, *_ in itertools.islice(events(seed=9, malformed_fraction=0.2), 40)]
-    return pipeline.process(
-        [inbound(v, b"k", "events", offset=i, timestamp_ms=5) for i, v in enumerate(values)]
-    )
+    return _pipeline().process(BATCH)
 
 
 @pytest.mark.parametrize(("topic", "model"), [("predictions", Prediction), ("provenance", Provenance)])
@@ -49,24 +55,30 @@ def test_the_generated_writer_writes_fastavros_bytes(records, topic, model):
         assert write(orjson.loads(value)) == out.getvalue()
 
 
-def test_the_encoder_writes_predictions_and_provenance_only(records):
-    encode = OutputEncoder(
-        {"predictions": avro_encoder(5, avro_schema(Prediction)), "provenance": json_encoder(6)}
-    )
-    out = encode(records.records)
-    assert len(out) == len(records.records)
-    assert {r.topic for r in records.records} == {"predictions", "provenance", "dlq"}
-    parsed = fastavro.parse_schema(avro_schema(Prediction))
-    for before, after in zip(records.records, out, strict=True):
+@pytest.mark.parametrize("kind", ["avro", "json-schema"])
+def test_a_registered_pipeline_writes_the_json_pipelines_records(records, kind):
+    """Prediction and provenance from the builder's dicts (fragments included) decode to the JSON."""
+    docs = [avro_schema(Prediction), avro_schema(Provenance)]
+    if kind == "avro":
+        serialize = (avro_serializer(5, docs[0]), avro_serializer(6, docs[1]))
+    else:
+        serialize = (json_serializer(5), json_serializer(6))
+    out = _pipeline(serialize).process(BATCH)
+    assert [r.topic for r in out.records] == [r.topic for r in records.records]
+    parsed = {5: fastavro.parse_schema(docs[0]), 6: fastavro.parse_schema(docs[1])}
+    contracts = {"predictions": (5, Prediction), "provenance": (6, Provenance)}
+    for before, after in zip(records.records, out.records, strict=True):
         assert after[:2] == before[:2] and after[3:] == before[3:]
         if before.topic == "dlq":
-            assert after is before
-        elif before.topic == "provenance":
-            assert after.value == header(6) + before.value
+            assert after.value == before.value
+            continue
+        schema_id, model = contracts[before.topic]
+        assert after.value[:5] == header(schema_id)
+        if kind == "avro":
+            value = fastavro.schemaless_reader(io.BytesIO(after.value[5:]), parsed[schema_id], None)
+            assert model.model_validate(value) == model.model_validate_json(before.value)
         else:
-            assert after.value[:5] == header(5)
-            read = fastavro.schemaless_reader(io.BytesIO(after.value[5:]), parsed, None)
-            assert Prediction.model_validate(read) == Prediction.model_validate_json(before.value)
+            assert after.value[5:] == before.value
 
 
 def test_unions_other_than_optional_are_not_written():
