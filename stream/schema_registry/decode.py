@@ -40,9 +40,7 @@ class AvroDecoder:
     """Avro values (fastavro, with each writer's schema) to events, validated in one pydantic call."""
 
     def __init__(self, client: SchemaSource, max_bytes: int) -> None:
-        self._schemas: WriterSchemas[Any] = WriterSchemas(
-            client, "AVRO", lambda s: fastavro.parse_schema(json.loads(s.schema_str))
-        )
+        self._schemas: WriterSchemas[Any] = WriterSchemas(client, "AVRO", parsed_avro)
         self._max_bytes = max_bytes
 
     def __call__(self, values: Sequence[bytes | None]) -> Decoded:
@@ -68,6 +66,11 @@ class AvroDecoder:
             except PoisonEvent as exc:
                 records.append(exc)
         return _validate(records)
+
+
+def parsed_avro(schema: Schema) -> Any:
+    """A registered Avro schema, parsed for fastavro."""
+    return fastavro.parse_schema(json.loads(schema.schema_str))
 
 
 def _validate(records: list[Any]) -> Decoded:

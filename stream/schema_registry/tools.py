@@ -29,6 +29,7 @@ from stream.schema_registry.client import (
     registry_errors,
     subject,
 )
+from stream.schema_registry.decode import parsed_avro
 from stream.schema_registry.startup import event_schema, register
 from stream.settings import Settings, WireFormat
 
@@ -69,11 +70,8 @@ class WireReader:
     """Decodes wire-format values (Avro or JSON Schema) with their writer's schema, fetched by id."""
 
     def __init__(self, client: SchemaSource) -> None:
-        self._avro: WriterSchemas[Any] = WriterSchemas(
-            client, "AVRO", lambda s: fastavro.parse_schema(json.loads(s.schema_str))
-        )
+        self._avro: WriterSchemas[Any] = WriterSchemas(client, "AVRO", parsed_avro)
         self._json: WriterSchemas[None] = WriterSchemas(client, "JSON", lambda s: None)
-        self._client = client
 
     def __call__(self, value: bytes | None) -> tuple[str, object] | None:
         """(what it was, the decoded value) of a wire-format value; None if it is not one."""
