@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from confluent_kafka.schema_registry import Schema
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pydantic import ValidationError
 
 from stream.errors import DecodeError
@@ -70,3 +71,20 @@ def test_the_client_takes_auth_and_tls_from_the_settings(tmp_path):
 def test_a_registered_format_needs_a_registry(field):
     with pytest.raises(ValidationError, match=f"STREAMSCORE_{field.upper()}=avro needs STREAMSCORE_SCHEMA"):
         Settings(**{field: "avro"})
+
+
+def test_a_registry_away_is_raised_not_cached_as_poison():
+    """Not the message's fault: the loop ends without committing, and its restart asks again."""
+
+    class Away:
+        calls = 0
+
+        def get_schema(self, schema_id):
+            Away.calls += 1
+            raise SchemaRegistryError(503, 50301, "unavailable")
+
+    cache = WriterSchemas(Away(), "AVRO", lambda s: s)
+    for _ in range(2):
+        with pytest.raises(SchemaRegistryError):
+            cache[1]
+    assert Away.calls == 2
