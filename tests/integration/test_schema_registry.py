@@ -2,7 +2,8 @@
 
 Avro and JSON Schema events are scored end to end with outputs equal to the JSON path's; each kind
 of bad registered message is dead-lettered with its reason; a schema that cannot carry the card's
-features, or an output schema that breaks BACKWARD compatibility, stops start-up; tail reads all.
+features, or an output schema that breaks BACKWARD compatibility, stops start-up; tail reads all;
+the outcome worker joins provenance written in Avro.
 """
 
 from __future__ import annotations
@@ -226,3 +227,22 @@ def test_tail_reads_every_format(kafka_bootstrap, schema_registry, new_topic):
     for event_id in ids:
         assert f'"event_id": "{event_id}"' in done.stdout
     assert done.stdout.count('"salary"') == 3
+
+
+def test_the_outcome_worker_joins_avro_provenance(
+    kafka_bootstrap, schema_registry, worker_topics, start_worker
+):
+    ensure_topics(kafka_bootstrap, {worker_topics.input: 3})
+    registry = {"output_format": "avro", "schema_registry_url": schema_registry}
+    start_worker(drift_window=0, **registry)
+    judge = start_worker("outcomes", outcome_window=100, **registry)
+    produce(
+        kafka_bootstrap, worker_topics.input, count=400, seed=8,
+        outcome_topic=worker_topics.outcomes, outcome_delay=1.0,
+    )  # fmt: skip
+    drift = read_topic(kafka_bootstrap, worker_topics.drift, 4, timeout=120, settle=1.0)
+    reports = [orjson.loads(m.value()) for m in drift]
+    performance = [r for r in reports if r["kind"] == "performance"]
+    assert len(performance) == 4, judge.output()[-3_000:]
+    assert performance[-1]["counts"]["joined"] == 400 and performance[-1]["counts"]["invalid"] == 0
+    assert "breaks the contract" not in judge.output()
