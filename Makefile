@@ -14,6 +14,7 @@ help:
 	@echo "make chaos    the long fault-injection suite and other chaos tests; results to bench/results/faults-<date>.json"
 	@echo "make lint     ruff check and format check"
 	@echo "make k8s-tools  helm, kubeconform and the schemas the Helm chart's tests use (once, into ~/.cache)"
+	@echo "make registry   Apicurio Registry from Maven Central, the tests' schema registry (once, into ~/.cache)"
 	@echo "make bench    the benchmark ladder; make bench-quick for a short run"
 	@echo "make dashboard  the dashboard's panels from a real run, into docs/dashboard.png"
 	@echo "make drift-plot drift detection delays and false alarms over seeds, into docs/drift.png"
