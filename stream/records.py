@@ -4,7 +4,9 @@ The contracts are the pydantic models of :mod:`stream.contracts` (``Prediction``
 ``DeadLetter``); the hot path writes the same JSON directly with orjson, and tests check it against
 those models and pin its exact bytes. What is constant is serialised once: the model and scorer
 parts when a model is bound (:class:`RecordBuilder`), the batch's timestamps once per batch
-(``orjson.Fragment``). Hashes come from a BLAKE2b keyed once and copied per use.
+(``orjson.Fragment``). Hashes come from a BLAKE2b keyed once and copied per use. The prediction's
+and the provenance's dicts are serialised as JSON unless the builder is given other serializers
+(the wire formats of :mod:`stream.schema_registry`).
 
 A prediction goes to the input's partition number with the input's key, so the order per key
 holds; provenance is keyed by ``event_id`` with no partition, so the producer's partitioner places
