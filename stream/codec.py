@@ -18,11 +18,12 @@ import hashlib
 import operator
 import secrets
 from collections.abc import Sequence
-from typing import cast
+from functools import cache
+from typing import Any, Generic, TypeVar, cast
 
 import numpy as np
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from stream.contracts import Event, FeatureSpec
 from stream.errors import DecodeError, FeatureError, PoisonEvent, SchemaError
@@ -36,17 +37,23 @@ _MISSING = object()
 _NUMBERS = frozenset((int, float))
 _EXACT = 2.0**53
 """Ints up to this magnitude convert to float64 exactly."""
+C = TypeVar("C", bound=BaseModel)
 
 
-def decode(value: bytes | None, max_bytes: int) -> Event:
-    """Validate raw bytes as an :class:`Event`; raise a :class:`PoisonEvent` saying why not."""
+def decode(value: bytes | None, max_bytes: int, contract: type[C] = Event) -> C:  # type: ignore[assignment]
+    """Validate raw bytes as a ``contract`` (an :class:`Event`); a :class:`PoisonEvent` says why not."""
     refused = _refuse_unparsed(value, max_bytes)
     if refused is not None:
         raise refused
     try:
-        return Event.model_validate_json(value)  # type: ignore[arg-type]
+        return contract.model_validate_json(value)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise schema_error(exc) from None
+
+
+@cache
+def _batch_adapter(contract: type[BaseModel]) -> TypeAdapter[dict[str, Any]]:
+    return TypeAdapter(dict[str, contract])  # type: ignore[valid-type]
 
 
 def _refuse_unparsed(value: bytes | None, max_bytes: int) -> DecodeError | None:
@@ -72,8 +79,9 @@ def schema_error(exc: ValidationError) -> PoisonEvent:
     return SchemaError(f"{where}: {first['msg']}{more}")
 
 
-class BatchDecoder:
-    """Validates a batch of values as events in one pydantic call, with a result for each value.
+class BatchDecoder(Generic[C]):
+    """Validates a batch of values as events (or another ``contract``) in one pydantic call, with a
+    result for each value.
 
     The values are joined into one JSON object, each under a key made of a per-process secret and
     its index, and validated as ``dict[str, Event]``. The batch is accepted only if its top-level
@@ -86,29 +94,29 @@ class BatchDecoder:
     (a stream carrying poison would otherwise pay for both); the results are the same either way.
     """
 
-    __slots__ = ("_joined", "_keys", "_max_bytes", "_secret")
-    _adapter = TypeAdapter(dict[str, Event])
+    __slots__ = ("_adapter", "_contract", "_joined", "_keys", "_max_bytes", "_secret")
 
-    def __init__(self, max_bytes: int) -> None:
-        self._max_bytes = max_bytes
+    def __init__(self, max_bytes: int, contract: type[C] = Event) -> None:  # type: ignore[assignment]
+        self._max_bytes, self._contract = max_bytes, contract
+        self._adapter = _batch_adapter(contract)
         self._secret = secrets.token_hex(16)
         self._keys: list[tuple[str, bytes]] = []  # (key, its JSON member prefix) by index
         self._joined = True
 
-    def __call__(self, values: Sequence[bytes | None]) -> list[Event | PoisonEvent]:
+    def __call__(self, values: Sequence[bytes | None]) -> list[C | PoisonEvent]:
         decoded = self._joined_batch(values) if self._joined else None
         if decoded is None:
             decoded = [self._one(value) for value in values]
             self._joined = not any(isinstance(d, PoisonEvent) for d in decoded)
         return decoded
 
-    def _one(self, value: bytes | None) -> Event | PoisonEvent:
+    def _one(self, value: bytes | None) -> C | PoisonEvent:
         try:
-            return decode(value, self._max_bytes)
+            return decode(value, self._max_bytes, self._contract)
         except PoisonEvent as exc:
             return exc
 
-    def _joined_batch(self, values: Sequence[bytes | None]) -> list[Event | PoisonEvent] | None:
+    def _joined_batch(self, values: Sequence[bytes | None]) -> list[C | PoisonEvent] | None:
         """The events, or None if any value is refused (or is not one JSON value on its own)."""
         n, max_bytes = len(values), self._max_bytes
         if any(v is None or len(v) > max_bytes for v in values):

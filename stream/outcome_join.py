@@ -105,10 +105,9 @@ class Join:
                 if entry is None:
                     now[key] = Entry(item.at_ms, item.model, item.sha256, item.score)
                 elif entry.model is None:  # its outcome was waiting
-                    now[key] = entry._replace(
-                        model=item.model, sha256=item.sha256, score=item.score, joined_ms=self._stamp(item)
-                    )
-                    joined.append(self._joined(item.model, bool(entry.positive), item.score))
+                    stored, positive = entry.stored_ms, entry.positive
+                    now[key] = Entry(stored, item.model, item.sha256, item.score, positive, self._stamp(item))
+                    joined.append(self._joined(item.model, bool(positive), item.score))
                 # else: the same prediction read again (at least once): nothing new
             elif entry is None:
                 if self._misplaced(partition, item):
@@ -118,8 +117,9 @@ class Join:
             elif entry.positive is not None:
                 self.count("duplicate")
             else:  # its prediction was waiting
-                now[key] = entry._replace(positive=item.positive, joined_ms=self._stamp(item))
-                joined.append(self._joined(str(entry.model), item.positive, entry.score))
+                model, score, positive = entry.model, entry.score, item.positive
+                now[key] = Entry(entry.stored_ms, model, entry.sha256, score, positive, self._stamp(item))
+                joined.append(self._joined(str(model), positive, score))
         records: dict[int, list[Changed]] = {}
         for partition, keys in ids.items():
             changes: list[Change] = [

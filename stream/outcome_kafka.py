@@ -56,6 +56,10 @@ def outcome_consumer_config(settings: Settings, purpose: str = "") -> dict[str, 
         "client.id": f"{group}-{settings.instance_id}{suffix}",
         "partition.assignment.strategy": "range",
         "queued.max.messages.kbytes": 4 * 1024,  # prefetch per partition (64 MiB by default; 3 topics)
+        # a partition whose prefetch is full is fetched again after this long (1 s by default, which
+        # starves a reader slower than the broker: librdkafka#2879): 1.8-2.0x the messages/s for a
+        # reader spending 40 µs a message (bench/fetch_backoff.py, 2026-11-30)
+        "fetch.queue.backoff.ms": 10,
     }
 
 

@@ -25,19 +25,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from pydantic import ValidationError
+from pydantic import BaseModel
 
-from stream.contracts import Outcome, Provenance
-from stream.errors import PoisonEvent, SchemaError
+from stream.errors import PoisonEvent
 from stream.health import Health
 from stream.kafka_clients import consume_errors, fatal
-from stream.messages import TIMESTAMP_NOT_AVAILABLE
-from stream.outcome_join import Join, Observed, Predicted
+from stream.outcome_decode import HalfReader
+from stream.outcome_join import Join
 from stream.outcome_kafka import OutcomeTopics, outcome_consumer_config, outcome_producer_config
 from stream.outcome_report import OutcomeMetrics, performance_report, set_gauges
 from stream.outcome_restore import ChangelogReader
 from stream.outcome_store import Changed, Entry, PendingStore
-from stream.partitioning import partition_of, sampled
+from stream.partitioning import partition_of
 from stream.performance import PerformanceTracker
 from stream.records import dead_letter_headers
 from stream.settings import Settings
@@ -58,7 +57,7 @@ class OutcomeLoop:
     topics: OutcomeTopics
     partitions: int
     worker_id: str
-    read_provenance: Callable[[bytes], Provenance] = Provenance.model_validate_json  # or a registry's
+    read_provenance: Callable[[bytes], BaseModel] | None = None  # a registry's format; None: JSON
     join: Join = field(init=False)
 
     def __post_init__(self) -> None:
@@ -72,6 +71,8 @@ class OutcomeLoop:
         )
         self.producer = Producer(outcome_producer_config(settings, self._delivered))
         self.join = Join(self.store, settings, self.metrics, self._report, self.partitions)
+        t, sample, most = self.topics, settings.outcome_sample, settings.max_message_bytes
+        self.read = HalfReader(t.provenance, t.repartition, sample, most, self.read_provenance)
         self._stopping = threading.Event()
         self._pending: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to commit
         self._changelog_next: dict[int, int] = {}  # partition -> next offset after our delivered records
@@ -124,45 +125,21 @@ class OutcomeLoop:
 
     def process(self, batch: Sequence[Message]) -> None:
         """Decode, check and join one batch; produce its changelog records, moved outcomes and reports."""
-        t, rate = self.topics, self.settings.outcome_sample
-        items: list[tuple[int, Predicted | Observed]] = []
-        values: dict[tuple[int, str], bytes | None] = {}  # outcomes as read, should they move
         for m in batch:
-            topic, partition = m.topic(), m.partition()
-            self._pending[(topic, partition)] = m.offset() + 1
-            key = m.key()
-            if rate < 1.0 and key is not None and not sampled(key, rate):
-                continue  # outside the sample: not even read
-            kind, ms = m.timestamp()
-            at_ms = ms if kind != TIMESTAMP_NOT_AVAILABLE and ms > 0 else int(time.time() * 1000)
-            if topic == t.provenance:
-                try:
-                    record = self.read_provenance(m.value() or b"")
-                except (ValidationError, PoisonEvent) as exc:
-                    self.metrics.invalid_predictions.inc()
-                    reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-                    log.warning(
-                        "provenance %s[%d]@%d breaks the contract (%s): skipped",
-                        topic, partition, m.offset(), reason,
-                    )  # fmt: skip
-                    continue
-                if rate < 1.0 and not sampled(record.event_id.encode(), rate):
-                    continue
-                model = f"{record.model.name}/{record.model.version}"
-                item: Predicted | Observed = Predicted(
-                    record.event_id, model, record.model.sha256, record.score, at_ms
-                )
-            else:
-                try:
-                    outcome = Outcome.model_validate_json(m.value() or b"")
-                except ValidationError as exc:
-                    self._dead_letter(m, exc)
-                    continue
-                if rate < 1.0 and not sampled(outcome.event_id.encode(), rate):
-                    continue
-                item = Observed(outcome.event_id, outcome.positive, at_ms, topic == t.repartition)
-                values[(partition, outcome.event_id)] = m.value()
-            items.append((partition, item))
+            self._pending[(m.topic(), m.partition())] = m.offset() + 1
+        halves = self.read(batch)
+        for m, reason in halves.refused_provenance:
+            self.metrics.invalid_predictions.inc()
+            log.warning(
+                "provenance %s[%d]@%d breaks the contract (%s): skipped",
+                m.topic(),
+                m.partition(),
+                m.offset(),
+                reason,
+            )
+        for m, reason in halves.refused_outcomes:
+            self._dead_letter(m, reason)
+        items = halves.items
         items.sort(key=lambda pi: pi[1].at_ms)  # across partitions, in the order of their records' times
         records, joined, moved = self.join.batch(items)
         for partition, changes in records.items():
@@ -170,9 +147,8 @@ class OutcomeLoop:
         for partition, outcome in moved:  # not murmur2-partitioned: joined where it belongs
             event_id = outcome.event_id.encode()
             home = partition_of(event_id, self.partitions)
-            self._send(
-                t.repartition, values[(partition, outcome.event_id)], event_id, home, timestamp=outcome.at_ms
-            )
+            value = halves.outcome_values[(partition, outcome.event_id)]
+            self._send(self.topics.repartition, value, event_id, home, timestamp=outcome.at_ms)
         self.metrics.repartitioned.inc(len(moved))
         self._joins += len(joined)
 
@@ -182,9 +158,8 @@ class OutcomeLoop:
         report = performance_report(model, tracker, self.metrics, self.worker_id, counts, rate)
         self._send(self.topics.drift, report, None, -1)
 
-    def _dead_letter(self, m: Message, exc: ValidationError) -> None:
+    def _dead_letter(self, m: Message, reason: PoisonEvent) -> None:
         self.join.count("invalid")
-        reason = SchemaError(f"outcome does not match the contract: {exc.errors()[0]['msg']}")
         self._send(self.topics.dlq, m.value(), m.key(), -1, dead_letter_headers(m, reason, None))
 
     def _expire(self) -> bool:

@@ -93,8 +93,8 @@ def create_outcome_app(settings: Settings) -> faust.App:
     health = Health()
     health.model = "outcomes"
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
-    loop = OutcomeLoop(settings, store, metrics, health, topics, partitions, worker_id)
-    loop.read_provenance = provenance_reader(settings) or loop.read_provenance
+    read_provenance = provenance_reader(settings)  # None for JSON
+    loop = OutcomeLoop(settings, store, metrics, health, topics, partitions, worker_id, read_provenance)
     app = ShellApp(
         group,
         autodiscover=False,

@@ -10,17 +10,11 @@ from stream.outcome_join import Join, Observed, Predicted
 from stream.outcome_report import OutcomeMetrics
 from stream.outcome_store import Entry, PendingStore
 from stream.partitioning import partition_of
-from stream.performance import PerformanceTracker, calibration_error
+from stream.performance import PerformanceTracker
 from stream.settings import Settings
 
 MODEL = "loan-approval/1"
 SHA = "cd" * 32
-
-
-def test_calibration_error():
-    assert calibration_error([(True, 0.95), (False, 0.05)]) == pytest.approx(0.05)
-    # every score 0.8 but only half positive: a gap of 0.3
-    assert calibration_error([(True, 0.8), (False, 0.8)] * 50) == pytest.approx(0.3)
 
 
 def _pairs(rng, n, flip=False):

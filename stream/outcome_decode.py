@@ -1,0 +1,127 @@
+"""The outcome worker's input, a batch at a time: provenance and outcome records to join halves.
+
+The values of each topic are validated in one pydantic call (:class:`~stream.codec.BatchDecoder`:
+the same per-value fallback, bounds and reasons as the scorer's input). Of a provenance record
+only the fields the join reads are checked (event id, score, model), the rest is not parsed into
+objects; an outcome is checked against its whole contract. A record that fails is returned with
+its reason: an outcome goes to the dead-letter topic, a provenance record is counted and logged.
+Provenance written in a schema registry's format (``STREAMSCORE_OUTPUT_FORMAT``) is read value by
+value with that format's reader.
+
+With ``STREAMSCORE_OUTCOME_SAMPLE`` below 1, a record whose key is outside the sample is not even
+read, and one whose event id is outside it is dropped once read (the key need not be the id).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Message
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stream.codec import BatchDecoder, schema_error
+from stream.contracts import Identifier, ModelRef, Outcome
+from stream.errors import PoisonEvent
+from stream.messages import TIMESTAMP_NOT_AVAILABLE
+from stream.outcome_join import Observed, Predicted
+from stream.partitioning import sampled
+
+__all__ = ["HalfReader", "Halves", "ProvenanceScore"]
+
+
+class ProvenanceScore(BaseModel):
+    """The part of a :class:`~stream.contracts.Provenance` record that the join reads."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_id: Identifier
+    score: float = Field(ge=0.0, le=1.0)
+    model: ModelRef
+
+
+@dataclass(slots=True)
+class Halves:
+    """One batch read: the halves to join, each with its partition, and the records refused."""
+
+    items: list[tuple[int, Predicted | Observed]] = field(default_factory=list)
+    outcome_values: dict[tuple[int, str], bytes] = field(default_factory=dict)  # as read, should they move
+    refused_outcomes: list[tuple[Message, PoisonEvent]] = field(default_factory=list)
+    refused_provenance: list[tuple[Message, PoisonEvent]] = field(default_factory=list)
+
+
+class HalfReader:
+    """Turns a batch of provenance, outcome and repartitioned outcome records into join halves."""
+
+    def __init__(
+        self,
+        provenance_topic: str,
+        repartition_topic: str,
+        sample: float,
+        max_bytes: int,
+        read_provenance: Callable[[bytes], BaseModel] | None = None,
+    ) -> None:
+        """``read_provenance`` reads one value of a registered format (default: JSON, in batches)."""
+        self._provenance_topic, self._repartition_topic = provenance_topic, repartition_topic
+        self._sample = sample
+        self._provenance: Callable[[Sequence[bytes | None]], Sequence[Any]] = (
+            BatchDecoder(max_bytes, ProvenanceScore) if read_provenance is None else _each(read_provenance)
+        )
+        self._outcomes = BatchDecoder(max_bytes, Outcome)
+
+    def __call__(self, batch: Sequence[Message]) -> Halves:
+        """The halves of ``batch`` (in no particular order: the join sorts them by time)."""
+        rate, provenance_topic = self._sample, self._provenance_topic
+        predictions: list[Message] = []
+        outcomes: list[Message] = []
+        for m in batch:
+            key = m.key()
+            if rate < 1.0 and key is not None and not sampled(key, rate):
+                continue
+            (predictions if m.topic() == provenance_topic else outcomes).append(m)
+        out = Halves()
+        items = out.items
+        for m, record in zip(predictions, self._provenance([m.value() for m in predictions]), strict=True):
+            if isinstance(record, PoisonEvent):
+                out.refused_provenance.append((m, record))
+            elif rate >= 1.0 or sampled(record.event_id.encode(), rate):
+                model = record.model
+                half = Predicted(
+                    record.event_id, f"{model.name}/{model.version}", model.sha256, record.score, _ms(m)
+                )
+                items.append((m.partition(), half))
+        repartition_topic = self._repartition_topic
+        for m, outcome in zip(outcomes, self._outcomes([m.value() for m in outcomes]), strict=True):
+            if isinstance(outcome, PoisonEvent):
+                out.refused_outcomes.append((m, outcome))
+            elif rate >= 1.0 or sampled(outcome.event_id.encode(), rate):
+                partition = m.partition()
+                half = Observed(outcome.event_id, outcome.positive, _ms(m), m.topic() == repartition_topic)
+                items.append((partition, half))
+                out.outcome_values[(partition, outcome.event_id)] = m.value()
+        return out
+
+
+def _each(read: Callable[[bytes], BaseModel]) -> Callable[[Sequence[bytes | None]], list[Any]]:
+    """A batch reader from a reader of one value: each value's record, or the reason it is refused."""
+
+    def batch(values: Sequence[bytes | None]) -> list[Any]:
+        out: list[Any] = []
+        for value in values:
+            try:
+                out.append(read(value or b""))
+            except ValidationError as exc:
+                out.append(schema_error(exc))
+            except PoisonEvent as exc:
+                out.append(exc)
+        return out
+
+    return batch
+
+
+def _ms(m: Message) -> int:
+    """The record's timestamp in ms, or now when it has none."""
+    kind, ms = m.timestamp()
+    return ms if kind != TIMESTAMP_NOT_AVAILABLE and ms > 0 else int(time.time() * 1000)
