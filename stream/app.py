@@ -23,6 +23,7 @@ import faust
 from faust.app.base import BootStrategy
 
 from stream import __version__, model, permissions
+from stream.contracts import Role
 from stream.drift_reports import DriftReporter
 from stream.health import Health
 from stream.health import serve as serve_http
@@ -59,8 +60,8 @@ def code_revision() -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def create_pipeline(settings: Settings) -> Pipeline:
-    """Load and verify the model and build the hot path around it."""
+def create_pipeline(settings: Settings, role: Role = "champion") -> Pipeline:
+    """Load and verify the model and build the hot path around it; its records say ``role``."""
     personal = keys(settings).personal  # first: no secret, no start
     loaded = model.load(settings.model_dir, settings.model_name, settings.model_version)
     decoder, serialize = wire_codecs(settings, loaded.card)  # JSON: None, orjson.dumps
@@ -78,6 +79,7 @@ def create_pipeline(settings: Settings) -> Pipeline:
         max_string_length=settings.max_string_length,
         decoder=decoder,
         serialize=serialize,
+        role=role,
     )
 
 

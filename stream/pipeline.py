@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH, BatchDecoder, FeatureReader
-from stream.contracts import Event
+from stream.contracts import Event, Role
 from stream.errors import FeatureError, ModelError, PoisonEvent
 from stream.messages import Inbound, Record
 from stream.model import LoadedModel
@@ -74,10 +74,12 @@ class Pipeline:
         clock: Callable[[], float] = time.time,
         decoder: Callable[[Sequence[bytes | None]], list[Event | PoisonEvent]] | None = None,
         serialize: tuple[Serialize, Serialize] = JSON_VALUES,
+        role: Role = "champion",
     ) -> None:
         """``decoder``, ``serialize`` (prediction, provenance): a registered input and output format
         (default: JSON)."""
         self.topics = topics
+        self.role = role  # written on every prediction and provenance record
         self._clock = clock  # epoch seconds: every timestamp the pipeline writes
         self._key = pii_key
         self._decode = decoder or BatchDecoder(max_message_bytes)
@@ -107,7 +109,12 @@ class Pipeline:
                 f"{self._max_features}: raise STREAMSCORE_MAX_FEATURES"
             )
         records = RecordBuilder.for_card(
-            self.topics, card, pii_key=self._key, scorer=self._scorer, serialize=self._serialize
+            self.topics,
+            card,
+            pii_key=self._key,
+            scorer=self._scorer,
+            serialize=self._serialize,
+            role=self.role,
         )
         reader = FeatureReader(card.features, self._max_features, self._max_string)
         return _Scoring(model=model, reader=reader, records=records)

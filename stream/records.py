@@ -11,7 +11,10 @@ and the provenance's dicts are serialised as JSON unless the builder is given ot
 A prediction goes to the input's partition number with the input's key, so the order per key
 holds; provenance is keyed by ``event_id`` with no partition, so the producer's partitioner places
 it (co-partitioned with the outcomes); a dead letter carries the input's key, value and headers
-unchanged, with Kafka Connect's headers saying why.
+unchanged, with Kafka Connect's headers saying why. Predictions and provenance carry CloudEvents
+headers and the input's W3C trace context (:mod:`stream.audit.headers`): the constant ones built
+once per builder, the time once per batch, the id per event; nothing more for an input without
+headers.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from stream.audit.headers import CloudEventHeaders, trace_context
 from stream.contracts import Event, ModelCard, Role
 from stream.errors import PoisonEvent, ScoreError
 from stream.messages import TIMESTAMP_NOT_AVAILABLE, Headers, Inbound, Record, timestamp_ms
@@ -53,8 +57,8 @@ class RecordBuilder:
     """Builds the records of one model's batches: bound when the model is, used for every batch."""
 
     __slots__ = (
-        "_hasher", "_labels", "_model", "_model_name", "_model_version", "_personal", "_role",
-        "_scorer", "_serialize", "_threshold", "topics",
+        "_ce_predictions", "_ce_provenance", "_hasher", "_labels", "_model", "_model_name",
+        "_model_version", "_personal", "_role", "_scorer", "_serialize", "_threshold", "topics",
     )  # fmt: skip
 
     def __init__(
@@ -78,6 +82,9 @@ class RecordBuilder:
         self.topics = topics
         self._role = role
         self._serialize = serialize
+        json = serialize is JSON_VALUES  # a registered format's bytes are not plain JSON: no content-type
+        self._ce_predictions = CloudEventHeaders(topics.predictions, "prediction", json).constant
+        self._ce_provenance = CloudEventHeaders(topics.provenance, "provenance", json).constant
         self._model_name, self._model_version = model["name"], model["version"]
         self._model = _Fragment(_dumps(model))
         self._scorer = _Fragment(_dumps(scorer))
@@ -126,7 +133,8 @@ class RecordBuilder:
         """The records of scored events (float32 ``rows``, their ``scores``), and how many were scored.
 
         Each event gets a prediction and its provenance, or a ``score`` dead letter when its score
-        is not a probability (NaN included).
+        is not a probability (NaN included). Both carry CloudEvents headers and the input's trace
+        context (:mod:`stream.audit.headers`).
         """
         pred_topic, prov_topic = self.topics.predictions, self.topics.provenance
         threshold, labels = self._threshold, self._labels
@@ -134,6 +142,8 @@ class RecordBuilder:
         role, (dump_prediction, dump_provenance) = self._role, self._serialize
         hasher, personal = self._hasher, self._personal
         received, scored, emitted = (_Fragment(_dumps(t)) for t in (received_at, scored_at, emitted_at))
+        ce_time = ("ce_time", scored_at.isoformat().encode())
+        ce_predictions, ce_provenance = self._ce_predictions, self._ce_provenance
         data, width = rows.tobytes(), rows.shape[1] * 4
         records: list[Record] = []
         append = records.append
@@ -146,6 +156,11 @@ class RecordBuilder:
                 append(self.dead_letter(msg, reason, event.event_id))
                 continue
             event_id, partition = event.event_id, msg.partition()
+            key = event_id.encode()
+            tail = [("ce_id", key), ce_time]
+            inbound_headers = msg.headers()
+            if inbound_headers:
+                tail += trace_context(inbound_headers)
             occurred_at = _Fragment(_dumps(event.occurred_at))  # once: its tzinfo is slow to read
             prediction = {
                 "event_id": event_id,
@@ -159,7 +174,8 @@ class RecordBuilder:
                 "occurred_at": occurred_at,
                 "scored_at": scored,
             }
-            append(_record((pred_topic, msg.key(), dump_prediction(prediction), partition, partition, None)))
+            value = dump_prediction(prediction)
+            append(_record((pred_topic, msg.key(), value, partition, partition, ce_predictions + tail)))
             feature_hash = hasher.copy()
             feature_hash.update(row)
             hashes = {}
@@ -187,9 +203,8 @@ class RecordBuilder:
                 "scored_at": scored,
                 "emitted_at": emitted,
             }
-            append(
-                _record((prov_topic, event_id.encode(), dump_provenance(provenance), None, partition, None))
-            )
+            value = dump_provenance(provenance)
+            append(_record((prov_topic, key, value, None, partition, ce_provenance + tail)))
             n += 1
         return records, n
 

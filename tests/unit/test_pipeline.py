@@ -220,6 +220,22 @@ def _provenance(event_id, score, partition, offset, feature_hash, zipcode, occur
     )  # fmt: skip
 
 
+TRACE = [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
+
+
+def _ce(kind, topic, event_id, trace=()):
+    """The CloudEvents headers of a record, then the trace context carried from its input."""
+    return [
+        ("ce_specversion", b"1.0"),
+        ("ce_type", b"streamscore." + kind + b".v1"),
+        ("ce_source", b"/streamscore/" + topic),
+        ("content-type", b"application/json"),
+        ("ce_id", event_id),
+        ("ce_time", AT.strip(b'"')),
+        *trace,
+    ]
+
+
 def test_records_are_byte_identical_to_the_golden_ones():
     pipeline = Pipeline(
         load(MODELS, "loan-approval"),
@@ -247,7 +263,7 @@ def test_records_are_byte_identical_to_the_golden_ones():
             i % 3,
             40 + i,
             GOLDEN_TS,
-            [("trace", b"t1")] if i == 1 else None,
+            [("trace", b"t1")] if i == 1 else TRACE if i == 0 else None,
         )
         for i, value in enumerate(values)
     ]
@@ -268,19 +284,19 @@ def test_records_are_byte_identical_to_the_golden_ones():
          b'{"event_id":"e-1","entity_id":"applicant-18231","score":0.015780270099639893,"label":"deny",'
          b'"threshold":0.5,"model_name":"loan-approval","model_version":"1","role":"champion",'
          b'"occurred_at":"2026-11-27T09:30:00.125000+02:00","scored_at":' + AT + b"}",
-         0, 0, None),
+         0, 0, _ce(b"prediction", b"predictions", b"e-1", TRACE)),
         ("provenance", b"e-1",
          _provenance(b"e-1", b"0.015780270099639893", b"0", b"40", b"79484b9cd1efa9f99573ba4c8b6ee9ff",
                      b"166fd42615230503c1d69fcc7dc9082a", b"2026-11-27T09:30:00.125000+02:00"),
-         None, 0, None),
+         None, 0, _ce(b"provenance", b"provenance", b"e-1", TRACE)),
         ("predictions", None,
          b'{"event_id":"e-5","entity_id":null,"score":0.02440941333770752,"label":"deny","threshold":0.5,'
          b'"model_name":"loan-approval","model_version":"1","role":"champion",'
          b'"occurred_at":"2026-11-27T07:30:00+00:00",'
          b'"scored_at":' + AT + b"}",
-         1, 1, None),
+         1, 1, _ce(b"prediction", b"predictions", b"e-5")),
         ("provenance", b"e-5",
          _provenance(b"e-5", b"0.02440941333770752", b"1", b"44", b"98cf2dfc9ea8974aa14f222a9d6f389c",
                      b"64f4bc4178984d531cd255f0101fb293", b"2026-11-27T07:30:00+00:00"),
-         None, 1, None),
+         None, 1, _ce(b"provenance", b"provenance", b"e-5")),
     ]  # fmt: skip

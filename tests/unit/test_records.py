@@ -81,7 +81,13 @@ def test_keys_and_partitions_follow_the_contract():
     ):
         assert (pred.key, pred.partition, pred.source) == (msg.key(), msg.partition(), msg.partition())
         assert (prov.key, prov.partition, prov.source) == (event.event_id.encode(), None, msg.partition())
-        assert pred.headers is None and prov.headers is None
+        for record, kind in ((pred, "prediction"), (prov, "provenance")):
+            headers = dict(record.headers)
+            assert len(headers) == len(record.headers) == 6, "CloudEvents only: the input had no trace"
+            assert headers["ce_id"] == event.event_id.encode()
+            assert headers["ce_type"] == f"streamscore.{kind}.v1".encode()
+            assert headers["ce_source"] == f"/streamscore/{record.topic}".encode()
+            assert headers["ce_time"] == T0.isoformat().encode()
 
 
 def test_hashes_are_the_keyed_blake2b_of_the_float32_values():
