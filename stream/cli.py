@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from stream import __version__
+from stream.audit.commands import register as register_audit
 from stream.broker import KAFKA_VERSION, BrokerError, EmbeddedKafka, kafka_classpath
 from stream.settings import DEFAULT_LAG_PORT, Settings, settings_help
 
@@ -397,6 +398,7 @@ def run(
         raise fail(str(exc)) from None
 
 
+register_audit(app, fail, settings)  # explain, verify, replay
 worker.__doc__ = (worker.__doc__ or "").format(settings=settings_help().replace("\n", "\n    "))
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -59,9 +59,18 @@ STUCK_AFTER_S = 10.0  # a transactional call still running this long past its ow
 T = TypeVar("T")
 
 
+class Bound(Protocol):
+    """Where a bounded run ends (a replay, :mod:`stream.audit.replay`): which messages of a batch to
+    score, and, checked after each commit, whether everything in range is scored and committed."""
+
+    def clip(self, batch: list[Message]) -> list[Message]: ...
+
+    def done(self, consumer: Consumer) -> bool: ...
+
+
 @dataclass
 class ScoringLoop:
-    """Consumes, scores, produces and commits on one thread until :meth:`stop`."""
+    """Consumes, scores, produces and commits on one thread until :meth:`stop` (or its ``bound``)."""
 
     settings: Settings
     pipeline: Pipeline
@@ -69,6 +78,7 @@ class ScoringLoop:
     health: Health
     drift: DriftReporter | None = None
     stats: Stats = field(default_factory=Stats)
+    bound: Bound | None = None
 
     def __post_init__(self) -> None:
         self.exactly_once = self.settings.processing_guarantee == "exactly_once"
@@ -118,6 +128,8 @@ class ScoringLoop:
             batch = [m for m in messages if m.error() is None] if messages else messages
             if len(batch) != len(messages):
                 consume_errors(messages, self.settings.input_topic, self.settings.app_id)
+            if self.bound is not None:
+                batch = self.bound.clip(batch)
             if batch:
                 started = time.perf_counter()
                 result = process(batch)
@@ -135,6 +147,8 @@ class ScoringLoop:
             if now >= next_commit:
                 self.commit()
                 next_commit = now + commit_every
+                if self.bound is not None and self.bound.done(self.consumer):
+                    self.stop()
             if now >= next_stats:
                 self._log_stats()
                 next_stats = now + STATS_EVERY_S

@@ -1,0 +1,166 @@
+"""Re-scoring a prediction from its provenance: the input record, the model by sha256, the hot path's code.
+
+The input is decoded and its features read exactly as the worker does (:func:`stream.codec.decode`,
+:class:`~stream.codec.FeatureReader`), scored by the model whose sha256 the provenance names, and its
+provenance record built again by the worker's own :class:`~stream.records.RecordBuilder` with the
+recorded scorer, role and times. The two records are compared field by field in contract order:
+equal means bit-exact (score, feature hash, personal hashes, input, model); otherwise the first
+field that differs is named. ``explain`` and ``verify`` both use this one path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from stream import model as registry
+from stream.audit.errors import ModelGone
+from stream.codec import FeatureReader, decode
+from stream.contracts import Event, ModelCard, ModelRef, Provenance
+from stream.errors import ModelError, PoisonEvent
+from stream.messages import Inbound
+from stream.model import LoadedModel
+from stream.records import RecordBuilder, Topics
+
+__all__ = ["Rescored", "Rescorer", "first_difference"]
+
+_TOPICS = Topics("predictions", "provenance", "dead-letters")  # names unused: only values are compared
+
+
+@dataclass(frozen=True, slots=True)
+class Rescored:
+    """One provenance record checked against its input and model."""
+
+    recorded: Provenance
+    card: ModelCard | None = None
+    event: Event | None = None
+    row: np.ndarray | None = None  # float32 features in card order: what the model saw
+    score: float | None = None  # the score now
+    rebuilt: dict[str, Any] | None = None  # the provenance record built again
+    difference: str | None = None  # first differing field; None when bit-exact
+    detail: str = ""
+    missing: str = ""  # why it could not be re-scored (its model is gone), when it could not
+
+    @property
+    def exact(self) -> bool:
+        return self.difference is None and not self.missing
+
+
+def first_difference(then: dict[str, Any], now: dict[str, Any], prefix: str = "") -> str | None:
+    """The first field (dotted path, in ``now``'s order) whose value differs between the records."""
+    for name in [*now, *(k for k in then if k not in now)]:
+        a, b = then.get(name), now.get(name)
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = first_difference(a, b, f"{prefix}{name}.")
+            if inner is not None:
+                return inner
+        elif a != b:
+            return prefix + name
+    return None
+
+
+def _at(doc: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        doc = doc.get(part) if isinstance(doc, dict) else None  # type: ignore[assignment]
+    return doc
+
+
+class Rescorer:
+    """Scores inputs again with the registry's models, found by the sha256 their provenance names."""
+
+    def __init__(self, root: Path, pii_key: bytes, max_message_bytes: int) -> None:
+        self.root, self._key, self._max_bytes = root, pii_key, max_message_bytes
+        self._models: dict[str, LoadedModel] = {}
+
+    def model(self, ref: ModelRef) -> LoadedModel:
+        """The registry's model of sha256 ``ref.sha256`` (verified); :class:`ModelGone` when none has it."""
+        if ref.sha256 not in self._models:
+            self._models[ref.sha256] = self._find(ref)
+        return self._models[ref.sha256]
+
+    def _find(self, ref: ModelRef) -> LoadedModel:
+        if not self.root.is_dir():
+            raise ModelGone(f"model registry {self.root} is not a folder: set STREAMSCORE_MODEL_DIR")
+        others = sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name != ref.name)
+        for name in [ref.name, *others]:
+            found = registry.versions(self.root, name)
+            for version in sorted(found, key=lambda v: v != ref.version):  # the recorded version first
+                try:
+                    card = registry.load_card(self.root / name / version)
+                    if card.sha256 == ref.sha256:
+                        return registry.load(self.root, name, version)  # checks the file's sha256 too
+                except ModelError:
+                    continue
+        raise ModelGone(
+            f"model {ref.name}/{ref.version} (sha256 {ref.sha256[:12]}…) is no longer in registry "
+            f"{self.root}: restore that version to re-score its predictions"
+        )
+
+    def rescore(self, pairs: Sequence[tuple[Provenance, Inbound]]) -> list[Rescored]:
+        """Each provenance record checked against its input; one onnxruntime run per model."""
+        out: list[Rescored | None] = [None] * len(pairs)
+        by_model: dict[str, list[int]] = {}
+        for i, (recorded, _) in enumerate(pairs):
+            by_model.setdefault(recorded.model.sha256, []).append(i)
+        for indices in by_model.values():
+            try:
+                loaded = self.model(pairs[indices[0]][0].model)
+            except ModelGone as exc:
+                for i in indices:
+                    out[i] = Rescored(pairs[i][0], missing=str(exc))
+                continue
+            reader = FeatureReader(loaded.card.features)
+            ready: list[tuple[int, Event, list[float]]] = []
+            for i in indices:
+                recorded, msg = pairs[i]
+                try:
+                    event = decode(msg.value(), self._max_bytes)
+                    ready.append((i, event, reader.row(event.features)))
+                except PoisonEvent as exc:
+                    out[i] = Rescored(recorded, loaded.card, difference="input", detail=f"input: {exc}")
+            if not ready:
+                continue
+            rows = np.array([row for _, _, row in ready], dtype=np.float32)
+            scores = loaded.predict_proba(rows).tolist()
+            for (i, event, _), row, score in zip(ready, rows, scores, strict=True):
+                out[i] = self._compare(pairs[i], loaded.card, event, row, score)
+        return [r for r in out if r is not None]
+
+    def _compare(
+        self, pair: tuple[Provenance, Inbound], card: ModelCard, event: Event, row: np.ndarray, score: float
+    ) -> Rescored:
+        recorded, msg = pair
+        builder = RecordBuilder.for_card(
+            _TOPICS, card, pii_key=self._key, scorer=recorded.scorer.model_dump(), role=recorded.role
+        )
+        times = (recorded.received_at, recorded.scored_at, recorded.emitted_at)
+        records, scored = builder.scored([msg], [event], row[None, :], [score], *times)
+        if not scored:
+            detail = f"score: provenance {recorded.score!r}, re-scored {score!r} (not a probability)"
+            return Rescored(recorded, card, event, row, score, difference="score", detail=detail)
+        try:
+            rebuilt = Provenance.model_validate_json(records[1].value).model_dump()
+        except ValidationError as exc:  # the input's event id or time cannot stand in a record
+            return Rescored(recorded, card, event, row, score, difference="input", detail=f"input: {exc}")
+        then = recorded.model_dump()
+        difference = first_difference(then, rebuilt)
+        detail = ""
+        if difference is not None:
+            detail = (
+                f"{difference}: provenance {_at(then, difference)!r}, re-scored {_at(rebuilt, difference)!r}"
+            )
+        return Rescored(recorded, card, event, row, score, rebuilt, difference, detail)
+
+
+def parse_provenance(value: bytes | None) -> Provenance | str:
+    """The provenance record in ``value``, or why it breaks the contract."""
+    try:
+        return Provenance.model_validate_json(value or b"")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc']) or 'record'}: {first['msg']}"

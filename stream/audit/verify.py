@@ -1,0 +1,143 @@
+"""``streamscore verify``: re-score a random sample of provenance records and compare them bit by bit.
+
+The sample is drawn uniformly (reservoir sampling) from the provenance topic's records since a
+time, as the topic was when the command began. Each record's input is read at the offset it
+names and scored again by the model of its sha256 (:mod:`stream.audit.rescore`); a record is a
+match when every field computed from input and model is equal (score, feature hash, personal
+hashes, input, model), else a mismatch naming the first differing field. Records whose input has
+left the topic, or whose model is no longer in the registry, cannot be checked and are counted
+apart; a record that breaks the Provenance contract is a mismatch.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+from confluent_kafka import Message
+from pydantic import BaseModel, Field
+
+from stream.audit.lookup import Reader
+from stream.audit.rescore import Rescorer, parse_provenance
+from stream.contracts import Provenance
+from stream.kafka_config import client_config
+from stream.messages import Inbound
+from stream.settings import Settings
+
+__all__ = ["Finding", "VerifyReport", "verify"]
+
+
+class Finding(BaseModel):
+    event_id: str | None
+    record: str = Field(description="The provenance record: topic[partition]@offset.")
+    detail: str
+
+
+class VerifyReport(BaseModel):
+    """What ``verify`` found (``--json`` prints it)."""
+
+    records: int = Field(description="Provenance records in the range sampled from.")
+    sampled: int
+    exact: int
+    mismatched: list[Finding]
+    unverifiable: list[Finding]
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatched
+
+
+def sample(
+    reader: Reader, topic: str, n: int, since_ms: int | None, rng: random.Random
+) -> tuple[list[Message], int]:
+    """``n`` records drawn uniformly from ``topic`` since ``since_ms`` (reservoir sampling), and the count."""
+    kept: list[Message] = []
+    seen = 0
+    for m in reader.scan(topic, reader.range_since(topic, since_ms)):
+        if seen < n:
+            kept.append(m)
+        else:
+            j = rng.randrange(seen + 1)
+            if j < n:
+                kept[j] = m
+        seen += 1
+    return kept, seen
+
+
+def _where(m: Message) -> str:
+    return f"{m.topic()}[{m.partition()}]@{m.offset()}"
+
+
+def verify(
+    settings: Settings, pii_key: bytes, n: int, since_ms: int | None, seed: int | None = None
+) -> VerifyReport:
+    """Check ``n`` sampled provenance records against their inputs and models."""
+    reader = Reader(client_config(settings), timeout=600.0)
+    try:
+        drawn, total = sample(reader, settings.provenance_topic, n, since_ms, random.Random(seed))
+        mismatched: list[Finding] = []
+        unverifiable: list[Finding] = []
+        records: list[tuple[Message, Provenance]] = []
+        for m in drawn:
+            parsed = parse_provenance(m.value())
+            if isinstance(parsed, str):
+                key = (m.key() or b"").decode(errors="replace") or None
+                mismatched.append(
+                    Finding(event_id=key, record=_where(m), detail=f"breaks the contract: {parsed}")
+                )
+            else:
+                records.append((m, parsed))
+        inputs = _inputs(reader, records, unverifiable)
+    finally:
+        reader.close()
+    pairs: list[tuple[Provenance, Inbound]] = []
+    where: list[str] = []
+    for m, p in records:
+        key = (p.input.topic, p.input.partition, p.input.offset)
+        if key in inputs:
+            pairs.append((p, inputs[key]))
+            where.append(_where(m))
+    exact = 0
+    rescorer = Rescorer(settings.model_dir, pii_key, settings.max_message_bytes)
+    for checked, record in zip(rescorer.rescore(pairs), where, strict=True):
+        finding = Finding(event_id=checked.recorded.event_id, record=record, detail=checked.detail)
+        if checked.missing:
+            unverifiable.append(finding.model_copy(update={"detail": checked.missing}))
+        elif checked.exact:
+            exact += 1
+        else:
+            mismatched.append(finding)
+    return VerifyReport(
+        records=total, sampled=len(drawn), exact=exact, mismatched=mismatched, unverifiable=unverifiable
+    )
+
+
+def _inputs(
+    reader: Reader, records: list[tuple[Message, Provenance]], unverifiable: list[Finding]
+) -> dict[tuple[str, int, int], Message]:
+    """The input record of each provenance record, by position; those gone are noted as unverifiable."""
+    wanted: dict[tuple[str, int], set[int]] = defaultdict(set)
+    for _, p in records:
+        wanted[(p.input.topic, p.input.partition)].add(p.input.offset)
+    found: dict[tuple[str, int, int], Message] = {}
+    for (topic, partition), offsets in wanted.items():
+        low, _ = reader.watermarks(topic, partition)
+        held = [o for o in offsets if o >= low]
+        for offset, m in reader.read_at(topic, partition, held).items():
+            found[(topic, partition, offset)] = m
+    for m, p in records:
+        if (p.input.topic, p.input.partition, p.input.offset) not in found:
+            gone = f"input {p.input.topic}[{p.input.partition}]@{p.input.offset} is no longer in the topic"
+            unverifiable.append(Finding(event_id=p.event_id, record=_where(m), detail=gone))
+    return found
+
+
+def render(report: VerifyReport) -> str:
+    lines = [f"MISMATCH {f.event_id} {f.record}: {f.detail}" for f in report.mismatched]
+    lines += [f"UNVERIFIABLE {f.event_id} {f.record}: {f.detail}" for f in report.unverifiable]
+    share = 100.0 * report.exact / report.sampled if report.sampled else 100.0
+    lines.append(
+        f"verified {report.sampled} of {report.records} provenance records: {report.exact} bit-exact "
+        f"({share:.1f}%), {len(report.mismatched)} mismatched, {len(report.unverifiable)} unverifiable"
+    )
+    return "\n".join(lines)
