@@ -23,12 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from stream.audit.errors import AuditError
 from stream.audit.lookup import Reader, parse_offsets, parse_time
 from stream.health import Health
-from stream.kafka_clients import consumer_config
+from stream.kafka_clients import consumer_config, producer_config
 from stream.kafka_config import client_config
 from stream.loop import ScoringLoop
 from stream.metrics import WorkerMetrics
@@ -146,7 +146,15 @@ def plan(
 
 
 def _initial_offsets(settings: Settings, start: dict[int, int]) -> tuple[dict[int, int], bool]:
-    """The group's committed offsets; a new group gets ``start`` committed first. True when resumed."""
+    """The group's committed offsets; a new group gets ``start`` committed first. True when resumed.
+
+    Exactly once, the replay's transactional id is taken first: that aborts a transaction a killed
+    replay left open, whose offsets would otherwise hold the committed ones back until it expires.
+    """
+    if settings.processing_guarantee == "exactly_once":
+        fence = Producer(producer_config(settings, lambda *_: None))
+        fence.init_transactions(settings.transaction_timeout_s)
+        fence.flush(0)
     consumer = Consumer(consumer_config(settings))
     try:
         tps = [TopicPartition(settings.input_topic, p) for p in start]

@@ -1,0 +1,141 @@
+"""Replay on the real broker: a pinned old model after a newer one served; a replay killed and resumed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import orjson
+from confluent_kafka import Consumer, TopicPartition
+from conftest import ROOT, read_topic
+from model_versions import add_version, linear, registry
+
+from stream.contracts import Prediction, Provenance
+from stream.model import load
+from stream.producer import produce
+from stream.topics import ensure_topics
+
+N_EVENTS = 10_000
+
+
+def _ends(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ends-{uuid.uuid4().hex[:6]}"})
+    ends = {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)
+    }
+    consumer.close()
+    return ends
+
+
+def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    offsets = {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)}
+    consumer.close()
+    return offsets
+
+
+def _replay(env: dict[str, str], log, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "replay", *args], env=env, cwd=ROOT, stdout=log, stderr=log
+    )
+
+
+def test_replay_with_the_pinned_old_model_gives_its_original_scores(
+    kafka_bootstrap, worker_topics, start_worker, tmp_path
+):
+    root = registry(tmp_path / "models")
+    ensure_topics(kafka_bootstrap, {worker_topics.input: 3})
+    worker = start_worker(model_dir=str(root), batch_size=128)
+    first = produce(kafka_bootstrap, worker_topics.input, count=N_EVENTS, seed=41)
+    original = read_topic(kafka_bootstrap, worker_topics.predictions, N_EVENTS, timeout=180)
+    assert worker.stop() == 0
+    ends = _ends(kafka_bootstrap, worker_topics.input, 3)
+    add_version(root, "2", linear(weight=0.0))  # a newer version, served from now on
+    newer = start_worker(model_dir=str(root))
+    second = produce(kafka_bootstrap, worker_topics.input, count=300, seed=42)
+    served = read_topic(kafka_bootstrap, worker_topics.predictions, N_EVENTS + 300, timeout=120)
+    later = [Prediction.model_validate_json(m.value()) for m in served[N_EVENTS - 1000 :]]
+    assert {p.model_version for p in later if p.event_id in second.valid} == {"2"}
+    assert newer.stop() == 0
+    live = _committed(kafka_bootstrap, worker.env["STREAMSCORE_APP_ID"], worker_topics.input, 3)
+
+    out = f"{worker_topics.input}.replay"
+    env = {**worker.env, "STREAMSCORE_MODEL_DIR": str(root)}
+    to = ",".join(f"{p}:{o}" for p, o in ends.items())
+    started = time.monotonic()
+    with open(tmp_path / "replay.log", "wb") as log:
+        proc = _replay(
+            env, log, "--from", "beginning", "--to", to, "--model", "loan-approval/1", "--output-topic", out
+        )
+        assert proc.wait(300) == 0, (tmp_path / "replay.log").read_text()
+    elapsed = time.monotonic() - started
+    replayed = read_topic(kafka_bootstrap, out, N_EVENTS, timeout=60, settle=2.0)
+    provenance = read_topic(kafka_bootstrap, f"{out}.provenance", N_EVENTS, timeout=60)
+
+    then = {p.event_id: p for p in (Prediction.model_validate_json(m.value()) for m in original)}
+    now = {p.event_id: p for p in (Prediction.model_validate_json(m.value()) for m in replayed)}
+    assert len(replayed) == N_EVENTS and set(now) == set(first.valid) == set(then)
+    assert all(now[i].score == then[i].score and now[i].label == then[i].label for i in then), "bit-exact"
+    assert {(p.model_version, p.role) for p in now.values()} == {("1", "replay")}
+    records = [Provenance.model_validate_json(m.value()) for m in provenance]
+    assert {(r.model.sha256, r.role) for r in records} == {
+        (load(root, "loan-approval", "1").card.sha256, "replay")
+    }
+    assert all(r.input.offset < ends[r.input.partition] for r in records), "nothing past --to"
+    assert _committed(kafka_bootstrap, worker.env["STREAMSCORE_APP_ID"], worker_topics.input, 3) == live
+    log_text = (tmp_path / "replay.log").read_text()
+    assert f"replayed {N_EVENTS:,} events into {out}" in log_text
+    last = log_text.splitlines()[-2]
+    print(f"replay of {N_EVENTS} events: {elapsed:.1f} s from process start to exit; last progress: {last}")
+
+
+def test_a_replay_killed_halfway_and_resumed_gives_each_event_once(kafka_bootstrap, worker_topics, tmp_path):
+    ensure_topics(kafka_bootstrap, {worker_topics.input: 3})
+    produced = produce(kafka_bootstrap, worker_topics.input, count=N_EVENTS, seed=43)
+    out = f"{worker_topics.input}.replay"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "STREAMSCORE_APP_ID": f"app-{uuid.uuid4().hex[:8]}",
+        "STREAMSCORE_INPUT_TOPIC": worker_topics.input,
+        "STREAMSCORE_BATCH_SIZE": "8",  # slow enough to be stopped in the middle
+        "STREAMSCORE_COMMIT_INTERVAL_MS": "200",
+    }
+    args = (
+        "--from",
+        "beginning",
+        "--to",
+        "end",
+        "--model",
+        "loan-approval/1",
+        "--output-topic",
+        out,
+        "--exactly-once",
+    )
+    log_path = tmp_path / "replay.log"
+    with open(log_path, "wb") as log:
+        proc = _replay(env, log, *args)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            lines = [line for line in log_path.read_text().splitlines() if line.startswith("replayed ")]
+            if lines and int(lines[-1].split()[1].replace(",", "")) >= 3_000:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        assert proc.wait(30) == -signal.SIGKILL, log_path.read_text()
+    partial = read_topic(kafka_bootstrap, out, N_EVENTS, timeout=5, read_committed=True)
+    assert 0 < len(partial) < N_EVENTS, "killed halfway"
+
+    with open(log_path, "ab") as log:
+        assert _replay(env, log, *args).wait(300) == 0, log_path.read_text()
+    text = log_path.read_text()
+    assert "resuming replay group" in text
+    replayed = read_topic(kafka_bootstrap, out, N_EVENTS, timeout=60, settle=3.0, read_committed=True)
+    ids = [orjson.loads(m.value())["event_id"] for m in replayed]
+    assert len(ids) == len(set(ids)) == N_EVENTS, f"{len(ids) - len(set(ids))} events twice"
+    assert set(ids) == set(produced.valid)
