@@ -3,6 +3,10 @@
 ``pipeline_per_event_batch_64`` is ``Pipeline.process`` on a batch of 64 valid events; its split
 (``pipeline_split_per_event_batch_64``) times the same stages with the same pieces one after the
 other: decode and validate the batch, read the feature rows, score, build the records.
+``headers_per_event_batch_64`` is the cost of the CloudEvents and trace headers: building the
+records of inputs without headers and of inputs carrying a ``traceparent`` and ``tracestate``, and
+handing records to a confluent-kafka producer (enqueue only, no broker) without headers, with the
+six CloudEvents headers, and with those and the trace context.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from confluent_kafka import Message
+from confluent_kafka import Message, Producer
 
 from stream.codec import BatchDecoder, FeatureReader, decode
 from stream.drift import DriftMonitor
@@ -80,6 +84,7 @@ def run(quick: bool = False) -> dict[str, object]:
     per_batch = _per_call_us(lambda: pipeline.process(batch64), repeat, 2)
     out["pipeline_per_event_batch_64"] = {k: round(v / 64, 2) for k, v in per_batch.items()}
     out["pipeline_split_per_event_batch_64"] = _split(pipeline, batch64, repeat)
+    out["headers_per_event_batch_64"] = _headers(pipeline, values[:64], repeat)
     for n in (64, 256):
         out[f"onnx_batch_{n}"]["per_row_us"] = round(out[f"onnx_batch_{n}"]["p50_us"] / n, 3)
     return out
@@ -114,3 +119,51 @@ def _split(pipeline: Pipeline, batch: list[Message], repeat: int) -> dict[str, f
     split = {name: round(statistics.median(s), 2) for name, s in samples.items()}
     split["sum"] = round(sum(split.values()), 2)
     return split
+
+
+TRACE = [
+    ("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    ("tracestate", b"congo=t61rcWkgMzE"),
+]
+
+
+def _headers(pipeline: Pipeline, values: list[bytes], repeat: int) -> dict[str, float]:
+    """p50 per event: records built for inputs without and with trace headers; produce() with and without."""
+    model = pipeline.model
+    records = RecordBuilder.for_card(
+        pipeline.topics, model.card, pii_key=b"k", scorer={"version": "0", "revision": None, "worker_id": "w"}
+    )
+    plain = [inbound(v, b"k", "events", offset=i, timestamp_ms=0) for i, v in enumerate(values)]
+    traced = [
+        inbound(v, b"k", "events", offset=i, timestamp_ms=0, headers=TRACE) for i, v in enumerate(values)
+    ]
+    events = BatchDecoder(65_536)(values)
+    x, _ = FeatureReader(model.card.features).rows([e.features for e in events])  # type: ignore[union-attr]
+    scores = model.predict_proba(x).tolist()
+    now = dt.datetime.now(dt.UTC)
+    built, _ = records.scored(traced, events, x, scores, now, now, now)  # type: ignore[arg-type]
+    ce_only = [h[:6] for h in (r.headers for r in built)]
+    producer = Producer(
+        {"bootstrap.servers": "127.0.0.1:9", "log_level": 0, "queue.buffering.max.messages": 1_000_000}
+    )
+    produce = producer.produce
+
+    def send(headers: list) -> None:
+        for r, h in zip(built, headers, strict=True):
+            produce("p", r.value, r.key, headers=h)
+        producer.purge(in_queue=True, in_flight=False)
+
+    stages: dict[str, Callable[[], object]] = {
+        "records_inputs_without_headers": lambda: records.scored(plain, events, x, scores, now, now, now),  # type: ignore[arg-type]
+        "records_inputs_with_trace": lambda: records.scored(traced, events, x, scores, now, now, now),  # type: ignore[arg-type]
+        "produce_no_headers": lambda: send([None] * len(built)),
+        "produce_cloudevents_headers": lambda: send(ce_only),
+        "produce_cloudevents_and_trace": lambda: send([r.headers for r in built]),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in stages}
+    for _ in range(repeat):
+        for name, stage in stages.items():
+            t0 = time.perf_counter()
+            stage()
+            samples[name].append((time.perf_counter() - t0) / len(values) * 1e6)
+    return {name: round(statistics.median(s), 2) for name, s in samples.items()}

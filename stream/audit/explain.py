@@ -211,9 +211,7 @@ def render(x: Explanation) -> str:
         return "\n".join(lines)
     env = x.envelope or {}
     lines.append(f"envelope   occurred_at {env['occurred_at'].isoformat()}  entity_id {env['entity_id']}")
-    shown = [
-        f"{k}={v:.9g}" if isinstance(v, float) else f"{k}=hash:{v}" for k, v in (x.features or {}).items()
-    ]
+    shown = [f"{k}={v!r}" if isinstance(v, float) else f"{k}=hash:{v}" for k, v in (x.features or {}).items()]
     lines.append("features   " + "  ".join(shown))
     m, code = x.model or {}, x.code or {}
     lines.append(f"model      {m['name']}/{m['version']}  sha256 {m['sha256']}  role {x.role}")

@@ -143,6 +143,8 @@ class Reader:
         wanted = sorted(set(offsets))
         if not wanted:
             return {}
+        if partition not in self.partitions(topic):
+            raise NotFound(f"topic {topic!r} has no partition {partition}")
         low, high = self.watermarks(topic, partition)
         gone = [o for o in wanted if o < low]
         if gone:

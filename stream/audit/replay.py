@@ -32,6 +32,7 @@ from stream.kafka_clients import consumer_config, producer_config
 from stream.kafka_config import client_config
 from stream.loop import ScoringLoop
 from stream.metrics import WorkerMetrics
+from stream.model import versions
 from stream.settings import Settings
 from stream.topics import ensure_topics
 
@@ -60,11 +61,13 @@ class EndBound:
         return kept
 
     def done(self, consumer: Consumer) -> bool:
-        """Every partition committed up to its end (or up to its last record, when read past it)."""
+        """Every partition committed up to its end, or up to its last record in range when read past
+        its end (the offsets between can be transaction markers, never handed to the loop)."""
         wanted = [TopicPartition(self.topic, p) for p in self.end]
         committed = {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout=10)}
         return all(
-            committed[p] >= end or (p in self._beyond and committed[p] > self._last.get(p, -1))
+            committed[p] >= end
+            or (p in self._beyond and (p not in self._last or committed[p] > self._last[p]))
             for p, end in self.end.items()
         )
 
@@ -115,6 +118,9 @@ def plan(
     name, _, version = model.partition("/")
     if not name or not version:
         raise AuditError(f"--model {model!r}: give NAME/VERSION, e.g. loan-approval/1")
+    known = versions(settings.model_dir, name)
+    if version not in known:
+        raise AuditError(f"--model {model}: registry {settings.model_dir} has versions {known} of {name!r}")
     loop_settings = settings.model_copy(
         update={
             "app_id": group or f"{settings.app_id}-replay-{output_topic}",

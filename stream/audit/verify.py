@@ -25,6 +25,7 @@ from stream.messages import Inbound
 from stream.settings import Settings
 
 __all__ = ["Finding", "VerifyReport", "verify"]
+SHOWN = 20  # findings of each kind printed as text
 
 
 class Finding(BaseModel):
@@ -133,8 +134,11 @@ def _inputs(
 
 
 def render(report: VerifyReport) -> str:
-    lines = [f"MISMATCH {f.event_id} {f.record}: {f.detail}" for f in report.mismatched]
-    lines += [f"UNVERIFIABLE {f.event_id} {f.record}: {f.detail}" for f in report.unverifiable]
+    lines: list[str] = []
+    for kind, found in (("MISMATCH", report.mismatched), ("UNVERIFIABLE", report.unverifiable)):
+        lines += [f"{kind} {f.event_id} {f.record}: {f.detail}" for f in found[:SHOWN]]
+        if len(found) > SHOWN:
+            lines.append(f"... and {len(found) - SHOWN} more {kind.lower()} records (--json lists them all)")
     share = 100.0 * report.exact / report.sampled if report.sampled else 100.0
     lines.append(
         f"verified {report.sampled} of {report.records} provenance records: {report.exact} bit-exact "
