@@ -90,7 +90,7 @@ def test_replay_with_the_pinned_old_model_gives_its_original_scores(
     assert _committed(kafka_bootstrap, worker.env["STREAMSCORE_APP_ID"], worker_topics.input, 3) == live
     log_text = (tmp_path / "replay.log").read_text()
     assert f"replayed {N_EVENTS:,} events into {out}" in log_text
-    last = log_text.splitlines()[-2]
+    last = [line for line in log_text.splitlines() if " of " in line][-1]
     print(f"replay of {N_EVENTS} events: {elapsed:.1f} s from process start to exit; last progress: {last}")
 
 
