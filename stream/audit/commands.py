@@ -74,6 +74,14 @@ def register(app: typer.Typer, fail: Callable[[str], typer.Exit], settings: Call
             int | None, typer.Option(help="Seed of the draw (default: a new one each time).")
         ] = None,
         as_json: AsJson = False,
+        serve: Annotated[
+            bool, typer.Option(help="Check a new draw every --every seconds; metrics on --port.")
+        ] = False,
+        every: Annotated[float, typer.Option(min=1.0, help="Seconds between draws with --serve.")] = 300.0,
+        address: Annotated[
+            str, typer.Option(help="Metrics address of --serve (0.0.0.0: every one).")
+        ] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Metrics port of --serve.")] = 9469,
     ) -> None:
         """Re-score a random sample of provenance records; exit 1 if any differs from its model's score."""
         from stream.audit.verify import render
@@ -82,10 +90,33 @@ def register(app: typer.Typer, fail: Callable[[str], typer.Exit], settings: Call
 
         config = settings()
         with one_line_errors():
-            report = check(config, keys(config).personal, sample, since_ms(since), seed)  # type: ignore[arg-type]
+            key = keys(config).personal  # type: ignore[arg-type]
+        if serve:
+            _serve(lambda: check(config, key, sample, since_ms(since), seed), every, address, port)  # type: ignore[arg-type]
+            return
+        with one_line_errors():
+            report = check(config, key, sample, since_ms(since), seed)  # type: ignore[arg-type]
         typer.echo(report.model_dump_json(indent=2) if as_json else render(report))
         if not report.ok:
             raise typer.Exit(1)
+
+    def _serve(check: Callable[[], object], every: float, address: str, port: int) -> None:
+        import signal
+        import threading
+
+        from prometheus_client import start_http_server
+
+        from stream.audit.verify import VerifyMetrics
+        from stream.audit.verify import serve as run
+
+        metrics = VerifyMetrics()
+        start_http_server(port, addr=address, registry=metrics.registry)
+        typer.echo(f"verifying a draw every {every:g} s; metrics on {address}:{port}/metrics", err=True)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        with one_line_errors():
+            run(check, metrics, every, stop)  # type: ignore[arg-type]
 
     @app.command()
     def replay(

@@ -12,9 +12,13 @@ apart; a record that breaks the Provenance contract is a mismatch.
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections import defaultdict
+from collections.abc import Callable
 
 from confluent_kafka import Message
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import BaseModel, Field
 
 from stream.audit.lookup import Reader
@@ -24,7 +28,7 @@ from stream.kafka_config import client_config
 from stream.messages import Inbound
 from stream.settings import Settings
 
-__all__ = ["Finding", "VerifyReport", "verify"]
+__all__ = ["Finding", "VerifyMetrics", "VerifyReport", "serve", "verify"]
 SHOWN = 20  # findings of each kind printed as text
 
 
@@ -145,3 +149,46 @@ def render(report: VerifyReport) -> str:
         f"({share:.1f}%), {len(report.mismatched)} mismatched, {len(report.unverifiable)} unverifiable"
     )
     return "\n".join(lines)
+
+
+class VerifyMetrics:
+    """What continuous verification (``verify --serve``) exports, on a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.records = Counter(
+            "streamscore_verify_records",
+            "Sampled provenance records re-scored, by result: exact, mismatched, unverifiable.",
+            ["result"],
+            registry=self.registry,
+        )
+        self.last_mismatched = Gauge(
+            "streamscore_verify_last_mismatched",
+            "Mismatched records in the last draw.",
+            registry=self.registry,
+        )
+        self.last_run = Gauge(
+            "streamscore_verify_last_run_timestamp_seconds",
+            "When the last draw was checked.",
+            registry=self.registry,
+        )
+        for result in ("exact", "mismatched", "unverifiable"):
+            self.records.labels(result)
+
+    def observe(self, report: VerifyReport) -> None:
+        self.records.labels("exact").inc(report.exact)
+        self.records.labels("mismatched").inc(len(report.mismatched))
+        self.records.labels("unverifiable").inc(len(report.unverifiable))
+        self.last_mismatched.set(len(report.mismatched))
+        self.last_run.set(time.time())
+
+
+def serve(
+    check: Callable[[], VerifyReport], metrics: VerifyMetrics, every: float, stop: threading.Event
+) -> None:
+    """Draw and check a sample every ``every`` seconds until ``stop``, printing each mismatch."""
+    while not stop.is_set():
+        report = check()
+        metrics.observe(report)
+        print(render(report), flush=True)
+        stop.wait(every)

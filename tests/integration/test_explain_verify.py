@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+import urllib.request
 
 import orjson
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
@@ -16,7 +18,9 @@ from cloudevents.core.formats.json import JSONFormat
 from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from conftest import MODELS, ROOT, read_topic
+from prometheus_client.parser import text_string_to_metric_families
 
+from stream.broker import free_port
 from stream.contracts import DeadLetter, Prediction, Provenance
 from stream.model import load
 from stream.producer import events, produce
@@ -128,6 +132,34 @@ def test_trace_cloudevents_explain_and_verify(kafka_bootstrap, worker_topics, st
     assert (
         f"verified 1000 of {n_valid} provenance records: 1000 bit-exact (100.0%), 0 mismatched" in done.stdout
     )
+
+    # continuous verification: a draw every second, counted in its metrics
+    port = free_port()
+    command = ["verify", "--sample", "50", "--serve", "--every", "1", "--port", str(port)]
+    served = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", *command], env=env, cwd=ROOT, stdout=subprocess.DEVNULL
+    )
+    try:
+        exact, deadline = 0.0, time.monotonic() + 60
+        while exact < 100 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            try:
+                scraped = (
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+                )
+            except OSError:
+                continue
+            samples = {
+                (s.name, tuple(s.labels.items())): s.value
+                for f in text_string_to_metric_families(scraped)
+                for s in f.samples
+            }
+            exact = samples.get(("streamscore_verify_records_total", (("result", "exact"),)), 0.0)
+        assert exact >= 100, "two draws of 50 checked"
+        assert samples[("streamscore_verify_records_total", (("result", "mismatched"),))] == 0
+    finally:
+        served.terminate()
+        assert served.wait(30) == 0
 
     # a tampered provenance record is found, with its first differing field
     tampered = orjson.loads(provenance[3].value())

@@ -76,3 +76,24 @@ def test_the_end_bound_keeps_offsets_before_each_end_and_is_done_once_committed_
 def test_progress_says_rate_and_eta():
     assert progress(2_000, 10_000, 2.0) == "replayed 2,000 of 10,000 events (20%)  1,000 events/s  ETA 8 s"
     assert progress(0, 0, 0.0) == "replayed 0 of 0 events  0 events/s"
+
+
+def test_verify_counts_results_in_its_metrics_and_lists_at_most_20_findings_of_a_kind():
+    from stream.audit.verify import Finding, VerifyMetrics, VerifyReport, render
+
+    findings = [
+        Finding(event_id=f"e{i}", record=f"provenance[0]@{i}", detail="score: ...") for i in range(23)
+    ]
+    report = VerifyReport(records=100, sampled=50, exact=27, mismatched=findings, unverifiable=[])
+    metrics = VerifyMetrics()
+    metrics.observe(report)
+    metrics.observe(report.model_copy(update={"mismatched": []}))
+    value = metrics.registry.get_sample_value
+    assert value("streamscore_verify_records_total", {"result": "exact"}) == 54
+    assert value("streamscore_verify_records_total", {"result": "mismatched"}) == 23
+    assert value("streamscore_verify_last_mismatched") == 0
+    lines = render(report).splitlines()
+    assert len(lines) == 22 and lines[20] == "... and 3 more mismatch records (--json lists them all)"
+    assert lines[-1] == (
+        "verified 50 of 100 provenance records: 27 bit-exact (54.0%), 23 mismatched, 0 unverifiable"
+    )
