@@ -96,10 +96,12 @@ class Reader:
         found = self.consumer.offsets_for_times([TopicPartition(topic, partition, ms)], timeout=10)[0]
         return found.offset if found.offset >= 0 else self.watermarks(topic, partition)[1]
 
-    def range_since(self, topic: str, since_ms: int | None) -> dict[int, tuple[int, int]]:
+    def range_since(
+        self, topic: str, since_ms: int | None, partitions: list[int] | None = None
+    ) -> dict[int, tuple[int, int]]:
         """Each partition's ``[first, end)`` from ``since_ms`` (or the first offset held) to its end now."""
         ranges = {}
-        for p in self.partitions(topic):
+        for p in self.partitions(topic) if partitions is None else partitions:
             low, high = self.watermarks(topic, p)
             start = low if since_ms is None else max(low, self.offset_at(topic, p, since_ms))
             ranges[p] = (start, high)
@@ -166,8 +168,8 @@ class Reader:
         """The provenance records of ``event_id`` (several if it was scored more than once), oldest first."""
         key = event_id.encode()
         partition = partition_of(key, len(self.partitions(topic)))
-        first, end = self.range_since(topic, since_ms)[partition]
-        return [m for m in self.scan(topic, {partition: (first, end)}) if m.key() == key]
+        ranges = self.range_since(topic, since_ms, [partition])
+        return [m for m in self.scan(topic, ranges) if m.key() == key]
 
     def dead_letters(
         self,
@@ -177,9 +179,8 @@ class Reader:
         origin: tuple[str, int, int] | None = None,
     ) -> list[Message]:
         """Dead letters of ``event_id``, or of the input at ``origin`` (topic, partition, offset)."""
-        ranges = self.range_since(topic, since_ms)
+        ranges = self.range_since(topic, since_ms, None if origin is None else [origin[1]])
         if origin is not None:  # a dead letter goes to its input's partition number
-            ranges = {p: r for p, r in ranges.items() if p == origin[1]}
             want = {
                 "__connect.errors.topic": origin[0].encode(),
                 "__connect.errors.partition": str(origin[1]).encode(),

@@ -94,7 +94,9 @@ def test_replay_with_the_pinned_old_model_gives_its_original_scores(
     print(f"replay of {N_EVENTS} events: {elapsed:.1f} s from process start to exit; last progress: {last}")
 
 
-def test_a_replay_killed_halfway_and_resumed_gives_each_event_once(kafka_bootstrap, worker_topics, tmp_path):
+def test_a_replay_stopped_then_killed_and_resumed_gives_each_event_once(
+    kafka_bootstrap, worker_topics, tmp_path
+):
     ensure_topics(kafka_bootstrap, {worker_topics.input: 3})
     produced = produce(kafka_bootstrap, worker_topics.input, count=N_EVENTS, seed=43)
     out = f"{worker_topics.input}.replay"
@@ -118,23 +120,32 @@ def test_a_replay_killed_halfway_and_resumed_gives_each_event_once(kafka_bootstr
         "--exactly-once",
     )
     log_path = tmp_path / "replay.log"
-    with open(log_path, "wb") as log:
-        proc = _replay(env, log, *args)
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < deadline:
-            lines = [line for line in log_path.read_text().splitlines() if line.startswith("replayed ")]
-            if lines and int(lines[-1].split()[1].replace(",", "")) >= 3_000:
-                proc.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.05)
-        assert proc.wait(30) == -signal.SIGKILL, log_path.read_text()
+
+    def stop_after(events: int, sig: signal.Signals) -> int:
+        """Start the replay, send ``sig`` once this run has handled ``events``; its exit code."""
+        seen = len(log_path.read_text().splitlines()) if log_path.exists() else 0
+        with open(log_path, "ab") as log:
+            proc = _replay(env, log, *args)
+            deadline = time.monotonic() + 120
+            while proc.poll() is None and time.monotonic() < deadline:
+                lines = [x for x in log_path.read_text().splitlines()[seen:] if x.startswith("replayed ")]
+                if lines and int(lines[-1].split()[1].replace(",", "")) >= events:
+                    proc.send_signal(sig)
+                    break
+                time.sleep(0.05)
+            return proc.wait(30)
+
+    assert stop_after(1_500, signal.SIGINT) == 130, log_path.read_text()  # Ctrl-C: commits, then stops
+    assert "run the same command again to resume" in log_path.read_text()
+    stopped = read_topic(kafka_bootstrap, out, N_EVENTS, timeout=5, read_committed=True)
+    assert stop_after(1_500, signal.SIGKILL) == -signal.SIGKILL, log_path.read_text()
     partial = read_topic(kafka_bootstrap, out, N_EVENTS, timeout=5, read_committed=True)
-    assert 0 < len(partial) < N_EVENTS, "killed halfway"
+    assert 0 < len(stopped) < len(partial) < N_EVENTS, "stopped, then killed, halfway"
 
     with open(log_path, "ab") as log:
         assert _replay(env, log, *args).wait(300) == 0, log_path.read_text()
     text = log_path.read_text()
-    assert "resuming replay group" in text
+    assert text.count("resuming replay group") == 2
     replayed = read_topic(kafka_bootstrap, out, N_EVENTS, timeout=60, settle=3.0, read_committed=True)
     ids = [orjson.loads(m.value())["event_id"] for m in replayed]
     assert len(ids) == len(set(ids)) == N_EVENTS, f"{len(ids) - len(set(ids))} events twice"
