@@ -137,10 +137,14 @@ def register(app: typer.Typer, fail: Callable[[str], typer.Exit], settings: Call
 
         Resumable: run the same command again after Ctrl-C or a crash and it goes on from its last commit.
         """
+        import logging.config
+
         from stream.app import create_pipeline
         from stream.audit.replay import plan, run, stderr_line
+        from stream.logs import logging_config
 
         config = settings()
+        logging.config.dictConfig(logging_config("warn", config.log_format))  # the loop's warnings only
         with one_line_errors():
             chosen = plan(config, start, end, model, output_topic, group, exactly_once)  # type: ignore[arg-type]
             how = "resuming" if chosen.resumed else "starting"

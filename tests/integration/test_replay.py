@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -14,6 +15,8 @@ from confluent_kafka import Consumer, TopicPartition
 from conftest import ROOT, read_topic
 from model_versions import add_version, linear, registry
 
+from stream.audit.lookup import Reader
+from stream.audit.replay import positions
 from stream.contracts import Prediction, Provenance
 from stream.model import load
 from stream.producer import produce
@@ -55,6 +58,8 @@ def test_replay_with_the_pinned_old_model_gives_its_original_scores(
     original = read_topic(kafka_bootstrap, worker_topics.predictions, N_EVENTS, timeout=180)
     assert worker.stop() == 0
     ends = _ends(kafka_bootstrap, worker_topics.input, 3)
+    cut = dt.datetime.now(dt.UTC)
+    time.sleep(0.01)
     add_version(root, "2", linear(weight=0.0))  # a newer version, served from now on
     newer = start_worker(model_dir=str(root))
     second = produce(kafka_bootstrap, worker_topics.input, count=300, seed=42)
@@ -62,6 +67,12 @@ def test_replay_with_the_pinned_old_model_gives_its_original_scores(
     later = [Prediction.model_validate_json(m.value()) for m in served[N_EVENTS - 1000 :]]
     assert {p.model_version for p in later if p.event_id in second.valid} == {"2"}
     assert newer.stop() == 0
+    reader = Reader(kafka_bootstrap)  # --from/--to as times and offsets, on the real topic
+    try:
+        assert positions(reader, worker_topics.input, cut.isoformat()) == ends
+        assert positions(reader, worker_topics.input, "0:5,2:7") == {0: 5, 1: 0, 2: 7}
+    finally:
+        reader.close()
     live = _committed(kafka_bootstrap, worker.env["STREAMSCORE_APP_ID"], worker_topics.input, 3)
 
     out = f"{worker_topics.input}.replay"
