@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from stream.audit.verify import VerifyReport
+    from stream.settings import Settings
 
 __all__ = ["register"]
 
@@ -19,7 +23,7 @@ Since = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
 
-def register(app: typer.Typer, fail: Callable[[str], typer.Exit], settings: Callable[[], object]) -> None:
+def register(app: typer.Typer, fail: Callable[[str], typer.Exit], settings: Callable[[], Settings]) -> None:
     """Add the commands to ``app``; ``fail`` and ``settings`` are the command line's own."""
 
     @contextmanager
@@ -62,8 +66,8 @@ def register(app: typer.Typer, fail: Callable[[str], typer.Exit], settings: Call
         if (event_id is None) == (partition is None or offset is None):
             raise fail("give an EVENT_ID, or --partition and --offset of the input (not both)")
         with one_line_errors():
-            position = None if event_id else (topic or config.input_topic, partition, offset)  # type: ignore[attr-defined]
-            found = find(config, keys(config).personal, since_ms(since), event_id, position)  # type: ignore[arg-type]
+            position = None if event_id else (topic or config.input_topic, partition, offset)
+            found = find(config, keys(config).personal, since_ms(since), event_id, position)
         typer.echo(found.model_dump_json(indent=2) if as_json else render(found))
 
     @app.command()
@@ -90,17 +94,17 @@ def register(app: typer.Typer, fail: Callable[[str], typer.Exit], settings: Call
 
         config = settings()
         with one_line_errors():
-            key = keys(config).personal  # type: ignore[arg-type]
+            key = keys(config).personal
         if serve:
-            _serve(lambda: check(config, key, sample, since_ms(since), seed), every, address, port)  # type: ignore[arg-type]
+            _serve(lambda: check(config, key, sample, since_ms(since), seed), every, address, port)
             return
         with one_line_errors():
-            report = check(config, key, sample, since_ms(since), seed)  # type: ignore[arg-type]
+            report = check(config, key, sample, since_ms(since), seed)
         typer.echo(report.model_dump_json(indent=2) if as_json else render(report))
         if not report.ok:
             raise typer.Exit(1)
 
-    def _serve(check: Callable[[], object], every: float, address: str, port: int) -> None:
+    def _serve(check: Callable[[], VerifyReport], every: float, address: str, port: int) -> None:
         import signal
         import threading
 
@@ -116,7 +120,7 @@ def register(app: typer.Typer, fail: Callable[[str], typer.Exit], settings: Call
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         with one_line_errors():
-            run(check, metrics, every, stop)  # type: ignore[arg-type]
+            run(check, metrics, every, stop)
 
     @app.command()
     def replay(
@@ -146,7 +150,7 @@ def register(app: typer.Typer, fail: Callable[[str], typer.Exit], settings: Call
         config = settings()
         logging.config.dictConfig(logging_config("warn", config.log_format))  # the loop's warnings only
         with one_line_errors():
-            chosen = plan(config, start, end, model, output_topic, group, exactly_once)  # type: ignore[arg-type]
+            chosen = plan(config, start, end, model, output_topic, group, exactly_once)
             how = "resuming" if chosen.resumed else "starting"
             typer.echo(
                 f"{how} replay group {chosen.settings.app_id}: {chosen.total:,} events of "

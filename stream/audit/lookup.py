@@ -157,7 +157,10 @@ class Reader:
         found: dict[int, Message] = {}
         clusters: list[list[int]] = [[wanted[0]]]
         for o in wanted[1:]:
-            (clusters[-1].append(o) if o - clusters[-1][-1] < _GAP else clusters.append([o]))
+            if o - clusters[-1][-1] < _GAP:
+                clusters[-1].append(o)
+            else:
+                clusters.append([o])
         for cluster in clusters:
             for m in self.scan(topic, {partition: (cluster[0], min(cluster[-1] + 1, high))}):
                 if m.offset() in cluster:
