@@ -14,12 +14,11 @@ from confluent_kafka import Message
 from pydantic import BaseModel
 
 from stream.audit.errors import AuditError, InputGone, ModelGone, NotFound
+from stream.audit.formats import Formats
 from stream.audit.headers import TRACEPARENT, TRACESTATE
 from stream.audit.lookup import Reader
-from stream.audit.rescore import Rescorer, parse_provenance
-from stream.codec import decode
+from stream.audit.rescore import Rescorer
 from stream.contracts import DeadLetter, Provenance
-from stream.errors import PoisonEvent
 from stream.kafka_config import client_config
 from stream.messages import timestamp_ms
 from stream.settings import Settings
@@ -75,15 +74,16 @@ def explain(
     """Explain ``event_id``, or the input at ``position`` (topic, partition, offset)."""
     reader = Reader(client_config(settings))
     try:
-        return _explain(reader, settings, pii_key, since_ms, event_id, position)
+        rescorer = Rescorer(settings.model_dir, pii_key, Formats(settings))
+        return _explain(reader, rescorer, settings, since_ms, event_id, position)
     finally:
         reader.close()
 
 
 def _explain(
     reader: Reader,
+    rescorer: Rescorer,
     settings: Settings,
-    pii_key: bytes,
     since_ms: int | None,
     event_id: str | None,
     position: tuple[str, int, int] | None,
@@ -94,12 +94,9 @@ def _explain(
         found = reader.read_at(topic, partition, [offset]).get(offset)
         if found is None:
             raise NotFound(f"no record at {topic}[{partition}]@{offset}")
-        try:
-            event_id = decode(found.value(), settings.max_message_bytes).event_id
-        except PoisonEvent:
-            event_id = None
+        event_id = rescorer.formats.event_id(found.value())
     candidates = reader.provenance(settings.provenance_topic, event_id, since_ms) if event_id else []
-    records = [(m, parse_provenance(m.value())) for m in candidates]
+    records = [(m, rescorer.formats.provenance(m.value())) for m in candidates]
     matching = [
         (m, r)
         for m, r in records
@@ -107,7 +104,7 @@ def _explain(
         and (position is None or (r.input.topic, r.input.partition, r.input.offset) == position)
     ]
     if matching:
-        return _scored(reader, settings, pii_key, *matching[-1], found)
+        return _scored(reader, rescorer, *matching[-1], found)
     dead = reader.dead_letters(settings.dlq_topic, since_ms, event_id=event_id, origin=position)
     if dead:
         return _dead(dead[-1], event_id)
@@ -121,8 +118,7 @@ def _explain(
 
 def _scored(
     reader: Reader,
-    settings: Settings,
-    pii_key: bytes,
+    rescorer: Rescorer,
     record: Message,
     provenance: Provenance,
     found: Message | None,
@@ -138,7 +134,6 @@ def _scored(
             ) from None
         if found is None:
             raise InputGone(f"input {ref.topic}[{ref.partition}]@{ref.offset} is not in the topic")
-    rescorer = Rescorer(settings.model_dir, pii_key, settings.max_message_bytes)
     checked = rescorer.rescore([(provenance, found)])[0]
     if checked.missing:
         raise ModelGone(checked.missing)

@@ -1,6 +1,6 @@
 """Re-scoring a prediction from its provenance: the input record, the model by sha256, the hot path's code.
 
-The input is decoded and its features read exactly as the worker does (:func:`stream.codec.decode`,
+The input is decoded and its features read exactly as the worker does (its input format's decoder,
 :class:`~stream.codec.FeatureReader`), scored by the model whose sha256 the provenance names, and its
 provenance record built again by the worker's own :class:`~stream.records.RecordBuilder` with the
 recorded scorer, role and times. The two records are compared field by field in contract order:
@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from stream import model as registry
 from stream.audit.errors import ModelGone
-from stream.codec import FeatureReader, decode
+from stream.audit.formats import Formats
+from stream.codec import FeatureReader
 from stream.contracts import Event, ModelCard, ModelRef, Provenance
 from stream.errors import ModelError, PoisonEvent
 from stream.messages import Inbound
@@ -73,8 +74,8 @@ def _at(doc: dict[str, Any], path: str) -> Any:
 class Rescorer:
     """Scores inputs again with the registry's models, found by the sha256 their provenance names."""
 
-    def __init__(self, root: Path, pii_key: bytes, max_message_bytes: int) -> None:
-        self.root, self._key, self._max_bytes = root, pii_key, max_message_bytes
+    def __init__(self, root: Path, pii_key: bytes, formats: Formats) -> None:
+        self.root, self._key, self.formats = root, pii_key, formats
         self._models: dict[str, LoadedModel] = {}
 
     def model(self, ref: ModelRef) -> LoadedModel:
@@ -116,13 +117,14 @@ class Rescorer:
                 continue
             reader = FeatureReader(loaded.card.features)
             ready: list[tuple[int, Event, list[float]]] = []
-            for i in indices:
-                recorded, msg = pairs[i]
+            events = self.formats.inputs(loaded.card, [pairs[i][1].value() for i in indices])
+            for i, event in zip(indices, events, strict=True):
                 try:
-                    event = decode(msg.value(), self._max_bytes)
+                    if isinstance(event, PoisonEvent):
+                        raise event
                     ready.append((i, event, reader.row(event.features)))
                 except PoisonEvent as exc:
-                    out[i] = Rescored(recorded, loaded.card, difference="input", detail=f"input: {exc}")
+                    out[i] = Rescored(pairs[i][0], loaded.card, difference="input", detail=f"input: {exc}")
             if not ready:
                 continue
             rows = np.array([row for _, _, row in ready], dtype=np.float32)
@@ -155,12 +157,3 @@ class Rescorer:
                 f"{difference}: provenance {_at(then, difference)!r}, re-scored {_at(rebuilt, difference)!r}"
             )
         return Rescored(recorded, card, event, row, score, rebuilt, difference, detail)
-
-
-def parse_provenance(value: bytes | None) -> Provenance | str:
-    """The provenance record in ``value``, or why it breaks the contract."""
-    try:
-        return Provenance.model_validate_json(value or b"")
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc']) or 'record'}: {first['msg']}"

@@ -21,8 +21,9 @@ from confluent_kafka import Message
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import BaseModel, Field
 
+from stream.audit.formats import Formats
 from stream.audit.lookup import Reader
-from stream.audit.rescore import Rescorer, parse_provenance
+from stream.audit.rescore import Rescorer
 from stream.contracts import Provenance
 from stream.kafka_config import client_config
 from stream.messages import Inbound
@@ -77,6 +78,7 @@ def verify(
     settings: Settings, pii_key: bytes, n: int, since_ms: int | None, seed: int | None = None
 ) -> VerifyReport:
     """Check ``n`` sampled provenance records against their inputs and models."""
+    rescorer = Rescorer(settings.model_dir, pii_key, Formats(settings))
     reader = Reader(client_config(settings), timeout=600.0)
     try:
         drawn, total = sample(reader, settings.provenance_topic, n, since_ms, random.Random(seed))
@@ -84,7 +86,7 @@ def verify(
         unverifiable: list[Finding] = []
         records: list[tuple[Message, Provenance]] = []
         for m in drawn:
-            parsed = parse_provenance(m.value())
+            parsed = rescorer.formats.provenance(m.value())
             if isinstance(parsed, str):
                 key = (m.key() or b"").decode(errors="replace") or None
                 mismatched.append(
@@ -103,7 +105,6 @@ def verify(
             pairs.append((p, inputs[key]))
             where.append(_where(m))
     exact = 0
-    rescorer = Rescorer(settings.model_dir, pii_key, settings.max_message_bytes)
     for checked, record in zip(rescorer.rescore(pairs), where, strict=True):
         finding = Finding(event_id=checked.recorded.event_id, record=record, detail=checked.detail)
         if checked.missing:

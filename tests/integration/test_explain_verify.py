@@ -13,6 +13,7 @@ import time
 import urllib.request
 
 import orjson
+import pytest
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
 from cloudevents.core.formats.json import JSONFormat
 from confluent_kafka import Producer, TopicPartition
@@ -24,6 +25,8 @@ from stream.broker import free_port
 from stream.contracts import DeadLetter, Prediction, Provenance
 from stream.model import load
 from stream.producer import events, produce
+from stream.schema_registry.tools import event_serializer
+from stream.settings import Settings
 from stream.topics import ensure_topics
 
 PARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -201,3 +204,33 @@ def test_trace_cloudevents_explain_and_verify(kafka_bootstrap, worker_topics, st
     assert (
         done.returncode == 2 and "no provenance record or dead letter for event no-such-event" in done.stderr
     )
+
+
+@pytest.mark.parametrize("kind", ["avro", "json-schema"])
+def test_explain_and_verify_read_registered_formats(
+    kafka_bootstrap, schema_registry, worker_topics, start_worker, kind
+):
+    ensure_topics(kafka_bootstrap, {worker_topics.input: 3})
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, schema_registry_url=schema_registry)
+    worker = start_worker(
+        batch_size=64, input_format=kind, output_format=kind, schema_registry_url=schema_registry
+    )
+    serialize = event_serializer(settings, kind, worker_topics.input)
+    produced = produce(kafka_bootstrap, worker_topics.input, count=200, seed=9, serialize=serialize)
+    provenance = read_topic(kafka_bootstrap, worker_topics.provenance, 200, timeout=90)
+    assert len(provenance) == 200 and provenance[0].value()[0] == 0, "provenance in the wire format"
+    assert "content-type" not in dict(provenance[0].headers()), "not plain JSON: no content-type"
+    assert dict(provenance[0].headers())["ce_type"] == b"streamscore.provenance.v1"
+
+    env = worker.env
+    event_id = provenance[5].key().decode()
+    done = cli(env, "explain", event_id, "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["bit_exact"] is True and doc["event_id"] == event_id and event_id in produced.valid
+    ref = doc["input"]
+    done = cli(env, "explain", "--partition", str(ref["partition"]), "--offset", str(ref["offset"]), "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["event_id"] == event_id, done.stderr
+    done = cli(env, "verify", "--sample", "200")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "verified 200 of 200 provenance records: 200 bit-exact (100.0%)" in done.stdout

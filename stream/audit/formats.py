@@ -1,0 +1,95 @@
+"""Reading the worker's records in the format it was configured with: JSON, or a registered one.
+
+With ``STREAMSCORE_INPUT_FORMAT`` or ``STREAMSCORE_OUTPUT_FORMAT`` set to ``avro`` or
+``json-schema``, inputs and provenance are in Confluent's wire format: they are decoded with the
+schema registry (``STREAMSCORE_SCHEMA_REGISTRY_URL``) by the worker's own decoders, so that an audit
+reads exactly what the worker read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from stream.codec import decode
+from stream.contracts import Event, ModelCard, Provenance
+from stream.errors import PoisonEvent
+from stream.settings import Settings
+
+__all__ = ["Formats"]
+
+Decoded = list[Event | PoisonEvent]
+
+
+@dataclass
+class Formats:
+    """Decoders of the inputs and the provenance records of one deployment."""
+
+    settings: Settings
+    _client: Any = None
+    _read_provenance: Callable[[bytes], Provenance] | None = None
+    _decoders: dict[str, Callable[[Sequence[bytes | None]], Decoded]] = field(default_factory=dict)
+
+    def _registry(self) -> Any:
+        if self._client is None:
+            from stream.schema_registry.client import registry_client
+
+            self._client = registry_client(self.settings)
+        return self._client
+
+    def inputs(self, card: ModelCard, values: Sequence[bytes | None]) -> Decoded:
+        """The events in ``values`` (or why each is not one), as the worker of ``card`` decodes them."""
+        kind, max_bytes = self.settings.input_format, self.settings.max_message_bytes
+        if kind == "json":
+            return [_or_poison(lambda v=v: decode(v, max_bytes)) for v in values]
+        if card.sha256 not in self._decoders:
+            from stream.schema_registry.decode import AvroDecoder, JsonSchemaDecoder
+
+            client = self._registry()
+            made = (
+                AvroDecoder(client, max_bytes)
+                if kind == "avro"
+                else JsonSchemaDecoder(client, card, max_bytes)
+            )
+            self._decoders[card.sha256] = made
+        return self._decoders[card.sha256](values)
+
+    def event_id(self, value: bytes | None) -> str | None:
+        """The event id of an input, when its envelope is readable."""
+        if self.settings.input_format == "json":
+            got = _or_poison(lambda: decode(value, self.settings.max_message_bytes))
+            return None if isinstance(got, PoisonEvent) else got.event_id
+        from stream.schema_registry.tools import WireReader
+
+        decoded = WireReader(self._registry())(value)
+        doc = decoded[1] if decoded is not None else None
+        found = doc.get("event_id") if isinstance(doc, dict) else None
+        return found if isinstance(found, str) else None
+
+    def provenance(self, value: bytes | None) -> Provenance | str:
+        """The provenance record in ``value``, or why it breaks the contract."""
+        try:
+            if self.settings.output_format == "json":
+                return Provenance.model_validate_json(value or b"")
+            if self._read_provenance is None:
+                from stream.schema_registry.startup import provenance_reader
+
+                self._read_provenance = provenance_reader(self.settings)
+            read = self._read_provenance
+            assert read is not None  # the output format is a registered one
+            return read(value or b"")
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            return f"{'.'.join(str(p) for p in first['loc']) or 'record'}: {first['msg']}"
+        except PoisonEvent as exc:
+            return str(exc)
+
+
+def _or_poison(call: Callable[[], Event]) -> Event | PoisonEvent:
+    try:
+        return call()
+    except PoisonEvent as exc:
+        return exc
