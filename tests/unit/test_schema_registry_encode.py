@@ -68,7 +68,9 @@ def test_a_registered_pipeline_writes_the_json_pipelines_records(records, kind):
     parsed = {5: fastavro.parse_schema(docs[0]), 6: fastavro.parse_schema(docs[1])}
     contracts = {"predictions": (5, Prediction), "provenance": (6, Provenance)}
     for before, after in zip(records.records, out.records, strict=True):
-        assert after[:2] == before[:2] and after[3:] == before[3:]
+        assert after[:2] == before[:2] and after[3:5] == before[3:5]
+        plain_json = [h for h in before.headers or () if h[0] != "content-type"]
+        assert after.headers == plain_json, "the same headers, but no content-type: the value is not JSON"
         if before.topic == "dlq":
             assert after.value == before.value
             continue
