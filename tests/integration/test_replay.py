@@ -99,6 +99,12 @@ def test_replay_with_the_pinned_old_model_gives_its_original_scores(
     }
     assert all(r.input.offset < ends[r.input.partition] for r in records), "nothing past --to"
     assert _committed(kafka_bootstrap, worker.env["STREAMSCORE_APP_ID"], worker_topics.input, 3) == live
+    done = subprocess.run(  # the replay's own records verify as the live ones do
+        [sys.executable, "-m", "stream.cli", "verify", "--sample", str(N_EVENTS)],
+        env={**env, "STREAMSCORE_PROVENANCE_TOPIC": f"{out}.provenance"},
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and f"{N_EVENTS} bit-exact (100.0%)" in done.stdout, done.stdout + done.stderr
     log_text = (tmp_path / "replay.log").read_text()
     assert f"replayed {N_EVENTS:,} events into {out}" in log_text
     last = [line for line in log_text.splitlines() if " of " in line][-1]
