@@ -180,8 +180,9 @@ def wait_written(
 
 def collect(bootstrap: str, topics: object, inputs: Produced, read_committed: bool, timeout: float = 120.0,
             settle: float = 3.0) -> list[Output]:  # fmt: skip
-    """Every output record of a scenario's topics, read until each input has an outcome, then ``settle``
-    s more for late duplicates (read_committed in exactly-once mode)."""
+    """Every output record of a scenario's topics, read until each input has an outcome (and each valid
+    one its provenance, which can trail its prediction under a quota), then ``settle`` s more for late
+    duplicates (read_committed in exactly-once mode)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -196,6 +197,7 @@ def collect(bootstrap: str, topics: object, inputs: Produced, read_committed: bo
     consumer.assign([TopicPartition(t, p, 0) for t in names for p in metadata[t].partitions])
     outputs: list[Output] = []
     missing = set(inputs.valid) | set(inputs.malformed)
+    unproven = set(inputs.valid)  # valid inputs whose provenance has not been read yet
     deadline, settle_until = time.monotonic() + timeout, None
     while time.monotonic() < deadline and (settle_until is None or time.monotonic() < settle_until):
         for m in consumer.consume(2000, timeout=0.2):
@@ -210,9 +212,8 @@ def collect(bootstrap: str, topics: object, inputs: Produced, read_committed: bo
                 occurred = dt.datetime.fromisoformat(doc["occurred_at"]).timestamp()
                 out = Output(kind, doc["event_id"], ts, len(m), occurred)
             outputs.append(out)
-            if kind != "provenance":
-                missing.discard(out.ident)
-        if not missing and settle_until is None:
+            (unproven if kind == "provenance" else missing).discard(out.ident)
+        if not missing and not unproven and settle_until is None:
             settle_until = time.monotonic() + settle
     consumer.close()
     return outputs
