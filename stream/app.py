@@ -22,7 +22,7 @@ from typing import Protocol
 import faust
 from faust.app.base import BootStrategy
 
-from stream import __version__, model, permissions
+from stream import __version__, permissions
 from stream.contracts import Role
 from stream.drift_reports import DriftReporter
 from stream.health import Health
@@ -31,9 +31,11 @@ from stream.kafka_clients import fatal
 from stream.kafka_config import client_config
 from stream.keys import keys
 from stream.lag import LagCollector
+from stream.lifecycle.sources import champion_uri, open_source
 from stream.logs import logging_config
 from stream.loop import ScoringLoop
 from stream.metrics import WorkerMetrics
+from stream.model import LoadedModel
 from stream.pipeline import Pipeline
 from stream.records import Topics
 from stream.reload import ModelWatcher
@@ -60,10 +62,15 @@ def code_revision() -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def create_pipeline(settings: Settings, role: Role = "champion") -> Pipeline:
-    """Load and verify the model and build the hot path around it; its records say ``role``."""
+def create_pipeline(
+    settings: Settings, loaded: LoadedModel | None = None, role: Role = "champion"
+) -> Pipeline:
+    """Build the hot path around ``loaded``, else the model the settings name (loaded and verified);
+    its records say ``role``."""
     personal = keys(settings).personal  # first: no secret, no start
-    loaded = model.load(settings.model_dir, settings.model_name, settings.model_version)
+    if loaded is None:
+        source = open_source(champion_uri(settings), settings)
+        loaded = source.load(source.current())
     decoder, serialize = wire_codecs(settings, loaded.card)  # JSON: None, orjson.dumps
     return Pipeline(
         loaded,
@@ -121,7 +128,10 @@ class LoopService(faust.Service):
 
 def create_app(settings: Settings) -> faust.App:
     """Load the model, prepare the topics, and wire the scoring loop into a Faust shell."""
-    pipeline = create_pipeline(settings)
+    keys(settings)  # first: no secret, no start
+    source = open_source(champion_uri(settings), settings)
+    serving = source.current()
+    pipeline = create_pipeline(settings, source.load(serving))
     needs = permissions.scoring_worker(settings)
     permissions.check(settings, needs, settings.app_id)  # before making topics, and once they all exist
     partitions = prepare_topics(settings)
@@ -152,8 +162,8 @@ def create_app(settings: Settings) -> faust.App:
     if settings.metrics_port:
         serve_http(settings.metrics_port, metrics.registry, health)
 
-    if settings.model_reload_s and settings.model_version == "latest":
-        watcher = ModelWatcher(settings.model_dir, settings.model_name, pipeline, metrics)
+    if settings.model_reload_s and source.uri.moves:
+        watcher = ModelWatcher(source, pipeline, metrics, serving)
 
         @app.timer(interval=settings.model_reload_s)
         async def reload_model() -> None:

@@ -14,7 +14,7 @@ Every input yields exactly one prediction (with its provenance) or exactly one d
 Predictions and dead letters keep the input's key and partition, so ordering per key holds
 downstream; provenance is keyed by ``event_id``. The model can be
 replaced between batches (:meth:`Pipeline.swap`, used by ``stream.reload``); a batch is scored
-with one model from start to end.
+with one model from start to end, and the first batch of a new model says so.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class BatchResult:
     partitions: np.ndarray | None = None  # their input partitions
     offsets: np.ndarray | None = None  # their input offsets
     times: np.ndarray | None = None  # their occurred_at, epoch seconds
+    switched: LoadedModel | None = None  # the model served until this batch, when a new one starts here
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,19 +88,21 @@ class Pipeline:
         self._max_features, self._max_string = max_features, max_string_length
         self._scorer = scorer
         self.scorer_id = str(scorer.get("worker_id"))
-        self._scoring = self._bind(model)
+        self._scoring = self._offered = self._bind(model)
 
     @property
     def model(self) -> LoadedModel:
-        return self._scoring.model
+        """The model of the next batch."""
+        return self._offered.model
 
     def swap(self, model: LoadedModel) -> None:
         """Serve ``model`` from the next batch on; a batch in progress finishes with the one it began with.
 
-        One attribute assignment, which :meth:`process` reads once per batch, so never mid-batch.
-        Raises :class:`ModelError` (and keeps the current model) if ``model`` breaks the input bounds.
+        One attribute assignment, which :meth:`process` reads once per batch, so never mid-batch; the
+        batch that starts with it says so (:attr:`BatchResult.switched`). Raises :class:`ModelError`
+        (and keeps the current model) if ``model`` breaks the input bounds.
         """
-        self._scoring = self._bind(model)
+        self._offered = self._bind(model)
 
     def _bind(self, model: LoadedModel) -> _Scoring:
         card = model.card
@@ -122,7 +125,9 @@ class Pipeline:
     def process(self, batch: Sequence[Inbound]) -> BatchResult:
         received_at = self._now()
         result = BatchResult()
-        scoring = self._scoring  # the model of this whole batch, whatever swap() does meanwhile
+        scoring = self._offered  # the model of this whole batch, whatever swap() does meanwhile
+        if scoring is not self._scoring:
+            result.switched, self._scoring = self._scoring.model, scoring
         records = scoring.records
 
         # 1. decode and validate: the contract, then the card's features

@@ -275,3 +275,20 @@ def require_tool(name: str, package: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Tracking URI of a real ``mlflow server`` (SQLite, local artifacts) on loopback for the session."""
+    import importlib.util
+
+    if importlib.util.find_spec("mlflow") is None:
+        message = "MLflow is not installed: pip install -e '.[mlflow]' (make test installs it)"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    from mlflow_server import MlflowServer
+
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow")).start()
+    try:
+        yield server.uri
+    finally:
+        server.stop()
