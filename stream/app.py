@@ -31,7 +31,8 @@ from stream.kafka_clients import fatal
 from stream.kafka_config import client_config
 from stream.keys import keys
 from stream.lag import LagCollector
-from stream.lifecycle.sources import champion_uri, open_source
+from stream.lifecycle.changes import ChangeLog
+from stream.lifecycle.sources import champion_uri, load_challenger, open_source
 from stream.logs import logging_config
 from stream.loop import ScoringLoop
 from stream.metrics import WorkerMetrics
@@ -41,7 +42,7 @@ from stream.records import Topics
 from stream.reload import ModelWatcher
 from stream.schema_registry.startup import wire_codecs
 from stream.settings import Settings
-from stream.topics import prepare_topics
+from stream.topics import ensure_topics, prepare_topics
 
 
 def code_revision() -> str | None:
@@ -63,10 +64,13 @@ def code_revision() -> str | None:
 
 
 def create_pipeline(
-    settings: Settings, loaded: LoadedModel | None = None, role: Role = "champion"
+    settings: Settings,
+    loaded: LoadedModel | None = None,
+    challenger: LoadedModel | None = None,
+    role: Role = "champion",
 ) -> Pipeline:
-    """Build the hot path around ``loaded``, else the model the settings name (loaded and verified);
-    its records say ``role``."""
+    """Build the hot path around ``loaded``, else the model the settings name (loaded and verified),
+    with ``challenger`` beside it; its records say ``role``."""
     personal = keys(settings).personal  # first: no secret, no start
     if loaded is None:
         source = open_source(champion_uri(settings), settings)
@@ -87,6 +91,9 @@ def create_pipeline(
         decoder=decoder,
         serialize=serialize,
         role=role,
+        challenger=challenger,
+        shadow_topic=settings.challenger_topic,
+        canary_percent=settings.canary_percent,
     )
 
 
@@ -131,10 +138,19 @@ def create_app(settings: Settings) -> faust.App:
     keys(settings)  # first: no secret, no start
     source = open_source(champion_uri(settings), settings)
     serving = source.current()
-    pipeline = create_pipeline(settings, source.load(serving))
+    challenger, refused = load_challenger(settings)
+    pipeline = create_pipeline(settings, source.load(serving), challenger)
     needs = permissions.scoring_worker(settings)
     permissions.check(settings, needs, settings.app_id)  # before making topics, and once they all exist
     partitions = prepare_topics(settings)
+    if settings.challenger_uri:  # shadow predictions: partitioned like the predictions
+        ensure_topics(
+            client_config(settings), {settings.challenger_topic: partitions}, settings.replication_factor
+        )
+    if settings.model_changes_topic:  # one order for every worker's records; keys never repeat
+        compact = {"cleanup.policy": "compact"}
+        rf = settings.replication_factor
+        ensure_topics(client_config(settings), {settings.model_changes_topic: 1}, rf, config=compact)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = ShellApp(
         settings.app_id,
@@ -145,6 +161,12 @@ def create_app(settings: Settings) -> faust.App:
     )
     metrics = WorkerMetrics()
     metrics.set_model(pipeline.model.card)
+    if refused or (challenger is not None and pipeline.challenger is None):
+        metrics.challenger_refused.inc()
+    elif pipeline.challenger is not None:
+        mode = "canary" if settings.canary_percent > 0 else "shadow"
+        card = pipeline.challenger.card
+        metrics.challenger.labels(card.name, card.version, card.sha256, mode).set(1)
     metrics.registry.register(
         LagCollector(
             client_config(settings), [settings.app_id], [settings.input_topic], settings.lag_window_s
@@ -153,6 +175,14 @@ def create_app(settings: Settings) -> faust.App:
     health = Health()
     health.model = f"{pipeline.model.card.name}/{pipeline.model.card.version}"
     scoring = ScoringLoop(settings, pipeline, metrics, health)
+    if settings.model_changes_topic:
+        scoring.changes = ChangeLog(
+            settings.model_changes_topic,
+            settings.input_topic,
+            settings.app_id,
+            settings.instance_id,
+            pipeline.scorer_id,
+        )
     if settings.drift_window:
         scoring.drift = DriftReporter(
             settings, pipeline.model.card, metrics, pipeline.scorer_id, partitions, scoring.send

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     provenance_topic: str = Field("provenance", description="Topic of per-event provenance.")
     dlq_topic: str = Field("events.dlq", description="Dead-letter topic for events that fail.")
     drift_topic: str = Field("drift", description="Topic of drift reports.")
+    model_changes_topic: str = Field(
+        "model-changes",
+        description="Compacted topic recording every start and switch of a worker's model, with the first "
+        "offset of each input partition it scored (empty: not recorded).",
+    )
     drift_window: int = Field(
         5_000,
         ge=0,
@@ -145,6 +150,21 @@ class Settings(BaseSettings):
         None,
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri"),
         description="The MLflow server of models:/ URIs, from MLFLOW_TRACKING_URI.",
+    )
+    challenger_uri: str | None = Field(
+        None,
+        description="A second model (any form of MODEL_URI) scoring every event beside the champion: in "
+        "shadow, or live for CANARY_PERCENT of the keys.",
+    )
+    challenger_topic: str = Field(
+        "predictions.challenger", description="Topic of the shadow predictions (never the predictions topic)."
+    )
+    canary_percent: float = Field(
+        0.0,
+        ge=0.0,
+        le=100.0,
+        description="Share of keys (a stable hash of the message key) the challenger answers live; the "
+        "champion then scores them in shadow (0: the challenger only in shadow).",
     )
     model_reload_s: float = Field(
         0.0,

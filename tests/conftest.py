@@ -174,6 +174,7 @@ class WorkerTopics:
     dlq: str
     outcomes: str
     drift: str
+    model_changes: str
 
 
 class WorkerProcess:
@@ -217,7 +218,10 @@ class WorkerProcess:
 def worker_topics(unique_name: Callable[[str], str]) -> WorkerTopics:
     base = unique_name("w")
     return WorkerTopics(
-        *(f"{base}.{t}" for t in ("events", "predictions", "provenance", "dlq", "outcomes", "drift"))
+        *(
+            f"{base}.{t}"
+            for t in ("events", "predictions", "provenance", "dlq", "outcomes", "drift", "model-changes")
+        )
     )
 
 
@@ -249,6 +253,7 @@ def start_worker(kafka_bootstrap: str, worker_topics: WorkerTopics, unique_name,
             "STREAMSCORE_DLQ_TOPIC": worker_topics.dlq,
             "STREAMSCORE_OUTCOME_TOPIC": worker_topics.outcomes,
             "STREAMSCORE_DRIFT_TOPIC": worker_topics.drift,
+            "STREAMSCORE_MODEL_CHANGES_TOPIC": worker_topics.model_changes,
             "STREAMSCORE_MODEL_DIR": str(MODELS),
             "STREAMSCORE_DATA_DIR": str(tmp_path / f"worker{len(workers)}"),
             "STREAMSCORE_METRICS_PORT": "0",

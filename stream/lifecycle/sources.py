@@ -6,15 +6,19 @@ an alias (:mod:`stream.reload`) and the challenger load models the same way.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable
 from typing import Protocol
 
+from stream.errors import StreamscoreError
 from stream.lifecycle.folder import FolderSource
 from stream.lifecycle.uris import ModelUri, of_folder, parse
 from stream.model import LoadedModel
 from stream.settings import Settings
 
-__all__ = ["Source", "champion_uri", "open_source"]
+__all__ = ["Source", "champion_uri", "load_challenger", "open_source"]
+
+log = logging.getLogger("streamscore.worker")
 
 
 class Source(Protocol):
@@ -49,3 +53,20 @@ def open_source(uri: ModelUri, settings: Settings) -> Source:
     from stream.lifecycle.mlflow_registry import MlflowSource
 
     return MlflowSource(uri, settings.mlflow_tracking_uri, settings.data_dir / "mlflow-models")
+
+
+def load_challenger(settings: Settings) -> tuple[LoadedModel | None, bool]:
+    """The challenger STREAMSCORE_CHALLENGER_URI names, checked like the champion; and whether it was refused.
+
+    A malformed URI stops the worker (a setting to fix); a challenger that fails its checks does
+    not: it is logged, and the champion goes on alone.
+    """
+    if not settings.challenger_uri:
+        return None, False
+    uri = parse(settings.challenger_uri)
+    try:
+        source = open_source(uri, settings)
+        return source.load(source.current()), False
+    except StreamscoreError as exc:
+        log.error("challenger %s refused, the champion goes on alone: %s", uri, exc)
+        return None, True
