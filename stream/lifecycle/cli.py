@@ -118,3 +118,54 @@ def model_promote(
     except StreamscoreError as exc:
         raise _fail(exc) from None
     typer.echo(f"{name}@{alias}: {before or 'none'} -> {version}")
+
+
+@model_app.command("compare")
+def model_compare(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to read the drift topic.")] = 30.0,
+) -> None:
+    """Print the latest comparison of champion and challenger on outcomes (from STREAMSCORE_DRIFT_TOPIC)."""
+    from stream.errors import ConfigError
+    from stream.kafka_config import client_config
+    from stream.lifecycle.pairing import latest_comparison
+
+    config = _settings()
+    try:
+        report = latest_comparison(client_config(config), config.drift_topic, timeout)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    if report is None:
+        raise _fail(
+            ValueError(
+                f"no comparison report on {config.drift_topic!r}: is a challenger set "
+                "(STREAMSCORE_CHALLENGER_URI), and the outcome worker running?"
+            )
+        )
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    r = report
+    champion, challenger = (
+        f"{r.champion.name}/{r.champion.version}",
+        f"{r.challenger.name}/{r.challenger.version}",
+    )
+    typer.echo(
+        f"{challenger} (challenger) against {champion} (champion) on {r.pairs:,} paired outcomes: {r.verdict}"
+    )
+    low, high = r.log_loss_interval
+    typer.echo(
+        f"log loss           {r.log_loss['champion']:.4f} -> {r.log_loss['challenger']:.4f}  "
+        f"difference {r.log_loss_difference:+.4f} [{low:+.4f}, {high:+.4f}] "
+        f"(look {r.look}, level {r.level:.2g})"
+    )
+    if r.roc_auc_difference is not None and r.roc_auc_interval is not None:
+        typer.echo(
+            f"ROC AUC            {r.roc_auc['champion']:.4f} -> {r.roc_auc['challenger']:.4f}  difference "
+            f"{r.roc_auc_difference:+.4f} [{r.roc_auc_interval[0]:+.4f}, "
+            f"{r.roc_auc_interval[1]:+.4f}] (DeLong)"
+        )
+    typer.echo(f"accuracy           {r.accuracy['champion']:.4f} -> {r.accuracy['challenger']:.4f}")
+    typer.echo(
+        f"calibration error  {r.calibration_error['champion']:.4f} -> {r.calibration_error['challenger']:.4f}"
+    )
