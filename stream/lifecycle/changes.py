@@ -51,7 +51,6 @@ class ModelChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Kind
-    role: Literal["champion", "challenger"] = "champion"
     old: ModelRef | None
     new: ModelRef
     app_id: str
@@ -77,12 +76,11 @@ class ChangeLog:
         old: ModelCard | None,
         new: ModelCard,
         offsets: dict[int, int],
-        role: Literal["champion", "challenger"] = "champion",
     ) -> Record:
+        """The record of ``kind``: ``new`` scores each partition from its offset in ``offsets`` on."""
         at = dt.datetime.now(dt.UTC)
         change = ModelChange(
             kind=kind,
-            role=role,
             old=ModelRef.of(old) if old is not None else None,
             new=ModelRef.of(new),
             app_id=self.app_id,

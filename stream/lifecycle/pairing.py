@@ -62,7 +62,10 @@ class ComparisonReport(BaseModel):
 
 
 class _Gauges:
+    """The comparison's series, in the outcome worker's registry."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
         by_role, by_pair = ["model", "role"], ["champion", "challenger"]
 
         def gauge(name: str, what: str, labels: list[str]) -> Gauge:

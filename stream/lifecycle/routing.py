@@ -109,47 +109,43 @@ class Challenge:
         cx = self.rows(x)
         if self.percent <= 0:
             built, n = live.scored(msgs, events, x, champion.tolist(), *times)
-            shadow = self._shadow(self.shadow, msgs, events, cx, challenger, times)
+            every = np.ones(len(challenger), dtype=bool)
+            shadow = self._shadow(self.shadow, every, msgs, events, cx, challenger, times)
             return built + shadow, n, champion, len(shadow) // 2
         keys = [m.key() or e.event_id.encode() for m, e in zip(msgs, events, strict=True)]
         mask = canary_mask(keys, self.percent)
         rest = ~mask
-        built, n = _scored(live, *_take(rest, msgs, events, x, champion), times)
-        canary, m = _scored(self.canary, *_take(mask, msgs, events, cx, challenger), times)
-        shadow = self._shadow(self.shadow, *_take(rest, msgs, events, cx, challenger), times)
-        shadow += self._shadow(self.champion_shadow, *_take(mask, msgs, events, x, champion), times)
+        built, n = live.scored(*_take(rest, msgs, events, x, champion), *times)
+        canary, m = self.canary.scored(*_take(mask, msgs, events, cx, challenger), *times)
+        shadow = self._shadow(self.shadow, rest, msgs, events, cx, challenger, times)
+        shadow += self._shadow(self.champion_shadow, mask, msgs, events, x, champion, times)
         return built + canary + shadow, n + m, np.where(mask, challenger, champion), len(shadow) // 2
 
     def _shadow(
         self,
         builder: RecordBuilder,
+        mask: np.ndarray,
         msgs: Sequence[Inbound],
         events: Sequence[Event],
         x: np.ndarray,
         scores: np.ndarray,
         times: tuple[dt.datetime, dt.datetime, dt.datetime],
     ) -> list[Record]:
-        ok = (scores >= 0.0) & (scores <= 1.0)
-        if not ok.all():
-            self.dropped += int((~ok).sum())
-            msgs, events, x, scores = _take(ok, msgs, events, x, scores)
-        return _scored(builder, msgs, events, x, scores, times)[0]
+        """Shadow records of the rows in ``mask`` whose score is a probability (the others are counted)."""
+        ok = mask & _valid(scores)
+        self.dropped += int((mask & ~ok).sum())
+        return builder.scored(*_take(ok, msgs, events, x, scores), *times)[0]
 
 
-def _scored(
-    builder: RecordBuilder,
-    msgs: Sequence[Inbound],
-    events: Sequence[Event],
-    x: np.ndarray,
-    scores: np.ndarray,
-    times: tuple[dt.datetime, dt.datetime, dt.datetime],
-) -> tuple[list[Record], int]:
-    return builder.scored(msgs, events, x, scores.tolist(), *times)
+def _valid(scores: np.ndarray) -> np.ndarray:
+    return (scores >= 0.0) & (scores <= 1.0)  # NaN is neither
 
 
 def _take(
     mask: np.ndarray, msgs: Sequence[Inbound], events: Sequence[Event], x: np.ndarray, scores: np.ndarray
-) -> tuple[list[Inbound], list[Event], np.ndarray, np.ndarray]:
-    """The rows of a batch where ``mask`` is True."""
+) -> tuple[Sequence[Inbound], Sequence[Event], np.ndarray, list[float]]:
+    """The rows of a batch where ``mask`` is True (the batch itself when it is all True)."""
+    if mask.all():
+        return msgs, events, x, scores.tolist()
     where = np.flatnonzero(mask).tolist()
-    return [msgs[i] for i in where], [events[i] for i in where], x[mask], scores[mask]
+    return [msgs[i] for i in where], [events[i] for i in where], x[mask], scores[mask].tolist()

@@ -7,13 +7,10 @@ alone, with a log line and a metric.
 
 from __future__ import annotations
 
-import urllib.request
-
 import orjson
 import pytest
-from conftest import read_topic
+from conftest import read_topic, scrape
 from model_versions import NAME, add_version, registry
-from prometheus_client.parser import text_string_to_metric_families
 
 from stream.broker import free_port
 from stream.lifecycle.routing import canary_mask
@@ -21,15 +18,6 @@ from stream.producer import produce
 from stream.topics import ensure_topics
 
 EVENTS = 400
-
-
-def _metrics(port):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 @pytest.mark.parametrize("percent", [0.0, 30.0])
@@ -47,7 +35,7 @@ def test_shadow_and_canary(percent, kafka_bootstrap, worker_topics, start_worker
     predictions = read_topic(kafka_bootstrap, worker_topics.predictions, EVENTS, timeout=90)
     shadow = read_topic(kafka_bootstrap, shadow_topic, EVENTS, timeout=60)
     provenance = read_topic(kafka_bootstrap, worker_topics.provenance, 2 * EVENTS, timeout=60)
-    scraped = _metrics(port)
+    scraped = scrape(port)
     assert worker.proc.poll() is None, worker.output()[-3000:]
 
     live = {orjson.loads(m.value())["event_id"]: (m, orjson.loads(m.value())) for m in predictions}
@@ -96,6 +84,6 @@ def test_a_challenger_failing_its_checks_leaves_the_champion_alone(
     provenance = read_topic(kafka_bootstrap, worker_topics.provenance, 100, timeout=60)
     assert sorted(orjson.loads(m.value())["event_id"] for m in predictions) == sorted(sent.valid)
     assert len(provenance) == 100 and {orjson.loads(m.value())["role"] for m in provenance} == {"champion"}
-    assert _metrics(port)[("streamscore_challenger_refused_total", ())] == 1.0
+    assert scrape(port)[("streamscore_challenger_refused_total", ())] == 1.0
     output = worker.output()
     assert output.count("refused, the champion goes on alone") == 1 and "changed or corrupted" in output

@@ -10,17 +10,14 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections import defaultdict
 
 import orjson
-from conftest import ROOT, read_topic
+from conftest import ROOT, Traffic, assert_versions_only_rise, read_topic
 from model_versions import add_version
 
 from stream.model import CARD_FILE, MODEL_FILE
-from stream.producer import Produced, produce
 from stream.topics import ensure_topics
 
 
@@ -42,16 +39,6 @@ def _named(tmp_path, name, version="1", **kwargs):
 
     folder = add_version(root, version, edit_card=rename, **kwargs)
     return folder
-
-
-def _wait_for(worker, text, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in worker.output():
-            return
-        assert worker.proc.poll() is None, worker.output()
-        time.sleep(0.2)
-    raise AssertionError(f"no {text!r} in the worker's log:\n{worker.output()[-3000:]}")
 
 
 def _register_unchecked(mlflow_uri, folder):
@@ -112,48 +99,26 @@ def test_a_worker_follows_the_alias_and_refuses_a_bad_version(
         batch_size=16,
         env={"MLFLOW_TRACKING_URI": mlflow_server},
     )
-    produced: list[Produced] = []
-    count = [0]
-    stop = threading.Event()
-
-    def publish():
-        def progress(n):
-            count[0] += n
-
-        produced.append(
-            produce(kafka_bootstrap, worker_topics.input, rate=100, seed=72, stop=stop, progress=progress)
-        )
-
-    producer = threading.Thread(target=publish)
-    producer.start()
-    try:
+    with Traffic(kafka_bootstrap, worker_topics.input, rate=100, seed=72) as traffic:
         read_topic(kafka_bootstrap, worker_topics.predictions, 50, timeout=90, settle=0)
         bad = _register_unchecked(mlflow_server, _named(tmp_path, name, "2", tamper=True))
         assert _cli(mlflow_server, "promote", name, bad).returncode == 0
-        _wait_for(worker, f"{name}/{bad} refused at reload, {name}/1 keeps serving")
+        worker.wait_for(f"{name}/{bad} refused at reload, {name}/1 keeps serving")
         good = _cli(mlflow_server, "register", str(_named(tmp_path, name, "3")))
         version = good.stdout.strip().rsplit("/", 1)[-1]
         promoted = _cli(mlflow_server, "promote", name, version)
         assert promoted.stdout.strip() == f"{name}@champion: {bad} -> {version}", promoted.stderr
-        _wait_for(worker, f"serving model {name}/{version}")
-        after_swap = count[0]
+        worker.wait_for(f"serving model {name}/{version}")
+        after_swap = traffic.count
         time.sleep(2)
-    finally:
-        stop.set()
-        producer.join(60)
-    (sent,) = produced
+    sent = traffic.sent
     assert worker.proc.poll() is None, worker.output()
     predictions = read_topic(kafka_bootstrap, worker_topics.predictions, sent.count, timeout=60)
     docs = [orjson.loads(m.value()) for m in predictions]
     assert sorted(d["event_id"] for d in docs) == sorted(sent.valid), "every event scored exactly once"
     assert {d["model_name"] for d in docs} == {name}
     assert {d["model_version"] for d in docs} == {"1", version}, "the bad version never served"
-    by_partition = defaultdict(list)
-    for m, d in zip(predictions, docs, strict=True):
-        by_partition[m.partition()].append((m.offset(), d["model_version"]))
-    for pairs in by_partition.values():
-        sequence = [v for _, v in sorted(pairs)]
-        assert sequence == sorted(sequence, key=int), "1 until the swap, the new version after it"
+    assert_versions_only_rise(predictions, docs)
     late = set(list(sent.valid)[after_swap:])
     assert late and {d["model_version"] for d in docs if d["event_id"] in late} == {version}
     assert worker.output().count("refused at reload") == 1

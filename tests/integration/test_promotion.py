@@ -28,16 +28,6 @@ from stream.topics import ensure_topics
 PARTITIONS = 6
 
 
-def _wait_for(worker, text, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in worker.output():
-            return
-        assert worker.proc.poll() is None, worker.output()
-        time.sleep(0.2)
-    raise AssertionError(f"no {text!r} in the worker's log:\n{worker.output()[-3000:]}")
-
-
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_promotion_offsets_are_exact(guarantee, kafka_bootstrap, worker_topics, start_worker, tmp_path):
     root = registry(tmp_path / "registry")
@@ -65,7 +55,7 @@ def test_promotion_offsets_are_exact(guarantee, kafka_bootstrap, worker_topics, 
             kafka_bootstrap, worker_topics.predictions, 300, timeout=90, settle=0, read_committed=committed
         )
         for worker in workers:
-            _wait_for(worker, "assigned partitions")
+            worker.wait_for("assigned partitions")
         time.sleep(2)  # both workers hold partitions and score
         promoted = subprocess.run(
             [sys.executable, "-m", "stream.cli", "model", "promote", NAME, "2", "--registry", str(root)],
@@ -74,7 +64,7 @@ def test_promotion_offsets_are_exact(guarantee, kafka_bootstrap, worker_topics, 
         )  # fmt: skip
         assert promoted.stdout.strip() == f"{NAME}@champion: 1 -> 2", promoted.stderr
         for worker in workers:
-            _wait_for(worker, f"serving model {NAME}/2")
+            worker.wait_for(f"serving model {NAME}/2")
         time.sleep(3)
     finally:
         stop.set()
