@@ -138,7 +138,7 @@ def create_app(settings: Settings) -> faust.App:
     keys(settings)  # first: no secret, no start
     source = open_source(champion_uri(settings), settings)
     serving = source.current()
-    challenger, refused = load_challenger(settings)
+    challenger, refused, challenger_source = load_challenger(settings)
     pipeline = create_pipeline(settings, source.load(serving), challenger)
     needs = permissions.scoring_worker(settings)
     permissions.check(settings, needs, settings.app_id)  # before making topics, and once they all exist
@@ -164,9 +164,8 @@ def create_app(settings: Settings) -> faust.App:
     if refused or (challenger is not None and pipeline.challenger is None):
         metrics.challenger_refused.inc()
     elif pipeline.challenger is not None:
-        mode = "canary" if settings.canary_percent > 0 else "shadow"
         card = pipeline.challenger.card
-        metrics.challenger.labels(card.name, card.version, card.sha256, mode).set(1)
+        metrics.challenger.labels(card.name, card.version, card.sha256, pipeline.challenge_mode).set(1)
     metrics.registry.register(
         LagCollector(
             client_config(settings), [settings.app_id], [settings.input_topic], settings.lag_window_s
@@ -201,6 +200,16 @@ def create_app(settings: Settings) -> faust.App:
                 card := await watcher.poll()
             ):  # the loop serves it, and follows it in drift, from the next batch
                 health.model = f"{card.name}/{card.version}"
+
+    if settings.model_reload_s and challenger_source is not None and challenger_source.uri.moves:
+        serving_challenger = pipeline.challenger.card.version if pipeline.challenger else None
+        challenger_watcher = ModelWatcher(
+            challenger_source, pipeline, metrics, serving_challenger or "", role="challenger"
+        )
+
+        @app.timer(interval=settings.model_reload_s)
+        async def reload_challenger() -> None:
+            await challenger_watcher.poll()
 
     return app
 

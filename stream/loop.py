@@ -19,7 +19,9 @@ records are safe:
 Rebalance callbacks run inside ``consume`` on this same thread, so they see no half-done batch:
 partitions are revoked only after their records and offsets are committed (or, when they were
 lost, the open transaction is aborted). The loop also runs the side work that must not overlap a
-batch: drift updates, reports and state saves, adopting a reloaded model's card, the stats line.
+batch: drift updates, reports and state saves, adopting a reloaded model's card, the stats line,
+and the records of the ``model-changes`` topic (:mod:`stream.lifecycle.changes`), which it knows
+exactly because a new model begins at a batch boundary: they go out with the batch they explain.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ import numpy as np
 from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH, BatchDecoder, FeatureReader
 from stream.contracts import Event, Role
 from stream.errors import FeatureError, ModelError, PoisonEvent
-from stream.lifecycle.routing import Challenge
+from stream.lifecycle.routing import Challenge, columns
 from stream.messages import Inbound, Record
 from stream.model import LoadedModel
 from stream.records import JSON_VALUES, RecordBuilder, Serialize, Topics
@@ -107,6 +107,11 @@ class Pipeline:
         return self._offered.model
 
     @property
+    def challenge_mode(self) -> str:
+        """``canary`` or ``shadow``: how a challenger scores beside the model."""
+        return "canary" if self._canary > 0 else "shadow"
+
+    @property
     def serving(self) -> LoadedModel:
         """The model of the last batch (until the next batch takes up one :meth:`swap` offered)."""
         return self._scoring.model
@@ -119,6 +124,13 @@ class Pipeline:
         (and keeps the current model) if ``model`` breaks the input bounds.
         """
         self._offered = self._bind(model)
+
+    def swap_challenger(self, challenger: LoadedModel) -> None:
+        """Score ``challenger`` beside the model from the next batch on; :class:`ModelError` (and the
+        current challenger kept) if it cannot read the model's rows."""
+        columns(self._offered.model, challenger)
+        self.challenger = challenger
+        self._offered = self._bind(self._offered.model)
 
     def _bind(self, model: LoadedModel) -> _Scoring:
         card = model.card

@@ -12,7 +12,8 @@ hands it to the scoring loop, which serves it from the next batch on (and record
 :mod:`stream.lifecycle.changes`); if not, the error is logged,
 ``streamscore_model_reload_failures_total`` counts it, and the previous model keeps serving. A
 refused version is tried again only once it changes (a folder's files still being written, then
-complete), so a bad version costs one error, not one per poll.
+complete), so a bad version costs one error, not one per poll. A challenger that follows an alias
+is watched the same way (``role="challenger"``) and scores beside the model from the next batch on.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Hashable
+from typing import Literal
 
 from stream import model
 from stream.contracts import ModelCard
@@ -34,9 +36,16 @@ log = logging.getLogger("streamscore.reload")
 class ModelWatcher:
     """Swaps the verified new version of a source in; keeps the old one otherwise."""
 
-    def __init__(self, source: Source, pipeline: Pipeline, metrics: WorkerMetrics, serving: str) -> None:
-        """``serving``: the version of the source the pipeline serves now."""
-        self.source, self.pipeline, self.metrics = source, pipeline, metrics
+    def __init__(
+        self,
+        source: Source,
+        pipeline: Pipeline,
+        metrics: WorkerMetrics,
+        serving: str,
+        role: Literal["champion", "challenger"] = "champion",
+    ) -> None:
+        """``serving``: the version of the source the pipeline serves now in ``role``."""
+        self.source, self.pipeline, self.metrics, self.role = source, pipeline, metrics, role
         self.serving = serving
         self.tried: Hashable | None = None  # the last version loaded, as it was then
         self._unread: str | None = None  # the last error reading the registry, logged once
@@ -48,20 +57,27 @@ class ModelWatcher:
             return None
         version, new = found
         try:
-            self.pipeline.swap(new)
+            self.pipeline.swap(new) if self.role == "champion" else self.pipeline.swap_challenger(new)
         except ModelError as exc:
             self._refuse(version, exc)
             return None
         self.serving = version
+        card = new.card
         log.warning(
-            "serving model %s/%s (sha256 %s…) from the next batch on",
-            new.card.name,
-            new.card.version,
-            new.card.sha256[:12],
-            extra={"model": f"{new.card.name}/{new.card.version}", "sha256": new.card.sha256},
+            "serving %s %s/%s (sha256 %s…) from the next batch on",
+            "model" if self.role == "champion" else "challenger",
+            card.name,
+            card.version,
+            card.sha256[:12],
+            extra={"model": f"{card.name}/{card.version}", "sha256": card.sha256, "role": self.role},
         )
-        self.metrics.set_model(new.card)
-        return new.card
+        if self.role == "champion":
+            self.metrics.set_model(card)
+        else:
+            self.metrics.challenger.clear()
+            mode = self.pipeline.challenge_mode
+            self.metrics.challenger.labels(card.name, card.version, card.sha256, mode).set(1)
+        return card
 
     def _load_new(self) -> tuple[str, model.LoadedModel] | None:
         """The version named now if new, loaded and verified (blocking); None if none or it fails."""
@@ -84,14 +100,16 @@ class ModelWatcher:
             return None
 
     def _serving_name(self) -> str:
-        card = self.pipeline.model.card
-        return f"{card.name}/{card.version}"
+        model = self.pipeline.model if self.role == "champion" else self.pipeline.challenger
+        return f"{model.card.name}/{model.card.version}" if model is not None else "no challenger"
 
     def _refuse(self, version: str | None, exc: Exception) -> None:
-        self.metrics.reload_failures.inc()
+        champion = self.role == "champion"
+        (self.metrics.reload_failures if champion else self.metrics.challenger_refused).inc()
         name = self.source.uri.name
         log.error(
-            "model %s/%s refused at reload, %s keeps serving: %s",
+            "%s %s/%s refused at reload, %s keeps serving: %s",
+            "model" if champion else "challenger",
             name,
             version,
             self._serving_name(),

@@ -44,11 +44,16 @@ for _name, _value in (
 def client(tracking_uri: str | None) -> Any:
     """An ``MlflowClient`` for ``tracking_uri``; a one-line error when MLflow or the URI is missing."""
     if not tracking_uri:
-        raise ConfigError("a models:/ URI needs MLFLOW_TRACKING_URI: set it to the MLflow server's address")
+        raise ConfigError(
+            "MLflow's registry (a models:/ URI, model register) needs MLFLOW_TRACKING_URI: set it to the "
+            "MLflow server's address"
+        )
     try:
         from mlflow import MlflowClient
     except ImportError:
-        raise ConfigError(f"a models:/ URI needs MLflow, an optional extra: {EXTRA}") from None
+        raise ConfigError(
+            f"MLflow's registry (a models:/ URI) needs MLflow, an optional extra: {EXTRA}"
+        ) from None
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 

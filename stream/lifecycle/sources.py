@@ -55,18 +55,20 @@ def open_source(uri: ModelUri, settings: Settings) -> Source:
     return MlflowSource(uri, settings.mlflow_tracking_uri, settings.data_dir / "mlflow-models")
 
 
-def load_challenger(settings: Settings) -> tuple[LoadedModel | None, bool]:
-    """The challenger STREAMSCORE_CHALLENGER_URI names, checked like the champion; and whether it was refused.
+def load_challenger(settings: Settings) -> tuple[LoadedModel | None, bool, Source | None]:
+    """The challenger STREAMSCORE_CHALLENGER_URI names, checked like the champion; whether it was
+    refused; and its source (to follow an alias).
 
     A malformed URI stops the worker (a setting to fix); a challenger that fails its checks does
     not: it is logged, and the champion goes on alone.
     """
     if not settings.challenger_uri:
-        return None, False
+        return None, False, None
     uri = parse(settings.challenger_uri)
+    source = None
     try:
         source = open_source(uri, settings)
-        return source.load(source.current()), False
+        return source.load(source.current()), False, source
     except StreamscoreError as exc:
         log.error("challenger %s refused, the champion goes on alone: %s", uri, exc)
-        return None, True
+        return None, True, source

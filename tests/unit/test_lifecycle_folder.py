@@ -58,3 +58,35 @@ def test_the_watcher_follows_an_alias(root):
     set_alias(root, NAME, "champion", "2")
     card = asyncio.run(watcher.poll())
     assert card is not None and card.version == "2" and pipeline.model.card.version == "2"
+
+
+def test_the_challenger_follows_its_alias_and_a_bad_one_is_refused(root, caplog):
+    from fuzz.outcomes import TOPICS
+    from model_versions import WIDTH, linear
+
+    from stream.model import load
+    from stream.pipeline import Pipeline
+
+    add_version(root, "2")
+    set_alias(root, NAME, "challenger", "1")
+    pipeline = Pipeline(
+        load(root, NAME, "1"), TOPICS, pii_key=b"k", max_message_bytes=65_536,
+        scorer={"version": "0", "revision": None, "worker_id": "h:1"}, challenger=load(root, NAME, "1"),
+    )  # fmt: skip
+    metrics = WorkerMetrics()
+    source = FolderSource(parse(f"{root}/{NAME}@challenger"))
+    watcher = ModelWatcher(source, pipeline, metrics, "1", role="challenger")
+    set_alias(root, NAME, "challenger", "2")
+    card = asyncio.run(watcher.poll())
+    assert card is not None and pipeline.challenger.card.version == "2" and pipeline.model.card.version == "1"
+    assert pipeline._offered.challenge is not None and pipeline._offered.challenge.model.card.version == "2"
+
+    # a version reading a feature the champion's events lack is refused
+    add_version(root, "3", linear(width=WIDTH + 1), edit_card=lambda c: c["features"].append(
+        {"name": "extra", "type": "number"}
+    ))  # fmt: skip
+    set_alias(root, NAME, "challenger", "3")
+    assert asyncio.run(watcher.poll()) is None
+    assert pipeline.challenger.card.version == "2", "the previous challenger keeps scoring"
+    assert metrics.registry.get_sample_value("streamscore_challenger_refused_total") == 1
+    assert "challenger loan-approval/3 refused at reload, loan-approval/2 keeps serving" in caplog.text
