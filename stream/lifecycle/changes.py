@@ -25,25 +25,17 @@ from typing import Literal
 from confluent_kafka import Consumer, TopicPartition
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from stream.contracts import ModelCard
+from stream.contracts import ModelCard, ModelRef
 from stream.messages import Inbound, Record
 
-__all__ = ["ChangeLog", "ModelChange", "ModelRef", "Timeline", "first_offsets", "starting_offsets"]
+__all__ = ["ChangeLog", "ModelChange", "Timeline", "first_offsets", "model_ref", "starting_offsets"]
 
 Kind = Literal["start", "assign", "switch", "rewind"]
 
 
-class ModelRef(BaseModel):
+def model_ref(card: ModelCard) -> ModelRef:
     """A model version as provenance names it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    name: str
-    version: str
-    sha256: str
-
-    @classmethod
-    def of(cls, card: ModelCard) -> ModelRef:
-        return cls(name=card.name, version=card.version, sha256=card.sha256)
+    return ModelRef(name=card.name, version=card.version, sha256=card.sha256)
 
 
 class ModelChange(BaseModel):
@@ -81,8 +73,8 @@ class ChangeLog:
         at = dt.datetime.now(dt.UTC)
         change = ModelChange(
             kind=kind,
-            old=ModelRef.of(old) if old is not None else None,
-            new=ModelRef.of(new),
+            old=model_ref(old) if old is not None else None,
+            new=model_ref(new),
             app_id=self.app_id,
             instance_id=self.instance_id,
             worker_id=self.worker_id,

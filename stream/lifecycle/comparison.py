@@ -155,8 +155,8 @@ class Paired:
                 else 0.0,
             },
             calibration_error={
-                "champion": round(calibration_error(list(zip(y.tolist(), a.tolist(), strict=True))), 4),
-                "challenger": round(calibration_error(list(zip(y.tolist(), b.tolist(), strict=True))), 4),
+                "champion": round(calibration_error(y, a), 4),
+                "challenger": round(calibration_error(y, b), 4),
             },
             verdict=verdict,
         )

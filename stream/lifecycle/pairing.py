@@ -26,8 +26,7 @@ from typing import Literal
 from prometheus_client import CollectorRegistry, Gauge
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from stream.contracts import Provenance
-from stream.lifecycle.changes import ModelRef
+from stream.contracts import ModelRef, Provenance
 from stream.lifecycle.comparison import Comparison, Paired
 from stream.outcome_decode import Halves, ProvenanceScore
 from stream.outcome_join import Observed

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from stream.lifecycle.changes import ChangeLog, ModelChange, ModelRef, Timeline
+from stream.contracts import ModelRef
+from stream.lifecycle.changes import ChangeLog, ModelChange, Timeline
 
 V1 = ModelRef(name="m", version="1", sha256="a" * 64)
 V2 = ModelRef(name="m", version="2", sha256="b" * 64)
