@@ -248,6 +248,8 @@ def test_broker_restart_under_load(topics, start_worker, tmp_path, results, how,
         print(
             f"broker {how} ({guarantee}): exits {[c for c, _ in ended]}; {ledger}; {rec} after it came back"
         )
+        if ledger.lost:
+            print("WORKER OUTPUT:\n" + worker.output()[-12000:])
         for code, output in ended:  # the one exit allowed: the watchdog's, exactly once
             assert guarantee == EOS and code == 70 and "librdkafka#5511" in output, output
         assert len(ended) <= 1, [output for _, output in ended]

@@ -122,7 +122,7 @@ def test_a_replay_stopped_then_killed_and_resumed_gives_each_event_once(
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "STREAMSCORE_APP_ID": f"app-{uuid.uuid4().hex[:8]}",
         "STREAMSCORE_INPUT_TOPIC": worker_topics.input,
-        "STREAMSCORE_BATCH_SIZE": "8",  # slow enough to be stopped in the middle
+        "STREAMSCORE_BATCH_SIZE": "2",  # slow enough to be stopped in the middle, under any load
         "STREAMSCORE_COMMIT_INTERVAL_MS": "200",
     }
     args = (
