@@ -42,6 +42,7 @@ from rocksdict import (
 
 from stream.errors import StateRejected
 from stream.keys import Signer
+from stream.malloc import limit_arenas
 from stream.outcome_entry import Entry, from_local, from_wire, to_local, to_wire
 
 __all__ = ["Entry", "PendingStore"]
@@ -68,6 +69,7 @@ class PendingStore:
     ) -> None:
         self.path, self.signer, self.changelog, self.rejected = path, signer, changelog, rejected
         path.parent.mkdir(parents=True, exist_ok=True)
+        limit_arenas()  # before RocksDB's threads start: they would keep what they free (stream.malloc)
         self.db = Rdict(str(path), _options(cache_mib, memtable_mib))
         self._models: dict[tuple[str, str], int] = {}
         self._model_names: dict[int, tuple[str, str]] = {}
