@@ -3,9 +3,7 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY stream ./stream
-# EXTRAS=mlflow (as docker-compose.yml builds it) adds the MLflow client for models:/ URIs.
-ARG EXTRAS=""
-RUN pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}"
+RUN pip install --no-cache-dir .
 COPY models ./models
 COPY schemas ./schemas
 ENV STREAMSCORE_MODEL_DIR=/app/models

@@ -109,11 +109,7 @@ def load_card(folder: Path) -> ModelCard:
 
 def load(root: Path, name: str, version: str = "latest") -> LoadedModel:
     """Resolve, verify and open a model; raise :class:`ModelError` saying what to fix."""
-    return load_folder(resolve(root, name, version))
-
-
-def load_folder(folder: Path) -> LoadedModel:
-    """Verify and open the model in ``folder`` (``model.onnx`` beside ``card.json``)."""
+    folder = resolve(root, name, version)
     card = load_card(folder)
     model_path = folder / MODEL_FILE
     try:

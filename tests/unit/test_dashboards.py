@@ -7,10 +7,8 @@ import re
 from pathlib import Path
 
 import yaml
-from prometheus_client import CollectorRegistry
 
 from stream.lag import LagCollector
-from stream.lifecycle.pairing import Pairing
 from stream.metrics import WorkerMetrics
 from stream.outcome_report import OutcomeMetrics
 
@@ -21,10 +19,7 @@ DASHBOARD = json.loads((ROOT / "deploy/grafana/dashboards/streamscore.json").rea
 def _exported() -> set[str]:
     """Every family the workers serve: their own metrics and the lag gauges (described, not read)."""
     lag = LagCollector("127.0.0.1:1", ["g"], ["t"])
-    comparison = Pairing(
-        50, CollectorRegistry(), "w", print
-    ).gauges  # the outcome worker's, with a challenger
-    registries = [WorkerMetrics().registry, OutcomeMetrics().registry, comparison.registry]
+    registries = [WorkerMetrics().registry, OutcomeMetrics().registry]
     return {f.name for r in registries for f in r.collect()} | {f.name for f in lag.describe()}
 
 

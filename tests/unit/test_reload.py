@@ -14,8 +14,6 @@ from fuzz.outcomes import make_pipeline
 from model_versions import NAME, WIDTH, add_version, linear, nan_model, registry
 
 from stream.errors import ModelError
-from stream.lifecycle.folder import FolderSource
-from stream.lifecycle.uris import of_folder
 from stream.messages import inbound
 from stream.metrics import WorkerMetrics
 from stream.model import load
@@ -33,11 +31,7 @@ def watched(root):
     pipeline = make_pipeline(root)
     metrics = WorkerMetrics()
     metrics.set_model(pipeline.model.card)
-    return (
-        pipeline,
-        metrics,
-        ModelWatcher(FolderSource(of_folder(root, NAME, "latest")), pipeline, metrics, "1"),
-    )
+    return pipeline, metrics, ModelWatcher(root, NAME, pipeline, metrics)
 
 
 def _poll(watcher):
@@ -140,7 +134,7 @@ def test_a_bad_version_is_retried_once_its_files_change(watched, root):
 def test_a_model_beyond_the_input_bounds_is_refused(root):
     pipeline = make_pipeline(root, max_features=WIDTH)
     metrics = WorkerMetrics()
-    watcher = ModelWatcher(FolderSource(of_folder(root, NAME, "latest")), pipeline, metrics, "1")
+    watcher = ModelWatcher(root, NAME, pipeline, metrics)
 
     def ten_features(card):
         card["features"].append({"name": "extra", "type": "number"})
