@@ -3,7 +3,9 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY stream ./stream
-RUN pip install --no-cache-dir .
+# EXTRAS=mlflow (as docker-compose.yml builds it) adds the MLflow client for models:/ URIs.
+ARG EXTRAS=""
+RUN pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}"
 COPY models ./models
 COPY schemas ./schemas
 ENV STREAMSCORE_MODEL_DIR=/app/models

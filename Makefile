@@ -23,7 +23,7 @@ help:
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,train,bench]'
+	$(BIN)/pip install -q -e '.[test,train,bench,mlflow]'
 	touch $@
 
 venv: $(STAMP)
@@ -65,7 +65,7 @@ test: lint kafka registry k8s-tools
 
 # Faults at the long sizes (several kills, both guarantees) and every test marked chaos.
 chaos: kafka registry
-	$(BIN)/pip install -q -e '.[test,train,bench,fuzz]'
+	$(BIN)/pip install -q -e '.[test,train,bench,mlflow,fuzz]'
 	STREAMSCORE_CHAOS=1 STREAMSCORE_FAULTS_JSON=bench/results/faults-$$(date +%F).json \
 		$(BIN)/pytest -m "faults or chaos" $(PYTEST_ARGS)
 

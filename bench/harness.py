@@ -88,6 +88,8 @@ class Harness:
             "STREAMSCORE_DLQ_TOPIC": f"{base}.dlq",
             "STREAMSCORE_OUTCOME_TOPIC": f"{base}.outcomes",
             "STREAMSCORE_DRIFT_TOPIC": f"{base}.drift",
+            "STREAMSCORE_CHALLENGER_TOPIC": f"{base}.predictions.challenger",
+            "STREAMSCORE_MODEL_CHANGES_TOPIC": f"{base}.model-changes",
             "STREAMSCORE_PARTITIONS": str(PARTITIONS),
             "STREAMSCORE_METRICS_PORT": "0",
             "STREAMSCORE_DATA_DIR": tempfile.mkdtemp(prefix="bench-"),

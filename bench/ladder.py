@@ -45,6 +45,13 @@ RUNGS = [
         settings=(("STREAMSCORE_DRIFT_WINDOW", "0"),),
         quick=False,
     ),
+    Rung(
+        "5 streamscore, 1 process, shadow challenger",
+        "streamscore-shadow",
+        WORKER,
+        settings=(("STREAMSCORE_CHALLENGER_URI", str(ROOT / "models" / "loan-approval" / "1")),),
+        quick=False,
+    ),
     Rung("5 streamscore, 2 processes", "streamscore-2", WORKER, processes=2),
     Rung(
         "5 streamscore, exactly once",

@@ -52,6 +52,7 @@ def ratios(rungs: Sequence[Result]) -> dict[str, float | None]:
         "streamscore_p99_ms_at_50pct": p99.get(50),  # type: ignore[dict-item]
         "streamscore_p99_ms_at_70pct": p99.get(70),  # type: ignore[dict-item]
         "two_processes_to_one": _div(rate["streamscore-2"], rate["streamscore"]),
+        "shadow_challenger_to_none": _div(rate["streamscore-shadow"], rate["streamscore"]),
     }
 
 
@@ -63,7 +64,10 @@ def to_limit(rungs: Sequence[Result]) -> None:
             r["ratio_to_limit"] = round(float(r["events_per_s"]) / ceiling, 3)  # type: ignore[arg-type]
 
 
-_KEYS = ("passthrough", "bare", "naive", "quix", "streamscore", "streamscore-2", "streamscore-eos")
+_KEYS = (
+    "passthrough", "bare", "naive", "quix",
+    "streamscore", "streamscore-2", "streamscore-eos", "streamscore-shadow",
+)  # fmt: skip
 
 
 def _by_key(rungs: Sequence[Result], key: str) -> Result | None:

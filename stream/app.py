@@ -22,7 +22,7 @@ from typing import Protocol
 import faust
 from faust.app.base import BootStrategy
 
-from stream import __version__, model, permissions
+from stream import __version__, permissions
 from stream.contracts import Role
 from stream.drift_reports import DriftReporter
 from stream.health import Health
@@ -31,15 +31,18 @@ from stream.kafka_clients import fatal
 from stream.kafka_config import client_config
 from stream.keys import keys
 from stream.lag import LagCollector
+from stream.lifecycle.changes import ChangeLog
+from stream.lifecycle.sources import champion_uri, load_challenger, open_source
 from stream.logs import logging_config
 from stream.loop import ScoringLoop
 from stream.metrics import WorkerMetrics
+from stream.model import LoadedModel
 from stream.pipeline import Pipeline
 from stream.records import Topics
 from stream.reload import ModelWatcher
 from stream.schema_registry.startup import wire_codecs
 from stream.settings import Settings
-from stream.topics import prepare_topics
+from stream.topics import ensure_topics, prepare_topics
 
 
 def code_revision() -> str | None:
@@ -60,10 +63,18 @@ def code_revision() -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def create_pipeline(settings: Settings, role: Role = "champion") -> Pipeline:
-    """Load and verify the model and build the hot path around it; its records say ``role``."""
+def create_pipeline(
+    settings: Settings,
+    loaded: LoadedModel | None = None,
+    challenger: LoadedModel | None = None,
+    role: Role = "champion",
+) -> Pipeline:
+    """Build the hot path around ``loaded``, else the model the settings name (loaded and verified),
+    with ``challenger`` beside it; its records say ``role``."""
     personal = keys(settings).personal  # first: no secret, no start
-    loaded = model.load(settings.model_dir, settings.model_name, settings.model_version)
+    if loaded is None:
+        source = open_source(champion_uri(settings), settings)
+        loaded = source.load(source.current())
     decoder, serialize = wire_codecs(settings, loaded.card)  # JSON: None, orjson.dumps
     return Pipeline(
         loaded,
@@ -80,6 +91,9 @@ def create_pipeline(settings: Settings, role: Role = "champion") -> Pipeline:
         decoder=decoder,
         serialize=serialize,
         role=role,
+        challenger=challenger,
+        shadow_topic=settings.challenger_topic,
+        canary_percent=settings.canary_percent,
     )
 
 
@@ -121,10 +135,22 @@ class LoopService(faust.Service):
 
 def create_app(settings: Settings) -> faust.App:
     """Load the model, prepare the topics, and wire the scoring loop into a Faust shell."""
-    pipeline = create_pipeline(settings)
+    keys(settings)  # first: no secret, no start
+    source = open_source(champion_uri(settings), settings)
+    serving = source.current()
+    challenger, refused, challenger_source = load_challenger(settings)
+    pipeline = create_pipeline(settings, source.load(serving), challenger)
     needs = permissions.scoring_worker(settings)
     permissions.check(settings, needs, settings.app_id)  # before making topics, and once they all exist
     partitions = prepare_topics(settings)
+    if settings.challenger_uri:  # shadow predictions: partitioned like the predictions
+        ensure_topics(
+            client_config(settings), {settings.challenger_topic: partitions}, settings.replication_factor
+        )
+    if settings.model_changes_topic:  # one order for every worker's records; keys never repeat
+        compact = {"cleanup.policy": "compact"}
+        rf = settings.replication_factor
+        ensure_topics(client_config(settings), {settings.model_changes_topic: 1}, rf, config=compact)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = ShellApp(
         settings.app_id,
@@ -135,6 +161,11 @@ def create_app(settings: Settings) -> faust.App:
     )
     metrics = WorkerMetrics()
     metrics.set_model(pipeline.model.card)
+    if refused or (challenger is not None and pipeline.challenger is None):
+        metrics.challenger_refused.inc()
+    elif pipeline.challenger is not None:
+        card = pipeline.challenger.card
+        metrics.challenger.labels(card.name, card.version, card.sha256, pipeline.challenge_mode).set(1)
     metrics.registry.register(
         LagCollector(
             client_config(settings), [settings.app_id], [settings.input_topic], settings.lag_window_s
@@ -143,6 +174,14 @@ def create_app(settings: Settings) -> faust.App:
     health = Health()
     health.model = f"{pipeline.model.card.name}/{pipeline.model.card.version}"
     scoring = ScoringLoop(settings, pipeline, metrics, health)
+    if settings.model_changes_topic:
+        scoring.changes = ChangeLog(
+            settings.model_changes_topic,
+            settings.input_topic,
+            settings.app_id,
+            settings.instance_id,
+            pipeline.scorer_id,
+        )
     if settings.drift_window:
         scoring.drift = DriftReporter(
             settings, pipeline.model.card, metrics, pipeline.scorer_id, partitions, scoring.send
@@ -152,8 +191,8 @@ def create_app(settings: Settings) -> faust.App:
     if settings.metrics_port:
         serve_http(settings.metrics_port, metrics.registry, health)
 
-    if settings.model_reload_s and settings.model_version == "latest":
-        watcher = ModelWatcher(settings.model_dir, settings.model_name, pipeline, metrics)
+    if settings.model_reload_s and source.uri.moves:
+        watcher = ModelWatcher(source, pipeline, metrics, serving)
 
         @app.timer(interval=settings.model_reload_s)
         async def reload_model() -> None:
@@ -161,6 +200,16 @@ def create_app(settings: Settings) -> faust.App:
                 card := await watcher.poll()
             ):  # the loop serves it, and follows it in drift, from the next batch
                 health.model = f"{card.name}/{card.version}"
+
+    if settings.model_reload_s and challenger_source is not None and challenger_source.uri.moves:
+        serving_challenger = pipeline.challenger.card.version if pipeline.challenger else None
+        challenger_watcher = ModelWatcher(
+            challenger_source, pipeline, metrics, serving_challenger or "", role="challenger"
+        )
+
+        @app.timer(interval=settings.model_reload_s)
+        async def reload_challenger() -> None:
+            await challenger_watcher.poll()
 
     return app
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from stream import __version__
 from stream.audit.commands import register as register_audit
 from stream.broker import KAFKA_VERSION, BrokerError, EmbeddedKafka, kafka_classpath
+from stream.lifecycle.cli import model_app
 from stream.settings import DEFAULT_LAG_PORT, Settings, settings_help
 
 app = typer.Typer(
@@ -102,7 +103,6 @@ def broker(
         typer.echo("Kafka stopped")
 
 
-model_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 
 
@@ -321,46 +321,6 @@ def lag(
     except Exception as exc:  # the admin client raises KafkaException and timeouts
         raise fail(f"cannot read offsets from {kafka['bootstrap.servers']}: {exc}") from None
     typer.echo(table(rows))
-
-
-@model_app.command("train")
-def model_train(
-    name: Annotated[str, typer.Option(help="Model name.")] = "loan-approval",
-    version: Annotated[str | None, typer.Option(help="Version (default: the next number).")] = None,
-    registry: Annotated[
-        Path | None, typer.Option(help="Registry folder (default: STREAMSCORE_MODEL_DIR).")
-    ] = None,
-    samples: Annotated[int, typer.Option(help="Generated examples (75% train, 25% holdout).")] = 20_000,
-    seed: Annotated[int, typer.Option(help="Seed of data and model.")] = 7,
-) -> None:
-    """Train gradient-boosted trees on generated loan applications and register them in ONNX."""
-    from stream.errors import ModelError
-    from stream.train import train
-
-    try:
-        folder = train(
-            registry or settings().model_dir, name=name, version=version, samples=samples, seed=seed
-        )
-    except ModelError as exc:
-        raise fail(str(exc)) from None
-    typer.echo(f"registered {folder}")
-
-
-@model_app.command("list")
-def model_list(
-    registry: Annotated[
-        Path | None, typer.Option(help="Registry folder (default: STREAMSCORE_MODEL_DIR).")
-    ] = None,
-) -> None:
-    """List the registered models, versions and their holdout metrics."""
-    from stream.model import load_card, versions
-
-    root = registry or settings().model_dir
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        for v in versions(root, folder.name):
-            card = load_card(folder / v)
-            metrics = ", ".join(f"{k} {x:.4f}" for k, x in card.metrics.items())
-            typer.echo(f"{card.name} {card.version}  sha256 {card.sha256[:12]}  {metrics}")
 
 
 @app.command()

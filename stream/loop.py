@@ -19,7 +19,9 @@ records are safe:
 Rebalance callbacks run inside ``consume`` on this same thread, so they see no half-done batch:
 partitions are revoked only after their records and offsets are committed (or, when they were
 lost, the open transaction is aborted). The loop also runs the side work that must not overlap a
-batch: drift updates, reports and state saves, adopting a reloaded model's card, the stats line.
+batch: drift updates, reports and state saves, adopting a reloaded model's card, the stats line,
+and the records of the ``model-changes`` topic (:mod:`stream.lifecycle.changes`), which it knows
+exactly because a new model begins at a batch boundary: they go out with the batch they explain.
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ from confluent_kafka import (
 from stream.drift_reports import DriftReporter
 from stream.health import Health
 from stream.kafka_clients import consume_errors, consumer_config, fatal, producer_config
-from stream.messages import Record
+from stream.lifecycle.changes import ChangeLog, first_offsets, starting_offsets
+from stream.messages import Inbound, Record
 from stream.metrics import WorkerMetrics
+from stream.model import LoadedModel
 from stream.pipeline import BatchResult, Pipeline
 from stream.settings import Settings
 from stream.stats import Stats
@@ -77,6 +81,7 @@ class ScoringLoop:
     metrics: WorkerMetrics
     health: Health
     drift: DriftReporter | None = None
+    changes: ChangeLog | None = None  # the model-changes topic (off when None)
     stats: Stats = field(default_factory=Stats)
     bound: Bound | None = None
 
@@ -90,6 +95,8 @@ class ScoringLoop:
         self._in_transaction = False
         self._failed: list[str] = []
         self._watchdog = Watchdog(_stuck)
+        self._change_out: list[Record] = []  # model-change records to send with the next batch
+        self._change_open = False  # exactly once: a model-change record is in the open transaction
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -133,16 +140,20 @@ class ScoringLoop:
             if batch:
                 started = time.perf_counter()
                 result = process(batch)
+                if result.switched is not None:  # a new model from this batch on
+                    self._switched(result.switched, batch)
                 self.metrics.observe(len(batch), result, time.perf_counter() - started)
                 if not self._produce(result):
                     continue  # aborted: the batch is read again
                 for m in batch:
                     self._pending[m.partition()] = m.offset() + 1
                 if self.drift is not None:
-                    if self.drift.card is not self.pipeline.model.card:  # a reloaded model
-                        self.drift.use_model(self.pipeline.model.card)
+                    if result.switched is not None:
+                        self.drift.use_model(self.pipeline.serving.card)
                     self.drift.update(result)
                 self.stats.add(result)
+            elif self._change_out:  # a start or an assignment, before any batch
+                self._produce(BatchResult())
             now = time.monotonic()
             if now >= next_commit:
                 self.commit()
@@ -165,8 +176,9 @@ class ScoringLoop:
         """
         self._begin()
         produce = self.producer.produce
+        records = self._change_out + result.records if self._change_out else result.records
         try:
-            for r in result.records:
+            for r in records:
                 partition = -1 if r.partition is None else r.partition
                 while True:
                     try:
@@ -182,12 +194,32 @@ class ScoringLoop:
             self._abort()
             return False
         self.producer.poll(0)
+        if self._change_out:
+            self._count(self._change_out[0].topic, len(self._change_out))
+            self._change_out, self._change_open = [], self.exactly_once
         topics = self.settings
         dead = sum(result.dead_letters.values())
         self._count(topics.prediction_topic, result.scored)
-        self._count(topics.provenance_topic, result.scored)
+        self._count(topics.provenance_topic, result.scored + result.shadowed)
+        self._count(topics.challenger_topic, result.shadowed)
         self._count(topics.dlq_topic, dead)
         return True
+
+    def _switched(self, old: LoadedModel, batch: Sequence[Inbound]) -> None:
+        """Record that this batch is the first of a new model, with each partition's first offset."""
+        if self.changes is not None:
+            offsets = first_offsets(self.consumer, batch, self.settings.session_timeout_s)
+            card = self.pipeline.serving.card
+            self._change_out.append(self.changes.record("switch", old.card, card, offsets))
+
+    def _assigned(self, partitions: list[TopicPartition]) -> None:
+        """Record the model that scores newly owned partitions, from where reading them starts."""
+        if self.changes is None or not partitions:
+            return
+        kind = "assign" if self.changes.started else "start"
+        self.changes.started = True
+        offsets = starting_offsets(self.consumer, partitions, self.settings.session_timeout_s)
+        self._change_out.append(self.changes.record(kind, None, self.pipeline.serving.card, offsets))
 
     def send(self, topic: str, value: bytes) -> None:
         """Produce one side record (a drift report) with the batch's records, in its transaction."""
@@ -252,13 +284,14 @@ class ScoringLoop:
             log.warning("transaction with offsets %s aborted: %s", self._describe(offsets), exc.args[0].str())
             self._abort()
             return
-        self._in_transaction = False
+        self._in_transaction = self._change_open = False
         self._confirmed()
 
     def _abort(self, rewind: bool = True) -> None:
         """Abort the open transaction; with ``rewind``, read every owned partition again from its
         committed offset (partitions being lost are read again by their next owner instead)."""
         self._in_transaction = False
+        reread_changes, self._change_open = self._change_open, False
         self._pending.clear()
         self._unconfirmed.clear()
         timeout = self.settings.session_timeout_s
@@ -271,6 +304,9 @@ class ScoringLoop:
             if tp.offset < 0:  # nothing committed yet: from the start, as auto.offset.reset says
                 tp.offset = OFFSET_BEGINNING
             self.consumer.seek(tp)
+        if reread_changes and self.changes is not None:  # the aborted change said where a model began
+            offsets = starting_offsets(self.consumer, assignment, timeout)
+            self._change_out.append(self.changes.record("rewind", None, self.pipeline.serving.card, offsets))
 
     def _transactional(self, call: str, *args: object, timeout: float | None = None) -> Any:
         """``producer.<call>(*args, timeout)``; if it is still running :data:`STUCK_AFTER_S` past
@@ -319,11 +355,14 @@ class ScoringLoop:
         owned = sorted(tp.partition for tp in partitions)
         if self.drift is not None:
             self.drift.restore(owned)
+        self._assigned(partitions)
         self.health.partitions = owned
         log.info("assigned partitions %s of %s", owned, self.settings.input_topic)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.health.partitions = []
+        if self._change_out:  # an assignment's record not sent yet: before the next owner's
+            self._produce(BatchResult())
         self.commit()  # the records and offsets of everything scored so far, before the partitions go
         if self.drift is not None:
             self.drift.save([tp.partition for tp in partitions])
@@ -332,6 +371,7 @@ class ScoringLoop:
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions taken away without a revoke (the session timed out): commit nothing for them."""
         self.health.partitions = []
+        self._change_out = []  # their next owner has recorded where it begins
         if self.exactly_once:
             if self._in_transaction:
                 self._abort(rewind=False)

@@ -109,6 +109,17 @@ class WorkerMetrics:
             "New model versions refused at reload; the previous model kept serving.",
             registry=r,
         )
+        self.challenger = Gauge(
+            "streamscore_challenger_info",
+            "The challenger scored beside the model, and how (mode: shadow or canary).",
+            ["name", "version", "sha256", "mode"],
+            registry=r,
+        )
+        self.challenger_refused = Counter(
+            "streamscore_challenger_refused",
+            "Challengers that failed their checks: the champion went on alone.",
+            registry=r,
+        )
         self.delivered = Counter(
             "streamscore_records_delivered",
             "Output records acknowledged by the broker, by topic.",

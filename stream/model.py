@@ -109,7 +109,11 @@ def load_card(folder: Path) -> ModelCard:
 
 def load(root: Path, name: str, version: str = "latest") -> LoadedModel:
     """Resolve, verify and open a model; raise :class:`ModelError` saying what to fix."""
-    folder = resolve(root, name, version)
+    return load_folder(resolve(root, name, version))
+
+
+def load_folder(folder: Path) -> LoadedModel:
+    """Verify and open the model in ``folder`` (``model.onnx`` beside ``card.json``)."""
     card = load_card(folder)
     model_path = folder / MODEL_FILE
     try:

@@ -23,7 +23,7 @@ from confluent_kafka import Message
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stream.codec import BatchDecoder, schema_error
-from stream.contracts import Identifier, ModelRef, Outcome
+from stream.contracts import Identifier, ModelRef, Outcome, Role
 from stream.errors import PoisonEvent
 from stream.messages import TIMESTAMP_NOT_AVAILABLE
 from stream.outcome_join import Observed, Predicted
@@ -40,6 +40,7 @@ class ProvenanceScore(BaseModel):
     event_id: Identifier
     score: float = Field(ge=0.0, le=1.0)
     model: ModelRef
+    role: Role = "champion"
 
 
 @dataclass(slots=True)
@@ -50,6 +51,7 @@ class Halves:
     outcome_values: dict[tuple[int, str], bytes] = field(default_factory=dict)  # as read, should they move
     refused_outcomes: list[tuple[Message, PoisonEvent]] = field(default_factory=list)
     refused_provenance: list[tuple[Message, PoisonEvent]] = field(default_factory=list)
+    answers: list[ProvenanceScore] = field(default_factory=list)  # every prediction read, shadow ones too
 
 
 class HalfReader:
@@ -87,6 +89,9 @@ class HalfReader:
             if isinstance(record, PoisonEvent):
                 out.refused_provenance.append((m, record))
             elif rate >= 1.0 or sampled(record.event_id.encode(), rate):
+                out.answers.append(record)
+                if record.role == "shadow":
+                    continue  # compared with the live answer (stream.lifecycle.pairing), not joined
                 model = record.model
                 half = Predicted(
                     record.event_id, f"{model.name}/{model.version}", model.sha256, record.score, _ms(m)

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from stream.errors import PoisonEvent
 from stream.health import Health
 from stream.kafka_clients import consume_errors, fatal
+from stream.lifecycle.pairing import Pairing
 from stream.outcome_decode import HalfReader
 from stream.outcome_join import Join
 from stream.outcome_kafka import OutcomeTopics, outcome_consumer_config, outcome_producer_config
@@ -73,6 +74,12 @@ class OutcomeLoop:
         self.join = Join(self.store, settings, self.metrics, self._report, self.partitions)
         t, sample, most = self.topics, settings.outcome_sample, settings.max_message_bytes
         self.read = HalfReader(t.provenance, t.repartition, sample, most, self.read_provenance)
+        self.pairing = Pairing(
+            settings.outcome_window,
+            self.metrics.registry,
+            self.worker_id,
+            lambda report: self._send(self.topics.drift, report, None, -1),
+        )
         self._stopping = threading.Event()
         self._pending: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to commit
         self._changelog_next: dict[int, int] = {}  # partition -> next offset after our delivered records
@@ -128,6 +135,7 @@ class OutcomeLoop:
         for m in batch:
             self._pending[(m.topic(), m.partition())] = m.offset() + 1
         halves = self.read(batch)
+        self.pairing.add(halves)  # live and shadow answers with outcomes (stream.lifecycle.pairing)
         for m, reason in halves.refused_provenance:
             self.metrics.invalid_predictions.inc()
             log.warning(

@@ -44,6 +44,10 @@ def scoring_worker(settings: Settings) -> dict[str, set[str]]:
     }
     if settings.outcome_topic:
         needs[settings.outcome_topic] = {DESCRIBE}  # its partition count is checked against the input's
+    if settings.model_changes_topic:
+        needs[settings.model_changes_topic] = {WRITE, DESCRIBE}
+    if settings.challenger_uri:
+        needs[settings.challenger_topic] = {WRITE, DESCRIBE}
     if settings.drift_window:
         needs[settings.drift_topic] = {WRITE, DESCRIBE}
         needs[f"{settings.app_id}-drift-state"] = {READ, WRITE, DESCRIBE}

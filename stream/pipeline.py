@@ -14,12 +14,13 @@ Every input yields exactly one prediction (with its provenance) or exactly one d
 Predictions and dead letters keep the input's key and partition, so ordering per key holds
 downstream; provenance is keyed by ``event_id``. The model can be
 replaced between batches (:meth:`Pipeline.swap`, used by ``stream.reload``); a batch is scored
-with one model from start to end.
+with one model from start to end, and the first batch of a new model says so.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,9 +30,12 @@ import numpy as np
 from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH, BatchDecoder, FeatureReader
 from stream.contracts import Event, Role
 from stream.errors import FeatureError, ModelError, PoisonEvent
+from stream.lifecycle.routing import Challenge, columns
 from stream.messages import Inbound, Record
 from stream.model import LoadedModel
 from stream.records import JSON_VALUES, RecordBuilder, Serialize, Topics
+
+log = logging.getLogger("streamscore.worker")
 
 
 @dataclass(slots=True)
@@ -47,6 +51,8 @@ class BatchResult:
     partitions: np.ndarray | None = None  # their input partitions
     offsets: np.ndarray | None = None  # their input offsets
     times: np.ndarray | None = None  # their occurred_at, epoch seconds
+    switched: LoadedModel | None = None  # the model served until this batch, when a new one starts here
+    shadowed: int = 0  # shadow predictions (with their provenance), with a challenger
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,7 @@ class _Scoring:
     model: LoadedModel
     reader: FeatureReader
     records: RecordBuilder
+    challenge: Challenge | None  # a challenger beside the model (shadow or canary)
 
 
 class Pipeline:
@@ -75,11 +82,16 @@ class Pipeline:
         decoder: Callable[[Sequence[bytes | None]], list[Event | PoisonEvent]] | None = None,
         serialize: tuple[Serialize, Serialize] = JSON_VALUES,
         role: Role = "champion",
+        challenger: LoadedModel | None = None,
+        shadow_topic: str = "predictions.challenger",
+        canary_percent: float = 0.0,
     ) -> None:
         """``decoder``, ``serialize`` (prediction, provenance): a registered input and output format
-        (default: JSON)."""
+        (default: JSON). ``challenger`` scores every event beside ``model``: in shadow to ``shadow_topic``,
+        or live for ``canary_percent`` of the keys (:mod:`stream.lifecycle.routing`)."""
         self.topics = topics
         self.role = role  # written on every prediction and provenance record
+        self.challenger, self._shadow_topic, self._canary = challenger, shadow_topic, canary_percent
         self._clock = clock  # epoch seconds: every timestamp the pipeline writes
         self._key = pii_key
         self._decode = decoder or BatchDecoder(max_message_bytes)
@@ -87,19 +99,38 @@ class Pipeline:
         self._max_features, self._max_string = max_features, max_string_length
         self._scorer = scorer
         self.scorer_id = str(scorer.get("worker_id"))
-        self._scoring = self._bind(model)
+        self._scoring = self._offered = self._bind(model)
 
     @property
     def model(self) -> LoadedModel:
+        """The model of the next batch."""
+        return self._offered.model
+
+    @property
+    def challenge_mode(self) -> str:
+        """``canary`` or ``shadow``: how a challenger scores beside the model."""
+        return "canary" if self._canary > 0 else "shadow"
+
+    @property
+    def serving(self) -> LoadedModel:
+        """The model of the last batch (until the next batch takes up one :meth:`swap` offered)."""
         return self._scoring.model
 
     def swap(self, model: LoadedModel) -> None:
         """Serve ``model`` from the next batch on; a batch in progress finishes with the one it began with.
 
-        One attribute assignment, which :meth:`process` reads once per batch, so never mid-batch.
-        Raises :class:`ModelError` (and keeps the current model) if ``model`` breaks the input bounds.
+        One attribute assignment, which :meth:`process` reads once per batch, so never mid-batch; the
+        batch that starts with it says so (:attr:`BatchResult.switched`). Raises :class:`ModelError`
+        (and keeps the current model) if ``model`` breaks the input bounds.
         """
-        self._scoring = self._bind(model)
+        self._offered = self._bind(model)
+
+    def swap_challenger(self, challenger: LoadedModel) -> None:
+        """Score ``challenger`` beside the model from the next batch on; :class:`ModelError` (and the
+        current challenger kept) if it cannot read the model's rows."""
+        columns(self._offered.model, challenger)
+        self.challenger = challenger
+        self._offered = self._bind(self._offered.model)
 
     def _bind(self, model: LoadedModel) -> _Scoring:
         card = model.card
@@ -117,12 +148,28 @@ class Pipeline:
             role=self.role,
         )
         reader = FeatureReader(card.features, self._max_features, self._max_string)
-        return _Scoring(model=model, reader=reader, records=records)
+        return _Scoring(model=model, reader=reader, records=records, challenge=self._challenge(model))
+
+    def _challenge(self, model: LoadedModel) -> Challenge | None:
+        """The challenger bound beside ``model``; None (the champion alone) when it cannot read its rows."""
+        if self.challenger is None:
+            return None
+        try:
+            return Challenge(
+                model, self.challenger, self.topics, self._shadow_topic, self._canary,
+                pii_key=self._key, scorer=self._scorer, serialize=self._serialize,
+            )  # fmt: skip
+        except ModelError as exc:
+            log.error("the champion goes on alone: %s", exc)
+            self.challenger = None
+            return None
 
     def process(self, batch: Sequence[Inbound]) -> BatchResult:
         received_at = self._now()
         result = BatchResult()
-        scoring = self._scoring  # the model of this whole batch, whatever swap() does meanwhile
+        scoring = self._offered  # the model of this whole batch, whatever swap() does meanwhile
+        if scoring is not self._scoring:
+            result.switched, self._scoring = self._scoring.model, scoring
         records = scoring.records
 
         # 1. decode and validate: the contract, then the card's features
@@ -137,14 +184,20 @@ class Pipeline:
         if not events:
             return result
 
-        # 2. score
+        # 2. score: the model, and a challenger beside it when there is one (one run each)
         scores = self._score(scoring.model, x)
+        challenge = scoring.challenge
+        if challenge is not None:
+            other = self._score(challenge.model, challenge.rows(x))
 
         # 3. records
-        scored_at = self._now()
-        built, result.scored = records.scored(
-            msgs, events, x, scores.tolist(), received_at, scored_at, self._now()
-        )
+        times = (received_at, self._now(), self._now())  # received, scored, emitted
+        if challenge is None:
+            built, result.scored = records.scored(msgs, events, x, scores.tolist(), *times)
+        else:  # scores become the live ones: the champion's, or the challenger's for canary keys
+            built, result.scored, scores, result.shadowed = challenge.records(
+                records, msgs, events, x, scores, other, times
+            )
         result.records += built
         if result.scored < len(events):
             result.dead_letters["score"] = len(events) - result.scored

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     provenance_topic: str = Field("provenance", description="Topic of per-event provenance.")
     dlq_topic: str = Field("events.dlq", description="Dead-letter topic for events that fail.")
     drift_topic: str = Field("drift", description="Topic of drift reports.")
+    model_changes_topic: str = Field(
+        "model-changes",
+        description="Compacted topic recording every start and switch of a worker's model, with the first "
+        "offset of each input partition it scored (empty: not recorded).",
+    )
     drift_window: int = Field(
         5_000,
         ge=0,
@@ -135,11 +140,37 @@ class Settings(BaseSettings):
     model_dir: Path = Field(Path("models"), description="Model registry folder.")
     model_name: str = Field("loan-approval", description="Model to serve from the registry.")
     model_version: str = Field("latest", description="Version to serve, or latest.")
+    model_uri: str | None = Field(
+        None,
+        description="The model to serve, overriding MODEL_DIR/NAME/VERSION: models:/NAME@ALIAS or "
+        "models:/NAME/VERSION (MLflow, at MLFLOW_TRACKING_URI), or a folder registry's PATH/NAME@ALIAS, "
+        "PATH/NAME/VERSION or PATH/NAME (latest).",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri"),
+        description="The MLflow server of models:/ URIs, from MLFLOW_TRACKING_URI.",
+    )
+    challenger_uri: str | None = Field(
+        None,
+        description="A second model (any form of MODEL_URI) scoring every event beside the champion: in "
+        "shadow, or live for CANARY_PERCENT of the keys.",
+    )
+    challenger_topic: str = Field(
+        "predictions.challenger", description="Topic of the shadow predictions (never the predictions topic)."
+    )
+    canary_percent: float = Field(
+        0.0,
+        ge=0.0,
+        le=100.0,
+        description="Share of keys (a stable hash of the message key) the challenger answers live; the "
+        "champion then scores them in shadow (0: the challenger only in shadow).",
+    )
     model_reload_s: float = Field(
         0.0,
         ge=0,
-        description="With latest: look for a new highest version this often, in seconds, and serve it once "
-        "it passes every start-up check (0: never).",
+        description="With latest or an alias: look for a new version this often, in seconds, and serve it "
+        "once it passes every start-up check (0: never).",
     )
     instance_id: str = Field(
         default_factory=socket.gethostname,
@@ -280,7 +311,7 @@ def settings_rows() -> list[tuple[str, str, str]]:
     for name, info in Settings.model_fields.items():
         if name in _RETIRED:
             continue
-        var = name.upper() if name.startswith("kafka_") else f"STREAMSCORE_{name.upper()}"
+        var = name.upper() if name.startswith(("kafka_", "mlflow_")) else f"STREAMSCORE_{name.upper()}"
         default = "(unset)" if info.default is None else str(info.default)
         default = "(the host name)" if info.default_factory is socket.gethostname else default
         rows.append((var, default, info.description or ""))

@@ -55,8 +55,12 @@ def train(
     seed: int = 7,
     trees: int = 100,
     depth: int = 3,
+    drifted: bool = False,
 ) -> Path:
-    """Train and register ``name``; return the new version's folder."""
+    """Train and register ``name``; return the new version's folder.
+
+    ``drifted`` trains on the generator's concept after its change (``produce --drift-kind concept``).
+    """
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
     from sklearn.ensemble import GradientBoostingClassifier
@@ -67,7 +71,8 @@ def train(
     if folder.exists():
         raise ModelError(f"{folder} exists: choose another --version")
 
-    pairs = list(itertools.islice(datagen.applications(seed), samples))
+    stream = datagen.applications(seed, drift_at=0) if drifted else datagen.applications(seed)
+    pairs = list(itertools.islice(stream, samples))
     x = np.array([[row[f] for f in datagen.FEATURES] for row, _ in pairs], dtype=np.float32)
     y = np.array([label for _, label in pairs], dtype=np.int64)
     split = int(samples * 0.75)
@@ -115,7 +120,9 @@ def train(
         ),
         training={
             "generator": "river.datasets.synth.Agrawal",
-            "classification_function": datagen.CLASSIFICATION_FUNCTION,
+            "classification_function": datagen.DRIFTED_FUNCTION
+            if drifted
+            else datagen.CLASSIFICATION_FUNCTION,
             "perturbation": datagen.PERTURBATION,
             "seed": seed,
             "samples": samples,

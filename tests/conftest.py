@@ -174,6 +174,7 @@ class WorkerTopics:
     dlq: str
     outcomes: str
     drift: str
+    model_changes: str
 
 
 class WorkerProcess:
@@ -212,12 +213,39 @@ class WorkerProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def wait_for(self, text: str, timeout: float = 60.0) -> None:
+        """Wait until ``text`` is in the log; fail if the process ends or ``timeout`` passes first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output():
+                return
+            assert self.proc is not None and self.proc.poll() is None, self.output()
+            time.sleep(0.2)
+        raise AssertionError(f"no {text!r} in the worker's log:\n{self.output()[-3000:]}")
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    """Every sample a worker serves on ``port``, by (name, sorted labels)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
 
 @pytest.fixture
 def worker_topics(unique_name: Callable[[str], str]) -> WorkerTopics:
     base = unique_name("w")
     return WorkerTopics(
-        *(f"{base}.{t}" for t in ("events", "predictions", "provenance", "dlq", "outcomes", "drift"))
+        *(
+            f"{base}.{t}"
+            for t in ("events", "predictions", "provenance", "dlq", "outcomes", "drift", "model-changes")
+        )
     )
 
 
@@ -249,6 +277,7 @@ def start_worker(kafka_bootstrap: str, worker_topics: WorkerTopics, unique_name,
             "STREAMSCORE_DLQ_TOPIC": worker_topics.dlq,
             "STREAMSCORE_OUTCOME_TOPIC": worker_topics.outcomes,
             "STREAMSCORE_DRIFT_TOPIC": worker_topics.drift,
+            "STREAMSCORE_MODEL_CHANGES_TOPIC": worker_topics.model_changes,
             "STREAMSCORE_MODEL_DIR": str(MODELS),
             "STREAMSCORE_DATA_DIR": str(tmp_path / f"worker{len(workers)}"),
             "STREAMSCORE_METRICS_PORT": "0",
@@ -275,3 +304,67 @@ def require_tool(name: str, package: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Tracking URI of a real ``mlflow server`` (SQLite, local artifacts) on loopback for the session."""
+    import importlib.util
+
+    if importlib.util.find_spec("mlflow") is None:
+        message = "MLflow is not installed: pip install -e '.[mlflow]' (make test installs it)"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    from mlflow_server import MlflowServer
+
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow")).start()
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
+class Traffic:
+    """Events published on a thread at ``rate``/s while the ``with`` block runs (``count``: so far)."""
+
+    def __init__(self, bootstrap: str, topic: str, rate: float, seed: int) -> None:
+        import threading
+
+        from stream.producer import produce
+
+        self.count = 0
+        self._stop = threading.Event()
+        self._produced: list = []
+
+        def progress(n: int) -> None:
+            self.count += n
+
+        self._thread = threading.Thread(
+            target=lambda: self._produced.append(
+                produce(bootstrap, topic, rate=rate, seed=seed, stop=self._stop, progress=progress)
+            )
+        )
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    @property
+    def sent(self):
+        (produced,) = self._produced
+        return produced
+
+
+def assert_versions_only_rise(predictions: list, docs: list[dict]) -> None:
+    """Per partition, in offset order, a prediction's model version never goes back to an older one."""
+    from collections import defaultdict
+
+    by_partition = defaultdict(list)
+    for m, d in zip(predictions, docs, strict=True):
+        by_partition[m.partition()].append((m.offset(), d["model_version"]))
+    for pairs in by_partition.values():
+        sequence = [v for _, v in sorted(pairs)]
+        assert sequence == sorted(sequence, key=int), "the old version until the swap, the new one after it"

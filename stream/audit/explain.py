@@ -103,8 +103,9 @@ def _explain(
         if isinstance(r, Provenance)
         and (position is None or (r.input.topic, r.input.partition, r.input.offset) == position)
     ]
+    live = [(m, r) for m, r in matching if r.role != "shadow"]  # a challenger's shadow answer is the other
     if matching:
-        return _scored(reader, rescorer, *matching[-1], found)
+        return _scored(reader, rescorer, *(live or matching)[-1], found)
     dead = reader.dead_letters(settings.dlq_topic, since_ms, event_id=event_id, origin=position)
     if dead:
         return _dead(dead[-1], event_id)

@@ -63,7 +63,7 @@ def _client(env: dict[str, str]) -> dict[str, str]:
 
 
 def _topics(base: str) -> dict[str, str]:
-    names = ("INPUT", "PREDICTION", "PROVENANCE", "DLQ", "OUTCOME", "DRIFT")
+    names = ("INPUT", "PREDICTION", "PROVENANCE", "DLQ", "OUTCOME", "DRIFT", "MODEL_CHANGES")
     return {f"STREAMSCORE_{t}_TOPIC": f"{base}.{t.lower()}" for t in names}
 
 
@@ -74,7 +74,7 @@ def scoring_acls(user: str, app: str, topics: dict[str, str]) -> list[tuple[str,
         ("topic", t["STREAMSCORE_INPUT_TOPIC"], "READ"),
         *(
             ("topic", t[f"STREAMSCORE_{x}_TOPIC"], "WRITE")
-            for x in ("PREDICTION", "PROVENANCE", "DLQ", "DRIFT")
+            for x in ("PREDICTION", "PROVENANCE", "DLQ", "DRIFT", "MODEL_CHANGES")
         ),
         ("topic", t["STREAMSCORE_OUTCOME_TOPIC"], "DESCRIBE"),
         ("topic", f"{app}-drift-state", "READ"),

@@ -6,38 +6,14 @@ serving); a good version 3 appears and serves from the next batch on. Every even
 
 from __future__ import annotations
 
-import threading
 import time
-import urllib.request
-from collections import defaultdict
 
 import orjson
-from conftest import read_topic
+from conftest import Traffic, assert_versions_only_rise, read_topic, scrape
 from model_versions import add_version, registry
-from prometheus_client.parser import text_string_to_metric_families
 
 from stream.broker import free_port
-from stream.producer import Produced, produce
 from stream.topics import ensure_topics
-
-
-def _wait_for(worker, text, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in worker.output():
-            return
-        assert worker.proc.poll() is None, worker.output()
-        time.sleep(0.2)
-    raise AssertionError(f"no {text!r} in the worker's log:\n{worker.output()[-3000:]}")
-
-
-def _metrics(port):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def test_a_new_version_is_served_and_a_tampered_one_refused(
@@ -48,39 +24,22 @@ def test_a_new_version_is_served_and_a_tampered_one_refused(
     port = free_port()
     worker = start_worker(model_dir=root, model_reload_s=0.5, batch_size=16, metrics_port=port)
 
-    produced: list[Produced] = []
-    count = [0]  # events published so far
-
-    def publish():
-        def progress(n):
-            count[0] += n
-
-        produced.append(
-            produce(kafka_bootstrap, worker_topics.input, rate=100, seed=71, stop=stop, progress=progress)
-        )
-
-    stop = threading.Event()
-    producer = threading.Thread(target=publish)
-    producer.start()
-    try:
+    with Traffic(kafka_bootstrap, worker_topics.input, rate=100, seed=71) as traffic:
         read_topic(kafka_bootstrap, worker_topics.predictions, 50, timeout=60, settle=0)
 
         add_version(root, "2", tamper=True)
-        _wait_for(worker, "loan-approval/2 refused at reload, loan-approval/1 keeps serving")
+        worker.wait_for("loan-approval/2 refused at reload, loan-approval/1 keeps serving")
         time.sleep(2)  # four more polls: an unchanged bad version is not tried again
-        before_v3 = count[0]
+        before_v3 = traffic.count
         v1_only = read_topic(kafka_bootstrap, worker_topics.predictions, before_v3, timeout=60, settle=0)
         assert {orjson.loads(m.value())["model_version"] for m in v1_only} == {"1"}
 
         v3 = orjson.loads((add_version(root, "3") / "card.json").read_bytes())
-        _wait_for(worker, "serving model loan-approval/3")
-        after_swap = count[0]
+        worker.wait_for("serving model loan-approval/3")
+        after_swap = traffic.count
         time.sleep(2)
-    finally:
-        stop.set()
-        producer.join(60)
-    (sent,) = produced
-    scraped = _metrics(port)
+    sent = traffic.sent
+    scraped = scrape(port)
     output = worker.output()
     assert worker.proc.poll() is None, output
 
@@ -89,12 +48,7 @@ def test_a_new_version_is_served_and_a_tampered_one_refused(
     docs = [orjson.loads(m.value()) for m in predictions]
     assert sorted(d["event_id"] for d in docs) == sorted(sent.valid), "every event scored exactly once"
 
-    by_partition = defaultdict(list)
-    for m, d in zip(predictions, docs, strict=True):
-        by_partition[m.partition()].append((m.offset(), d["model_version"]))
-    for versions in by_partition.values():
-        sequence = [v for _, v in sorted(versions)]
-        assert sequence == sorted(sequence, key=int), "1 until the swap, 3 after it, never back"
+    assert_versions_only_rise(predictions, docs)
     assert {d["model_version"] for d in docs} == {"1", "3"}, "the tampered version 2 never served"
     late = list(sent.valid)[after_swap:]
     assert late and {d["model_version"] for d in docs if d["event_id"] in set(late)} == {"3"}

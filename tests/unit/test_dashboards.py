@@ -7,8 +7,10 @@ import re
 from pathlib import Path
 
 import yaml
+from prometheus_client import CollectorRegistry
 
 from stream.lag import LagCollector
+from stream.lifecycle.pairing import Pairing
 from stream.metrics import WorkerMetrics
 from stream.outcome_report import OutcomeMetrics
 
@@ -19,7 +21,10 @@ DASHBOARD = json.loads((ROOT / "deploy/grafana/dashboards/streamscore.json").rea
 def _exported() -> set[str]:
     """Every family the workers serve: their own metrics and the lag gauges (described, not read)."""
     lag = LagCollector("127.0.0.1:1", ["g"], ["t"])
-    registries = [WorkerMetrics().registry, OutcomeMetrics().registry]
+    comparison = Pairing(
+        50, CollectorRegistry(), "w", print
+    ).gauges  # the outcome worker's, with a challenger
+    registries = [WorkerMetrics().registry, OutcomeMetrics().registry, comparison.registry]
     return {f.name for r in registries for f in r.collect()} | {f.name for f in lag.describe()}
 
 

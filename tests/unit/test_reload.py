@@ -14,6 +14,8 @@ from fuzz.outcomes import make_pipeline
 from model_versions import NAME, WIDTH, add_version, linear, nan_model, registry
 
 from stream.errors import ModelError
+from stream.lifecycle.folder import FolderSource
+from stream.lifecycle.uris import of_folder
 from stream.messages import inbound
 from stream.metrics import WorkerMetrics
 from stream.model import load
@@ -31,7 +33,11 @@ def watched(root):
     pipeline = make_pipeline(root)
     metrics = WorkerMetrics()
     metrics.set_model(pipeline.model.card)
-    return pipeline, metrics, ModelWatcher(root, NAME, pipeline, metrics)
+    return (
+        pipeline,
+        metrics,
+        ModelWatcher(FolderSource(of_folder(root, NAME, "latest")), pipeline, metrics, "1"),
+    )
 
 
 def _poll(watcher):
@@ -134,7 +140,7 @@ def test_a_bad_version_is_retried_once_its_files_change(watched, root):
 def test_a_model_beyond_the_input_bounds_is_refused(root):
     pipeline = make_pipeline(root, max_features=WIDTH)
     metrics = WorkerMetrics()
-    watcher = ModelWatcher(root, NAME, pipeline, metrics)
+    watcher = ModelWatcher(FolderSource(of_folder(root, NAME, "latest")), pipeline, metrics, "1")
 
     def ten_features(card):
         card["features"].append({"name": "extra", "type": "number"})

@@ -67,6 +67,7 @@ def test_the_ratios_of_the_target_table():
         "streamscore_p99_ms_at_50pct": 40.0,
         "streamscore_p99_ms_at_70pct": 90.0,
         "two_processes_to_one": 1.8,
+        "shadow_challenger_to_none": None,  # no shadow rung in this ladder
     }
     ladder = [dict(r) for r in LADDER]
     summary.to_limit(ladder)

@@ -1,0 +1,47 @@
+"""Model-change records and the timeline read back from them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from stream.contracts import ModelRef
+from stream.lifecycle.changes import ChangeLog, ModelChange, Timeline
+
+V1 = ModelRef(name="m", version="1", sha256="a" * 64)
+V2 = ModelRef(name="m", version="2", sha256="b" * 64)
+
+
+def _change(kind, new, offsets, old=None):
+    return ModelChange(
+        kind=kind, old=old, new=new, app_id="app", instance_id="w", worker_id="h:1",
+        at=dt.datetime.now(dt.UTC), topic="events", first_offsets=offsets,
+    )  # fmt: skip
+
+
+def test_the_timeline_names_the_model_of_each_offset():
+    timeline = Timeline([_change("start", V1, {0: 0, 1: 5}), _change("switch", V2, {0: 10, 1: 7}, V1)])
+    assert [timeline.model(0, o) for o in (0, 9, 10, 99)] == [V1, V1, V2, V2]
+    assert timeline.model(1, 4) is None and timeline.model(1, 6) == V1 and timeline.model(1, 7) == V2
+    assert timeline.model(2, 0) is None
+
+
+def test_a_later_record_from_an_earlier_offset_replaces_what_followed():
+    """A rewind (or the next owner's assignment) scores from its offset on with its model."""
+    timeline = Timeline(
+        [_change("start", V1, {0: 0}), _change("switch", V2, {0: 10}, V1), _change("rewind", V2, {0: 8})]
+    )
+    assert timeline.switches(0) == [(0, V1), (8, V2)]
+
+
+def test_records_are_keyed_never_twice_and_valid():
+    from model_versions import SHIPPED
+
+    from stream.model import load_card
+
+    card = load_card(SHIPPED)
+    log = ChangeLog("model-changes", "events", "app", "w0", "host:1")
+    first = log.record("start", None, card, {1: 4, 0: 3})
+    second = log.record("switch", card, card, {0: 9})
+    assert first.key != second.key and first.topic == "model-changes" and first.partition == 0
+    change = ModelChange.model_validate_json(first.value)
+    assert change.first_offsets == {0: 3, 1: 4} and change.new.sha256 == card.sha256 and change.old is None
