@@ -46,10 +46,9 @@ from confluent_kafka import (
 from stream.drift_reports import DriftReporter
 from stream.health import Health
 from stream.kafka_clients import consume_errors, consumer_config, fatal, producer_config
-from stream.lifecycle.changes import ChangeLog, first_offsets, starting_offsets
-from stream.messages import Inbound, Record
+from stream.lifecycle.changes import ChangeLog
+from stream.messages import Record
 from stream.metrics import WorkerMetrics
-from stream.model import LoadedModel
 from stream.pipeline import BatchResult, Pipeline
 from stream.settings import Settings
 from stream.stats import Stats
@@ -95,8 +94,6 @@ class ScoringLoop:
         self._in_transaction = False
         self._failed: list[str] = []
         self._watchdog = Watchdog(_stuck)
-        self._change_out: list[Record] = []  # model-change records to send with the next batch
-        self._change_open = False  # exactly once: a model-change record is in the open transaction
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -140,10 +137,9 @@ class ScoringLoop:
             if batch:
                 started = time.perf_counter()
                 result = process(batch)
-                if result.switched is not None:  # a new model from this batch on
-                    self._switched(result.switched, batch)
+                changes = self._changes(batch, result)
                 self.metrics.observe(len(batch), result, time.perf_counter() - started)
-                if not self._produce(result):
+                if not self._produce(result, changes):
                     continue  # aborted: the batch is read again
                 for m in batch:
                     self._pending[m.partition()] = m.offset() + 1
@@ -152,8 +148,6 @@ class ScoringLoop:
                         self.drift.use_model(self.pipeline.serving.card)
                     self.drift.update(result)
                 self.stats.add(result)
-            elif self._change_out:  # a start or an assignment, before any batch
-                self._produce(BatchResult())
             now = time.monotonic()
             if now >= next_commit:
                 self.commit()
@@ -168,15 +162,16 @@ class ScoringLoop:
                 next_save = now + DRIFT_SAVE_EVERY_S
         self._shutdown()
 
-    def _produce(self, result: BatchResult) -> bool:
+    def _produce(self, result: BatchResult, first: Sequence[Record] = ()) -> bool:
         """Hand every record of a batch to the producer (inside the open transaction, exactly once).
 
         False if the transaction failed meanwhile (exactly once): it is aborted and every owned
-        partition is read again from its committed offset, this batch included.
+        partition is read again from its committed offset, this batch included. ``first`` (the
+        batch's model-change records) goes out before the batch's own records.
         """
         self._begin()
         produce = self.producer.produce
-        records = self._change_out + result.records if self._change_out else result.records
+        records = [*first, *result.records] if first else result.records
         try:
             for r in records:
                 partition = -1 if r.partition is None else r.partition
@@ -194,9 +189,8 @@ class ScoringLoop:
             self._abort()
             return False
         self.producer.poll(0)
-        if self._change_out:
-            self._count(self._change_out[0].topic, len(self._change_out))
-            self._change_out, self._change_open = [], self.exactly_once
+        if first:
+            self._count(first[0].topic, len(first))
         topics = self.settings
         dead = sum(result.dead_letters.values())
         self._count(topics.prediction_topic, result.scored)
@@ -205,21 +199,13 @@ class ScoringLoop:
         self._count(topics.dlq_topic, dead)
         return True
 
-    def _switched(self, old: LoadedModel, batch: Sequence[Inbound]) -> None:
-        """Record that this batch is the first of a new model, with each partition's first offset."""
-        if self.changes is not None:
-            offsets = first_offsets(self.consumer, batch, self.settings.session_timeout_s)
-            card = self.pipeline.serving.card
-            self._change_out.append(self.changes.record("switch", old.card, card, offsets))
-
-    def _assigned(self, partitions: list[TopicPartition]) -> None:
-        """Record the model that scores newly owned partitions, from where reading them starts."""
-        if self.changes is None or not partitions:
-            return
-        kind = "assign" if self.changes.started else "start"
-        self.changes.started = True
-        offsets = starting_offsets(self.consumer, partitions, self.settings.session_timeout_s)
-        self._change_out.append(self.changes.record(kind, None, self.pipeline.serving.card, offsets))
+    def _changes(self, batch: list[Message], result: BatchResult) -> list[Record]:
+        """The model-change records this batch owes (see :mod:`stream.lifecycle.changes`)."""
+        if self.changes is None:
+            return []
+        if result.switched is not None:  # a new model from this batch on
+            self.changes.switched(result.switched.card)
+        return self.changes.due(batch, self.pipeline.serving.card)
 
     def send(self, topic: str, value: bytes) -> None:
         """Produce one side record (a drift report) with the batch's records, in its transaction."""
@@ -284,14 +270,15 @@ class ScoringLoop:
             log.warning("transaction with offsets %s aborted: %s", self._describe(offsets), exc.args[0].str())
             self._abort()
             return
-        self._in_transaction = self._change_open = False
+        self._in_transaction = False
         self._confirmed()
 
     def _abort(self, rewind: bool = True) -> None:
         """Abort the open transaction; with ``rewind``, read every owned partition again from its
         committed offset (partitions being lost are read again by their next owner instead)."""
         self._in_transaction = False
-        reread_changes, self._change_open = self._change_open, False
+        if self.changes is not None:
+            self.changes.aborted()
         self._pending.clear()
         self._unconfirmed.clear()
         timeout = self.settings.session_timeout_s
@@ -304,9 +291,6 @@ class ScoringLoop:
             if tp.offset < 0:  # nothing committed yet: from the start, as auto.offset.reset says
                 tp.offset = OFFSET_BEGINNING
             self.consumer.seek(tp)
-        if reread_changes and self.changes is not None:  # the aborted change said where a model began
-            offsets = starting_offsets(self.consumer, assignment, timeout)
-            self._change_out.append(self.changes.record("rewind", None, self.pipeline.serving.card, offsets))
 
     def _transactional(self, call: str, *args: object, timeout: float | None = None) -> Any:
         """``producer.<call>(*args, timeout)``; if it is still running :data:`STUCK_AFTER_S` past
@@ -346,8 +330,11 @@ class ScoringLoop:
             self._failed.append(f"{message.topic()}[{message.partition()}]: {error}")
 
     def _confirmed(self) -> None:
+        """Everything produced so far is committed."""
         self.metrics.count_delivered(self._unconfirmed)
         self._unconfirmed = {}
+        if self.changes is not None:
+            self.changes.settled()
 
     # -- rebalances (called inside consume, on this thread) --------------------------------------
 
@@ -355,15 +342,16 @@ class ScoringLoop:
         owned = sorted(tp.partition for tp in partitions)
         if self.drift is not None:
             self.drift.restore(owned)
-        self._assigned(partitions)
+        if self.changes is not None:
+            self.changes.assigned(owned)
         self.health.partitions = owned
         log.info("assigned partitions %s of %s", owned, self.settings.input_topic)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.health.partitions = []
-        if self._change_out:  # an assignment's record not sent yet: before the next owner's
-            self._produce(BatchResult())
         self.commit()  # the records and offsets of everything scored so far, before the partitions go
+        if self.changes is not None:
+            self.changes.revoked(tp.partition for tp in partitions)
         if self.drift is not None:
             self.drift.save([tp.partition for tp in partitions])
         log.info("revoked partitions %s", sorted(tp.partition for tp in partitions))
@@ -371,7 +359,8 @@ class ScoringLoop:
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions taken away without a revoke (the session timed out): commit nothing for them."""
         self.health.partitions = []
-        self._change_out = []  # their next owner has recorded where it begins
+        if self.changes is not None:  # their next owner records where it begins
+            self.changes.revoked(tp.partition for tp in partitions)
         if self.exactly_once:
             if self._in_transaction:
                 self._abort(rewind=False)

@@ -1,14 +1,13 @@
 """The ``model-changes`` topic: which model scored which input offsets, recorded as it happens.
 
-Every worker writes a :class:`ModelChange` when it starts scoring partitions (``start`` at its first
-assignment, ``assign`` at later ones), when it switches model between two batches (``switch``), and
-when an aborted transaction made it read partitions again with a model other than the one their
-committed offsets were scored with (``rewind``). Each record gives, per input partition, the
-**first offset scored by the new model**: the batch's own first offset for the partitions in the
-switching batch, the consumer's position for the others, and for a partition not read yet its
-committed offset (or the log's start when nothing is committed).
+A worker records, per input partition, the **first offset scored by a model**: when it starts
+(``start``), when it is given partitions later (``assign``), when it switches model between two
+batches (``switch``), and when an aborted transaction makes it read partitions again (``rewind``,
+only for partitions whose record that transaction held). A partition's record is written with the
+first batch that holds one of its messages, from that message's offset: the loop knows it exactly,
+and asks the broker for nothing (no committed offsets, no watermarks) on a rebalance or an abort.
 
-The records go out with the batch's records (in its transaction, exactly once), so a change is
+The records go out with the batch they explain (in its transaction, exactly once), so a change is
 durable exactly when the predictions it explains are. The topic has one partition (one order for
 all workers) and is compacted under keys that never repeat (``<app>/<instance>/<ms>/<n>``): nothing
 is replaced and nothing expires. :class:`Timeline` reads the records back into "which model scored
@@ -20,15 +19,15 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
-from confluent_kafka import Consumer, TopicPartition
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from stream.contracts import ModelCard, ModelRef
 from stream.messages import Inbound, Record
 
-__all__ = ["ChangeLog", "ModelChange", "Timeline", "first_offsets", "model_ref", "starting_offsets"]
+__all__ = ["ChangeLog", "ModelChange", "Timeline", "model_ref"]
 
 Kind = Literal["start", "assign", "switch", "rewind"]
 
@@ -54,13 +53,70 @@ class ModelChange(BaseModel):
 
 
 class ChangeLog:
-    """Builds one worker's change records."""
+    """One worker's change records: which owned partitions still need one, and why.
+
+    The loop reports what happens (:meth:`assigned`, :meth:`switched`, :meth:`revoked`,
+    :meth:`settled`, :meth:`aborted`) and asks :meth:`due` for the records of each batch before it
+    produces the batch's own.
+    """
 
     def __init__(self, topic: str, input_topic: str, app_id: str, instance_id: str, worker_id: str) -> None:
         self.topic, self.input_topic = topic, input_topic
         self.app_id, self.instance_id, self.worker_id = app_id, instance_id, worker_id
         self._seq = itertools.count()
-        self.started = False
+        self._started = False
+        self._owned: set[int] = set()
+        self._due: dict[int, _Why] = {}  # partition -> why its next scored offset needs a record
+        self._open: dict[int, _Why] = {}  # recorded since the last commit (undone by an abort)
+
+    def assigned(self, partitions: Iterable[int]) -> None:
+        """``partitions`` are now owned: the model of their first scored offset is recorded."""
+        why = _Why("assign" if self._started else "start", None)
+        self._started = True
+        for p in partitions:
+            self._owned.add(p)
+            self._due[p] = why
+
+    def switched(self, old: ModelCard) -> None:
+        """A new model scores from this batch on (a partition not yet recorded keeps its reason)."""
+        why = _Why("switch", old)
+        for p in self._owned:
+            self._due.setdefault(p, why)
+
+    def revoked(self, partitions: Iterable[int]) -> None:
+        """``partitions`` are no longer owned (revoked after a commit, or lost)."""
+        for p in partitions:
+            self._owned.discard(p)
+            self._due.pop(p, None)
+            self._open.pop(p, None)
+
+    def settled(self) -> None:
+        """Everything produced so far is committed."""
+        self._open.clear()
+
+    def aborted(self) -> None:
+        """The open transaction is gone: its records are due again where the batches are re-read."""
+        for p, why in self._open.items():
+            if p in self._owned:
+                self._due.setdefault(p, why)
+        self._open.clear()
+
+    def due(self, batch: Sequence[Inbound], new: ModelCard) -> list[Record]:
+        """The records ``batch`` owes: ``new`` scores each due partition from its first offset here."""
+        if not self._due:
+            return []
+        first: dict[int, int] = {}
+        due = self._due
+        for msg in batch:
+            p = msg.partition()
+            if p in due and p not in first:
+                first[p] = msg.offset()
+        grouped: dict[_Why, dict[int, int]] = {}
+        for p, offset in first.items():
+            why = due.pop(p)
+            self._open[p] = why
+            grouped.setdefault(why, {})[p] = offset
+        return [self.record(why.kind, why.old, new, offsets) for why, offsets in grouped.items()]
 
     def record(
         self,
@@ -86,35 +142,12 @@ class ChangeLog:
         return Record(self.topic, key.encode(), change.model_dump_json().encode(), 0, -1)
 
 
-def first_offsets(consumer: Consumer, batch: Sequence[Inbound], timeout: float) -> dict[int, int]:
-    """Per owned partition, the first offset of ``batch`` or, for partitions not in it, the next one."""
-    first: dict[int, int] = {}
-    for msg in batch:
-        first.setdefault(msg.partition(), msg.offset())
-    others = [tp for tp in consumer.assignment() if tp.partition not in first]
-    unread = []
-    for tp in consumer.position(others) if others else []:
-        if tp.offset >= 0:
-            first[tp.partition] = tp.offset
-        else:
-            unread.append(tp)
-    return first | starting_offsets(consumer, unread, timeout)
+@dataclass(frozen=True, eq=False)  # one per event, shared by its partitions (grouped by identity)
+class _Why:
+    """Why a partition needs a record: the change's kind and the model it replaced (if known)."""
 
-
-def starting_offsets(
-    consumer: Consumer, partitions: Iterable[TopicPartition], timeout: float
-) -> dict[int, int]:
-    """Where reading ``partitions`` starts: the committed offset, else the log's start (``earliest``)."""
-    wanted = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
-    if not wanted:
-        return {}
-    out = {}
-    for tp in consumer.committed(wanted, timeout=timeout):
-        if tp.offset >= 0:
-            out[tp.partition] = tp.offset
-        else:
-            out[tp.partition] = consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)[0]
-    return out
+    kind: Kind
+    old: ModelCard | None
 
 
 class Timeline:
