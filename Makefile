@@ -14,7 +14,7 @@ help:
 	@echo "make chaos    the long fault-injection suite and other chaos tests; results to bench/results/faults-<date>.json"
 	@echo "make lint     ruff check and format check"
 	@echo "make k8s-tools  helm, kubeconform and the schemas the Helm chart's tests use (once, into ~/.cache)"
-	@echo "make registry   Apicurio Registry from Maven Central, the tests' schema registry (once, into ~/.cache)"
+	@echo "make registry   Apicurio Registry from Maven Central, the tests' and benchmarks' schema registry (once, into ~/.cache)"
 	@echo "make bench    the benchmark ladder; make bench-quick for a short run"
 	@echo "make dashboard  the dashboard's panels from a real run, into docs/dashboard.png"
 	@echo "make drift-plot drift detection delays and false alarms over seeds, into docs/drift.png"
@@ -42,8 +42,9 @@ quix-venv: $(QUIX)/.installed
 kafka: $(STAMP)
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(BIN)/streamscore broker --fetch-only >/dev/null; fi
 
-# Apicurio Registry from Maven Central into the per-user cache: the tests' schema registry, and the
-# demo's when STREAMSCORE_INPUT_FORMAT or STREAMSCORE_OUTPUT_FORMAT asks for a registered format.
+# Apicurio Registry from Maven Central into the per-user cache: the tests' schema registry, the
+# benchmark's for its Avro and JSON Schema rungs, and the demo's when STREAMSCORE_INPUT_FORMAT or
+# STREAMSCORE_OUTPUT_FORMAT asks for a registered format.
 registry: $(STAMP)
 	$(BIN)/python -m stream.schema_registry.apicurio >/dev/null
 
@@ -83,10 +84,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: kafka quix-venv
+bench: kafka registry quix-venv
 	$(BIN)/python -m bench
 
-bench-quick: kafka quix-venv
+bench-quick: kafka registry quix-venv
 	$(BIN)/python -m bench --quick
 
 dashboard: kafka

@@ -2,21 +2,26 @@
 
 Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set, else an embedded broker started for the run (it shares
 the machine's cores with the scorers: the results say so). ``--only memory`` runs only the
-10-minute memory run (:mod:`bench.memory`) and adds it to that day's results.
+10-minute memory run (:mod:`bench.memory`) and adds it to that day's results. When a rung in a
+registered format (Avro, JSON Schema) is chosen, ``STREAMSCORE_SCHEMA_REGISTRY_URL`` is its schema
+registry when set, else Apicurio Registry (``make registry``) started for the run on loopback and
+stopped by its pid at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import platform
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench import broker_startup, formats, ladder, memory, micro
-from stream.broker import KAFKA_VERSION, EmbeddedKafka
+from stream.broker import KAFKA_VERSION, BrokerError, EmbeddedKafka
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -79,6 +84,34 @@ def chart(report: dict, path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
+@contextlib.contextmanager
+def schema_registry(needed: bool) -> Iterator[tuple[str | None, str]]:
+    """(the registry's URL, or None and why) for the block.
+
+    ``STREAMSCORE_SCHEMA_REGISTRY_URL`` when set; otherwise, if ``needed``, Apicurio Registry on
+    loopback (in-memory), stopped by its pid when the block ends. One that cannot be fetched or
+    started is not fatal: the rungs that need it record why.
+    """
+    given = os.environ.get("STREAMSCORE_SCHEMA_REGISTRY_URL")
+    if given or not needed:
+        yield given, "no registered format chosen"
+        return
+    from stream.schema_registry.apicurio import Apicurio
+
+    registry = Apicurio()
+    try:
+        registry.start()
+    except (BrokerError, OSError) as exc:  # no java or mvn, not cached and not fetchable, no answer
+        print(f"   no schema registry: {exc}", flush=True)
+        yield None, str(exc)
+        return
+    print(f"   Apicurio Registry {registry.version} on {registry.url} (pid {registry.pid})", flush=True)
+    try:
+        yield registry.url, ""
+    finally:
+        registry.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
@@ -87,7 +120,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="*",
-        help="ladder rungs whose name contains one of these (or key: quix, bare...), or memory",
+        help="ladder rungs by key (quix, streamscore, streamscore-avro...) or by a part of their name, "
+        "or memory",
     )
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the memory run")
     parser.add_argument(
@@ -109,13 +143,19 @@ def main() -> None:
     if not args.quick:
         report["broker"] = broker_startup.run(repeats=3)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if bootstrap:
-        report["broker_under_test"] = bootstrap
-        report["ladder"] = ladder.run(bootstrap, quick=args.quick, only=args.only)
-    else:
-        with EmbeddedKafka() as kafka:
+    registered = any(r.registered for r in ladder.chosen(args.quick, args.only))
+    with contextlib.ExitStack() as stack:
+        if bootstrap:
+            report["broker_under_test"] = bootstrap
+        else:
+            bootstrap = stack.enter_context(EmbeddedKafka()).bootstrap_servers
             report["broker_under_test"] = f"embedded Apache Kafka {KAFKA_VERSION} on the same machine"
-            report["ladder"] = ladder.run(kafka.bootstrap_servers, quick=args.quick, only=args.only)
+        url, why = stack.enter_context(schema_registry(registered))
+        if registered:
+            report["schema_registry"] = url or f"none: {why}"
+        report["ladder"] = ladder.run(
+            bootstrap, quick=args.quick, only=args.only, registry=url, no_registry=why
+        )
     report["seconds"] = round(time.monotonic() - started)
     RESULTS.mkdir(exist_ok=True)
     stem = f"{now:%Y-%m-%d}" + ("-quick" if args.quick else "")

@@ -8,6 +8,13 @@ back with ``isolation.level=read_committed`` once it is complete, and its rate a
 over the middle of the drain (:mod:`bench.measure`). Latency is measured on the same processes
 afterwards, with events offered at a fixed rate by the load generator (:mod:`bench.load`), from
 ``occurred_at`` to the prediction's append on the broker, read back once the load is over.
+
+A rung in a registered format (``STREAMSCORE_INPUT_FORMAT`` and ``STREAMSCORE_OUTPUT_FORMAT``:
+``avro`` or ``json-schema``) needs a schema registry: the event schema is registered as
+``streamscore produce --format`` does (``<input topic>-value``), the pool's events are written in the
+wire format (serialized once per rung), and the predictions are decoded with their writer's schema,
+as ``streamscore tail`` does, before their scores are checked. Its latency is not measured: the load
+generator stamps ``occurred_at`` in JSON text.
 """
 
 from __future__ import annotations
@@ -27,14 +34,19 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
 
 from bench import measure
 from bench.load import WRITER, Pool, write
+from stream.errors import StreamscoreError
 from stream.kafka_config import client_config, connect
-from stream.settings import Settings
+from stream.schema_registry.client import registry_client
+from stream.schema_registry.tools import WireReader, event_serializer
+from stream.settings import Settings, WireFormat
+from stream.tail import Wire
 from stream.topics import ensure_topics
 
 ROOT = Path(__file__).parents[1]
@@ -58,6 +70,19 @@ class Rung:
     def exactly_once(self) -> bool:
         return ("STREAMSCORE_PROCESSING_GUARANTEE", "exactly_once") in self.settings
 
+    @property
+    def input_format(self) -> WireFormat:
+        return dict(self.settings).get("STREAMSCORE_INPUT_FORMAT", "json")  # type: ignore[return-value]
+
+    @property
+    def output_format(self) -> WireFormat:
+        return dict(self.settings).get("STREAMSCORE_OUTPUT_FORMAT", "json")  # type: ignore[return-value]
+
+    @property
+    def registered(self) -> bool:
+        """Whether the rung reads or writes a registered format (it needs a schema registry)."""
+        return self.input_format != "json" or self.output_format != "json"
+
 
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -74,9 +99,15 @@ def _peak_rss_mib(pid: int) -> float:
 class Harness:
     """Topics, processes and measurement for one rung."""
 
-    def __init__(self, bootstrap: str, rung: Rung, pool: Pool, pool_file: Path) -> None:
+    def __init__(
+        self, bootstrap: str, rung: Rung, pool: Pool, pool_file: Path, registry: str | None = None
+    ) -> None:
+        """``registry``: the schema registry's URL, which a rung in a registered format needs."""
+        if rung.registered and registry is None:
+            raise RuntimeError(f"{rung.name} needs a schema registry, and none is running")
         self.rung, self.pool, self.pool_file = rung, pool, pool_file
-        self.kafka = client_config(Settings(kafka_bootstrap_servers=bootstrap))  # security from the env
+        settings = Settings(kafka_bootstrap_servers=bootstrap, schema_registry_url=registry)
+        self.kafka = client_config(settings)  # security from the env
         base = f"bench-{uuid.uuid4().hex[:6]}"
         self.env = {
             **os.environ,
@@ -95,12 +126,21 @@ class Harness:
             "STREAMSCORE_DATA_DIR": tempfile.mkdtemp(prefix="bench-"),
             "STREAMSCORE_LOG_LEVEL": "warn",
             "STREAMSCORE_SECRET": secrets.token_hex(32),
+            **({"STREAMSCORE_SCHEMA_REGISTRY_URL": registry} if registry else {}),
             **dict(rung.settings),
         }
         self.input, self.predictions = (
             self.env["STREAMSCORE_INPUT_TOPIC"],
             self.env["STREAMSCORE_PREDICTION_TOPIC"],
         )
+        self.wire: Wire | None = None  # how predictions are read: None for JSON
+        try:
+            if rung.input_format != "json":  # registered as `streamscore produce --format` does
+                self.pool = pool.encoded(event_serializer(settings, rung.input_format, self.input))
+            if rung.output_format != "json":
+                self.wire = WireReader(registry_client(settings))
+        except StreamscoreError as exc:  # the registry refused or cannot be reached
+            raise RuntimeError(f"{rung.name}: {exc}") from None
         ensure_topics(self.kafka, {self.input: PARTITIONS})
         outputs = ("PREDICTION", "PROVENANCE", "DLQ", "OUTCOME")
         ensure_topics(
@@ -251,11 +291,7 @@ class Harness:
 
     def _expected(self, value: bytes) -> bool | None:
         """Whether a prediction's score is the model's for that event; None: no score to check."""
-        record = orjson.loads(value)
-        want = self.pool.scores.get(record.get("event_id")) if isinstance(record, dict) else None
-        if want is None or "score" not in record:
-            return None
-        return abs(float(record["score"]) - want) <= 1e-6
+        return score_matches(prediction(value, self.wire), self.pool.scores)
 
     def latency(self, rate: float, seconds: float) -> dict[str, object]:
         """Offer ``rate`` events/s for ``seconds`` from another process; percentiles in ms.
@@ -295,6 +331,25 @@ class Harness:
 
     def peak_rss_mib(self) -> float:
         return round(max(_peak_rss_mib(p.pid) for p in self.procs), 1)
+
+
+def prediction(value: bytes, wire: Wire | None = None) -> dict[str, Any] | None:
+    """A prediction's record: its JSON, or with ``wire`` its wire-format value decoded with the
+    writer's schema (Avro or JSON Schema); None if it is not a record."""
+    if wire is None:
+        record = orjson.loads(value)
+    else:
+        decoded = wire(value)
+        record = decoded[1] if decoded is not None else None
+    return record if isinstance(record, dict) else None
+
+
+def score_matches(record: dict[str, Any] | None, scores: dict[str, float]) -> bool | None:
+    """Whether a prediction's score is the model's for its event; None: no score to check."""
+    if record is None or "score" not in record:
+        return None
+    want = scores.get(record.get("event_id"))  # type: ignore[arg-type]
+    return None if want is None else abs(float(record["score"]) - want) <= 1e-6
 
 
 def _machine_busy_seconds() -> float:

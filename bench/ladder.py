@@ -8,7 +8,10 @@ Each rung's processes are started once (:mod:`bench.harness`) and, in turn:
    its measured middle (or reaches :attr:`Plan.largest` events): that drain gives the rung's
    events/s and CPU seconds per 1,000 events, over the middle 80% of the drain;
 3. take offered loads at fractions of that rate: end-to-end latency percentiles, and the rate the
-   load generator achieved.
+   load generator achieved (not for the rungs in a registered format: see :data:`NO_LATENCY`).
+
+The rungs in a registered format (Avro, JSON Schema: input and output) need a schema registry,
+given to :func:`run` as a URL; without one they record an error and the ladder goes on.
 
 The outcome worker's rung (:mod:`bench.outcomes`) follows: its joins/s per process against the
 scorer's events/s per process, measured again in the same run, its memory with 10 million pending
@@ -29,6 +32,7 @@ from pathlib import Path
 from bench import measure, outcomes, summary
 from bench.harness import ROOT, Harness, Rung
 from bench.load import Pool
+from stream.errors import StreamscoreError
 
 QUIX_PYTHON = str(ROOT / ".venv-quix" / "bin" / "python")
 WORKER = [sys.executable, "-m", "stream.cli", "worker"]
@@ -38,6 +42,18 @@ RUNGS = [
     Rung("3 naive Faust scorer", "naive", [sys.executable, "-m", "bench.rungs", "naive"]),
     Rung("4 Quix Streams scorer", "quix", [QUIX_PYTHON, "-W", "ignore", "bench/quix_peer.py"]),
     Rung("5 streamscore, 1 process", "streamscore", WORKER),
+    Rung(
+        "5 streamscore, 1 process, Avro",
+        "streamscore-avro",
+        WORKER,
+        settings=(("STREAMSCORE_INPUT_FORMAT", "avro"), ("STREAMSCORE_OUTPUT_FORMAT", "avro")),
+    ),
+    Rung(
+        "5 streamscore, 1 process, JSON Schema",
+        "streamscore-json-schema",
+        WORKER,
+        settings=(("STREAMSCORE_INPUT_FORMAT", "json-schema"), ("STREAMSCORE_OUTPUT_FORMAT", "json-schema")),
+    ),
     Rung(
         "5 streamscore, 1 process, drift off",
         "streamscore-drift-off",
@@ -60,6 +76,11 @@ RUNGS = [
         settings=(("STREAMSCORE_PROCESSING_GUARANTEE", "exactly_once"),),
     ),
 ]
+#: Why a rung in a registered format has no latency figures.
+NO_LATENCY = (
+    "not measured: the load generator stamps occurred_at into JSON text, and a registered format's "
+    "values are binary (Avro) or carry a binary header"
+)
 
 
 @dataclass(frozen=True)
@@ -77,9 +98,23 @@ FULL = Plan(drain_seconds=10.0, probe_seconds=1.0, latency_seconds=8.0)
 QUICK = Plan(drain_seconds=3.0, probe_seconds=0.5, latency_seconds=2.5, fractions=(0.5,), largest=700_000)
 
 
-def measure_rung(bootstrap: str, rung: Rung, plan: Plan, pool: Pool, pool_file: Path) -> dict[str, object]:
+def chosen(quick: bool = False, only: list[str] | None = None) -> list[Rung]:
+    """The rungs a run measures: those ``only`` names, else the plan's.
+
+    An entry of ``only`` that is a rung's key selects that rung alone (``streamscore`` is the JSON
+    one-process rung); any other entry, the rungs whose name contains it.
+    """
+    if not only:
+        return [r for r in RUNGS if r.quick or not quick]
+    keys = {r.key for r in RUNGS}
+    return [r for r in RUNGS if any(o == r.key if o in keys else o in r.name for o in only)]
+
+
+def measure_rung(
+    bootstrap: str, rung: Rung, plan: Plan, pool: Pool, pool_file: Path, registry: str | None = None
+) -> dict[str, object]:
     started = time.monotonic()
-    with Harness(bootstrap, rung, pool, pool_file) as harness:
+    with Harness(bootstrap, rung, pool, pool_file, registry) as harness:
         harness.warm_up()
         size: int | None = plan.first_probe
         rounds = []
@@ -98,7 +133,7 @@ def measure_rung(bootstrap: str, rung: Rung, plan: Plan, pool: Pool, pool_file: 
             )
         print(f"   backlogs {rounds[:-1]}\n   saturation {sat}", flush=True)
         latencies = []
-        for fraction in plan.fractions:
+        for fraction in () if rung.registered else plan.fractions:
             rate = float(sat["events_per_s"]) * fraction  # type: ignore[arg-type]
             lat = {"fraction_of_max": fraction, **harness.latency(rate, plan.latency_seconds)}
             latencies.append(lat)
@@ -111,6 +146,7 @@ def measure_rung(bootstrap: str, rung: Rung, plan: Plan, pool: Pool, pool_file: 
         "rounds": rounds[:-1],
         "peak_rss_mib": rss,
         "latency": latencies,
+        **({"latency_skipped": NO_LATENCY} if rung.registered else {}),
         "seconds": round(time.monotonic() - started),
     }
 
@@ -131,21 +167,32 @@ def warnings(plan: Plan, rungs: list[dict[str, object]]) -> list[str]:
     return found
 
 
-def run(bootstrap: str, quick: bool = False, only: list[str] | None = None) -> dict[str, object]:
+def run(
+    bootstrap: str,
+    quick: bool = False,
+    only: list[str] | None = None,
+    registry: str | None = None,
+    no_registry: str = "no schema registry given",
+) -> dict[str, object]:
+    """The chosen rungs, measured and judged; ``registry`` is the schema registry's URL (``no_registry``
+    says why there is none: the registered formats' rungs record it as their error)."""
     plan = QUICK if quick else FULL
     pool = Pool.generate(20_000)
     results: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
         pool_file = Path(folder) / "events.tsv"
         pool.write(pool_file)
-        for rung in RUNGS:
-            chosen = any(o in rung.name or o == rung.key for o in only) if only else rung.quick or not quick
-            if not chosen:
-                continue
+        for rung in chosen(quick, only):
             print(f"-- {rung.name}", flush=True)
             try:
-                results.append(measure_rung(bootstrap, rung, plan, pool, pool_file))
-            except (RuntimeError, OSError) as exc:  # OSError: no .venv-quix (make quix-venv)
+                if rung.registered and registry is None:
+                    raise RuntimeError(f"no schema registry: {no_registry}")
+                results.append(measure_rung(bootstrap, rung, plan, pool, pool_file, registry))
+            except (
+                RuntimeError,
+                OSError,
+                StreamscoreError,
+            ) as exc:  # OSError: no .venv-quix (make quix-venv)
                 results.append({"rung": rung.name, "key": rung.key, "error": str(exc)})
                 print(f"   {exc}", flush=True)
     report: dict[str, object] = {"plan": dataclasses.asdict(plan), "rungs": results}

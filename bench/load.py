@@ -14,6 +14,7 @@ import datetime as dt
 import itertools
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,13 @@ class Pool:
         return cls(
             messages=[{"key": key, "value": value} for key, value, *_ in generated],
             scores={event_id: s for (_, _, _, event_id, *_), s in zip(generated, scores, strict=True)},
+        )
+
+    def encoded(self, serialize: Callable[[bytes], bytes]) -> Pool:
+        """The same events and scores, each value passed through ``serialize`` (a wire format)."""
+        return Pool(
+            messages=[{"key": m["key"], "value": serialize(m["value"])} for m in self.messages],
+            scores=self.scores,
         )
 
     def write(self, path: Path) -> None:

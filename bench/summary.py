@@ -3,6 +3,8 @@
 A ladder is valid only if its limit (the passthrough rung) is the fastest rung, within
 :data:`TOLERANCE`, every rung scored every event it was given, and the scores checked matched the
 model's. An invalid run keeps its raw figures but gives no ratios: it says why it failed instead.
+The registered formats' ratios (``avro_vs_json``, ``json_schema_vs_json``) are their one-process
+rung's events/s over the JSON one's, in the same run; the target is 0.8 or more.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def ratios(rungs: Sequence[Result]) -> dict[str, float | None]:
         "streamscore_p99_ms_at_70pct": p99.get(70),  # type: ignore[dict-item]
         "two_processes_to_one": _div(rate["streamscore-2"], rate["streamscore"]),
         "shadow_challenger_to_none": _div(rate["streamscore-shadow"], rate["streamscore"]),
+        "avro_vs_json": _div(rate["streamscore-avro"], rate["streamscore"]),
+        "json_schema_vs_json": _div(rate["streamscore-json-schema"], rate["streamscore"]),
     }
 
 
@@ -65,8 +69,8 @@ def to_limit(rungs: Sequence[Result]) -> None:
 
 
 _KEYS = (
-    "passthrough", "bare", "naive", "quix",
-    "streamscore", "streamscore-2", "streamscore-eos", "streamscore-shadow",
+    "passthrough", "bare", "naive", "quix", "streamscore", "streamscore-2", "streamscore-eos",
+    "streamscore-shadow", "streamscore-avro", "streamscore-json-schema",
 )  # fmt: skip
 
 

@@ -44,6 +44,8 @@ Serialize = Callable[[dict[str, Any]], bytes]
 """A record's dict (``orjson.Fragment`` where a part is serialised once) to its value's bytes."""
 JSON_VALUES: tuple[Serialize, Serialize] = (_dumps, _dumps)
 """Predictions and provenance in JSON (other formats: :mod:`stream.schema_registry`)."""
+TAKES_DATETIMES = "takes_datetimes"
+"""A serializer with this attribute set is given the timestamps as datetimes, not JSON fragments."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,7 @@ class RecordBuilder:
     """Builds the records of one model's batches: bound when the model is, used for every batch."""
 
     __slots__ = (
-        "_ce_predictions", "_ce_provenance", "_hasher", "_labels", "_model", "_model_name",
+        "_ce_predictions", "_ce_provenance", "_fragments", "_hasher", "_labels", "_model", "_model_name",
         "_model_version", "_personal", "_role", "_scorer", "_serialize", "_threshold", "topics",
     )  # fmt: skip
 
@@ -82,6 +84,7 @@ class RecordBuilder:
         self.topics = topics
         self._role = role
         self._serialize = serialize
+        self._fragments = not all(getattr(s, TAKES_DATETIMES, False) for s in serialize)  # as fragments
         json = serialize is JSON_VALUES  # a registered format's bytes are not plain JSON: no content-type
         self._ce_predictions = CloudEventHeaders(topics.predictions, "prediction", json).constant
         self._ce_provenance = CloudEventHeaders(topics.provenance, "provenance", json).constant
@@ -141,7 +144,12 @@ class RecordBuilder:
         name, version, model, scorer = self._model_name, self._model_version, self._model, self._scorer
         role, (dump_prediction, dump_provenance) = self._role, self._serialize
         hasher, personal = self._hasher, self._personal
-        received, scored, emitted = (_Fragment(_dumps(t)) for t in (received_at, scored_at, emitted_at))
+        fragments = self._fragments
+        received, scored, emitted = (
+            (_Fragment(_dumps(t)) for t in (received_at, scored_at, emitted_at))
+            if fragments
+            else (received_at, scored_at, emitted_at)
+        )
         ce_time = ("ce_time", scored_at.isoformat().encode())
         ce_predictions, ce_provenance = self._ce_predictions, self._ce_provenance
         data, width = rows.tobytes(), rows.shape[1] * 4
@@ -161,7 +169,9 @@ class RecordBuilder:
             inbound_headers = msg.headers()
             if inbound_headers:
                 tail += trace_context(inbound_headers)
-            occurred_at = _Fragment(_dumps(event.occurred_at))  # once: its tzinfo is slow to read
+            occurred_at = (  # serialised once: its tzinfo is slow to read
+                _Fragment(_dumps(event.occurred_at)) if fragments else event.occurred_at
+            )
             prediction = {
                 "event_id": event_id,
                 "entity_id": event.entity_id,

@@ -72,6 +72,11 @@ class Apicurio:
         self._log: Path | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The registry's process id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def url(self) -> str:
         """The Confluent-compatible API's base URL (``STREAMSCORE_SCHEMA_REGISTRY_URL``)."""
         return f"http://127.0.0.1:{self.port}/apis/ccompat/v7"

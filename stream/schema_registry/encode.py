@@ -23,5 +23,4 @@ def json_serializer(schema_id: int) -> Serialize:
 
 
 def avro_serializer(schema_id: int, schema: dict[str, Any]) -> Serialize:
-    prefix, write = header(schema_id), compile_writer(schema)
-    return lambda record: prefix + write(record)
+    return compile_writer(schema, header(schema_id))

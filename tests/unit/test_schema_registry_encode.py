@@ -3,6 +3,7 @@ registered pipeline writes the JSON pipeline's records."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import itertools
 
@@ -86,3 +87,25 @@ def test_a_registered_pipeline_writes_the_json_pipelines_records(records, kind):
 def test_unions_other_than_optional_are_not_written():
     with pytest.raises(ValueError, match="only"):
         compile_writer({"type": "record", "name": "R", "fields": [{"name": "a", "type": ["string", "long"]}]})
+
+
+@pytest.mark.parametrize("kind", ["long", {"type": "long", "logicalType": "timestamp-micros"}])
+def test_longs_and_timestamps_are_fastavros_bytes(kind):
+    """Every varint length, both signs, and timestamps as datetimes, RFC 3339 strings or fragments."""
+    schema = {"type": "record", "name": "R", "fields": [{"name": "a", "type": kind}]}
+    parsed, write = fastavro.parse_schema(schema), compile_writer(schema)
+    if kind == "long":
+        values = sorted({s * (2**b + d) for b in range(64) for d in (-1, 0, 1) for s in (1, -1)})
+        values = [v for v in values if -(2**63) <= v < 2**63]
+        given = values
+    else:
+        values = [dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=m)
+                  for m in (-(10**15), -1, 0, 1, 63, 64, 10**6, 1_795_000_000_123_456, 10**17)]  # fmt: skip
+        values += [dt.datetime(2026, 11, 30, 6, 1, 2, 345678, tzinfo=dt.timezone(dt.timedelta(hours=2)))]
+        fragments = [orjson.Fragment(orjson.dumps(v)) for v in values]
+        given = [*values, *(v.isoformat() for v in values), *fragments]
+        values = values * 3
+    for value, shown in zip(values, given, strict=True):
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, parsed, {"a": value})
+        assert write({"a": shown}) == out.getvalue(), value

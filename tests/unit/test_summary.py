@@ -22,6 +22,8 @@ LADDER = [
     ),
     rung("streamscore-2", 10_800),
     rung("streamscore-eos", 4_500),
+    rung("streamscore-avro", 4_200),
+    rung("streamscore-json-schema", 5_700),
 ]
 
 
@@ -32,7 +34,7 @@ def test_a_ladder_whose_limit_is_the_fastest_rung_is_valid():
 def test_a_rung_faster_than_the_limit_makes_the_run_invalid():
     ladder = [rung("passthrough", 316), *LADDER[1:]]
     found = summary.problems(ladder)
-    assert len(found) == 6
+    assert len(found) == 8
     assert found[0].startswith("bare measured 30,000 events/s, faster than the limit (316/s)")
 
 
@@ -68,10 +70,20 @@ def test_the_ratios_of_the_target_table():
         "streamscore_p99_ms_at_70pct": 90.0,
         "two_processes_to_one": 1.8,
         "shadow_challenger_to_none": None,  # no shadow rung in this ladder
+        "avro_vs_json": 0.7,
+        "json_schema_vs_json": 0.95,
     }
     ladder = [dict(r) for r in LADDER]
     summary.to_limit(ladder)
-    assert [r["ratio_to_limit"] for r in ladder] == [1.0, 0.3, 0.015, 0.08, 0.06, 0.108, 0.045]
+    assert [r["ratio_to_limit"] for r in ladder] == [1.0, 0.3, 0.015, 0.08, 0.06, 0.108, 0.045, 0.042, 0.057]
+
+
+def test_a_failed_format_rung_gives_no_ratio_of_its_own():
+    ladder = [*LADDER[:-2], {"rung": "avro", "key": "streamscore-avro", "error": "no schema registry"}]
+    assert summary.problems(ladder) == []
+    ratios = summary.ratios(ladder)
+    assert ratios["avro_vs_json"] is None and ratios["json_schema_vs_json"] is None
+    assert ratios["two_processes_to_one"] == 1.8
 
 
 def test_missing_rungs_give_no_ratio():
