@@ -16,6 +16,7 @@ import random
 import sys
 import threading
 import time
+import traceback
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -120,7 +121,10 @@ class Load:
         self._thread.join(timeout)
         if self._error is not None:
             raise self._error
-        assert self.produced is not None, "the load did not finish"
+        if self.produced is None:  # still running: where it is, for the report
+            frame = sys._current_frames().get(self._thread.ident or -1)
+            where = "".join(traceback.format_stack(frame)) if frame is not None else "(ended)"
+            raise AssertionError(f"the load did not finish in {timeout:.0f} s; its thread is at:\n{where}")
         return self.produced
 
 
