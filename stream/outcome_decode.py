@@ -72,6 +72,7 @@ class HalfReader:
             BatchDecoder(max_bytes, ProvenanceScore) if read_provenance is None else _each(read_provenance)
         )
         self._outcomes = BatchDecoder(max_bytes, Outcome)
+        self._models: dict[tuple[str, str], str] = {}  # (name, version) -> name/version
 
     def __call__(self, batch: Sequence[Message]) -> Halves:
         """The halves of ``batch`` (in no particular order: the join sorts them by time)."""
@@ -79,12 +80,14 @@ class HalfReader:
         predictions: list[Message] = []
         outcomes: list[Message] = []
         for m in batch:
-            key = m.key()
-            if rate < 1.0 and key is not None and not sampled(key, rate):
-                continue
+            if rate < 1.0:
+                key = m.key()
+                if key is not None and not sampled(key, rate):
+                    continue
             (predictions if m.topic() == provenance_topic else outcomes).append(m)
         out = Halves()
-        items = out.items
+        items, models = out.items, self._models
+        now_ms = int(time.time() * 1000)  # for a record without a timestamp
         for m, record in zip(predictions, self._provenance([m.value() for m in predictions]), strict=True):
             if isinstance(record, PoisonEvent):
                 out.refused_provenance.append((m, record))
@@ -93,19 +96,29 @@ class HalfReader:
                 if record.role == "shadow":
                     continue  # compared with the live answer (stream.lifecycle.pairing), not joined
                 model = record.model
-                half = Predicted(
-                    record.event_id, f"{model.name}/{model.version}", model.sha256, record.score, _ms(m)
+                ref = (model.name, model.version)
+                name = models.get(ref)
+                if name is None:
+                    if len(models) >= 1_024:  # names come from the records: the cache stays bounded
+                        models.clear()
+                    name = models[ref] = f"{model.name}/{model.version}"
+                kind, ms = m.timestamp()
+                at_ms = ms if kind != TIMESTAMP_NOT_AVAILABLE and ms > 0 else now_ms
+                items.append(
+                    (m.partition(), Predicted(record.event_id, name, model.sha256, record.score, at_ms))
                 )
-                items.append((m.partition(), half))
-        repartition_topic = self._repartition_topic
-        for m, outcome in zip(outcomes, self._outcomes([m.value() for m in outcomes]), strict=True):
+        repartition_topic, values = self._repartition_topic, out.outcome_values
+        outcome_values = [m.value() for m in outcomes]
+        for m, value, outcome in zip(outcomes, outcome_values, self._outcomes(outcome_values), strict=True):
             if isinstance(outcome, PoisonEvent):
                 out.refused_outcomes.append((m, outcome))
             elif rate >= 1.0 or sampled(outcome.event_id.encode(), rate):
-                partition = m.partition()
-                half = Observed(outcome.event_id, outcome.positive, _ms(m), m.topic() == repartition_topic)
-                items.append((partition, half))
-                out.outcome_values[(partition, outcome.event_id)] = m.value()
+                partition, event_id = m.partition(), outcome.event_id
+                kind, ms = m.timestamp()
+                at_ms = ms if kind != TIMESTAMP_NOT_AVAILABLE and ms > 0 else now_ms
+                placed = m.topic() == repartition_topic
+                items.append((partition, Observed(event_id, outcome.positive, at_ms, placed)))
+                values[(partition, event_id)] = value
         return out
 
 
@@ -124,9 +137,3 @@ def _each(read: Callable[[bytes], BaseModel]) -> Callable[[Sequence[bytes | None
         return out
 
     return batch
-
-
-def _ms(m: Message) -> int:
-    """The record's timestamp in ms, or now when it has none."""
-    kind, ms = m.timestamp()
-    return ms if kind != TIMESTAMP_NOT_AVAILABLE and ms > 0 else int(time.time() * 1000)

@@ -38,14 +38,6 @@ class Entry(NamedTuple):
         return self.joined_ms > 0
 
 
-def _flags(e: Entry) -> int:
-    return (
-        (_PREDICTION if e.model is not None else 0)
-        | (_OUTCOME if e.positive is not None else 0)
-        | (_POSITIVE if e.positive else 0)
-    )
-
-
 def coherent(e: Entry) -> bool:
     """Times not negative, a prediction or an outcome, both when joined, a score in [0, 1]."""
     return (
@@ -60,7 +52,11 @@ def coherent(e: Entry) -> bool:
 
 def to_local(e: Entry, model_number: int) -> bytes:
     """The entry on disk, its model by number."""
-    return _LOCAL.pack(_flags(e), e.stored_ms, e.joined_ms, e.score, model_number)
+    stored, model, _, score, positive, joined = e
+    flags = (_PREDICTION if model is not None else 0) | (
+        0 if positive is None else _OUTCOME | _POSITIVE if positive else _OUTCOME
+    )
+    return _LOCAL.pack(flags, stored, joined, score, model_number)
 
 
 def from_local(raw: bytes, models: dict[int, tuple[str, str]]) -> Entry:
@@ -73,8 +69,11 @@ def from_local(raw: bytes, models: dict[int, tuple[str, str]]) -> Entry:
 
 def to_wire(e: Entry) -> bytes:
     """The body of a changelog record (before it is signed)."""
-    model = f"{e.model} {e.sha256}".encode() if e.model is not None else b""
-    return _WIRE.pack(_flags(e), e.stored_ms, e.joined_ms, e.score) + model
+    stored, model, sha256, score, positive, joined = e
+    flags = 0 if positive is None else _OUTCOME | _POSITIVE if positive else _OUTCOME
+    if model is None:
+        return _WIRE.pack(flags, stored, joined, score)
+    return _WIRE.pack(flags | _PREDICTION, stored, joined, score) + f"{model} {sha256}".encode()
 
 
 def from_wire(body: bytes) -> Entry | None:

@@ -87,49 +87,56 @@ class Join:
         Returns the keys changed per partition (for the changelog), the models joined, and the
         outcomes on another partition than their event_id's (not joined: to be moved there). An
         outcome whose prediction waits here is where it belongs: only the others are hashed."""
-        ids: dict[int, dict[str, None]] = {}
+        now: dict[int, dict[str, Entry | None]] = {}  # partition -> event id -> entry
         for partition, item in items:
-            ids.setdefault(partition, {})[item.event_id] = None
-        before = {
-            (p, i): e
-            for p, keys in ids.items()
-            for i, e in zip(keys, self.store.get_many(p, list(keys)), strict=True)
-        }
-        now = dict(before)
+            held = now.get(partition)
+            if held is None:
+                held = now[partition] = {}
+            held[item.event_id] = None
+        get_many = self.store.get_many
+        before = {p: dict(zip(held, get_many(p, list(held)), strict=True)) for p, held in now.items()}
+        now = {p: held.copy() for p, held in before.items()}
         joined: list[str] = []
         moved: list[tuple[int, Observed]] = []
+        counts = self.counts
         for partition, item in items:
-            key = (partition, item.event_id)
-            entry = now[key]
+            held = now[partition]
+            event_id = item.event_id
+            entry = held[event_id]
             if isinstance(item, Predicted):
                 if entry is None:
-                    now[key] = Entry(item.at_ms, item.model, item.sha256, item.score)
+                    held[event_id] = Entry(item.at_ms, item.model, item.sha256, item.score)
                 elif entry.model is None:  # its outcome was waiting
                     stored, positive = entry.stored_ms, entry.positive
-                    now[key] = Entry(stored, item.model, item.sha256, item.score, positive, self._stamp(item))
+                    held[event_id] = Entry(
+                        stored, item.model, item.sha256, item.score, positive, self._stamp(item)
+                    )
+                    counts["joined"] += 1
                     joined.append(self._joined(item.model, bool(positive), item.score))
                 # else: the same prediction read again (at least once): nothing new
             elif entry is None:
                 if self._misplaced(partition, item):
                     moved.append((partition, item))
                     continue
-                now[key] = Entry(item.at_ms, positive=item.positive)
+                held[event_id] = Entry(item.at_ms, positive=item.positive)
             elif entry.positive is not None:
                 self.count("duplicate")
             else:  # its prediction was waiting
                 model, score, positive = entry.model, entry.score, item.positive
-                now[key] = Entry(entry.stored_ms, model, entry.sha256, score, positive, self._stamp(item))
+                held[event_id] = Entry(
+                    entry.stored_ms, model, entry.sha256, score, positive, self._stamp(item)
+                )
+                counts["joined"] += 1
                 joined.append(self._joined(str(model), positive, score))
-        records: dict[int, list[Changed]] = {}
-        for partition, keys in ids.items():
-            changes: list[Change] = [
-                (i, before[(partition, i)], now[(partition, i)])
-                for i in keys
-                if now[(partition, i)] != before[(partition, i)]
-            ]
-            if changes:
-                records[partition] = self.store.write(partition, changes)
-        return records, joined, moved
+        if joined:
+            self._counters["joined"].inc(len(joined))
+        changes: dict[int, list[Change]] = {}
+        for partition, held in now.items():
+            was = before[partition]
+            changed = [(i, was[i], e) for i, e in held.items() if e is not was[i]]  # replaced: changed
+            if changed:
+                changes[partition] = changed
+        return (self.store.write_many(changes) if changes else {}), joined, moved
 
     def _misplaced(self, partition: int, item: Observed) -> bool:
         if self.partitions is None or item.placed:
@@ -143,8 +150,8 @@ class Join:
         return self._last_joined
 
     def _joined(self, model: str, positive: bool, score: float) -> str:
-        self.count("joined")
-        tracker = self.tracker(model)
+        """Add a join to its model's figures (the caller counts it); report when one is due."""
+        tracker = self.trackers.get(model) or self.tracker(model)
         if tracker.add(positive, score):
             self.metrics.loss_alarms.labels(model).inc()
         if self.report is not None and (

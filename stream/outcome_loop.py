@@ -186,10 +186,14 @@ class OutcomeLoop:
         self._outbox.setdefault(partition, {}).update(changed)
 
     def _send_changelog(self) -> None:
-        value, changelog = self.store.changelog_value, self.topics.changelog
+        value, changelog, produce = self.store.changelog_value, self.topics.changelog, self.producer.produce
         for partition, changed in self._outbox.items():
             for key, entry in changed.items():
-                self._send(changelog, value(partition, key, entry), key, partition)
+                record = value(partition, key, entry)
+                try:
+                    produce(changelog, record, key, partition)
+                except BufferError:  # the local queue is full: _send waits for room
+                    self._send(changelog, record, key, partition)
         self._outbox.clear()
 
     def _send(

@@ -14,10 +14,11 @@ a few key ranges:
 - ``m`` number: a model's ``name/version`` and sha256, stored once.
 
 The changelog (a compacted topic, one partition per input partition) gets one record per change,
-keyed by ``event_id``: the entry with its model spelled out, signed with the state key over the
-topic, the partition and the key (:class:`~stream.keys.Signer`), or a tombstone. Records read back
-are checked before anything is built from them; one that is not signed by the current or a
-previous secret, or is malformed, reads as absent and is reported.
+keyed by ``event_id``: the entry with its model spelled out, signed over the topic, the partition
+and the key with keyed BLAKE2b under a key derived from the state key
+(:class:`~stream.keys.RecordSigner`; records signed with HMAC-SHA256 before it still verify), or a
+tombstone. Records read back are checked before anything is built from them; one that is not
+signed by the current or a previous secret, or is malformed, reads as absent and is reported.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import contextlib
 import shutil
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from rocksdict import (
@@ -41,7 +42,7 @@ from rocksdict import (
 )
 
 from stream.errors import StateRejected
-from stream.keys import Signer
+from stream.keys import RecordSigner, Signer
 from stream.malloc import limit_arenas
 from stream.outcome_entry import Entry, from_local, from_wire, to_local, to_wire
 
@@ -68,6 +69,8 @@ class PendingStore:
         memtable_mib: int = 16,
     ) -> None:
         self.path, self.signer, self.changelog, self.rejected = path, signer, changelog, rejected
+        self.records = RecordSigner(signer, "outcome changelog v2")
+        self._heads: dict[int, bytes] = {}  # partition -> the start of its records' MAC context
         path.parent.mkdir(parents=True, exist_ok=True)
         limit_arenas()  # before RocksDB's threads start: they would keep what they free (stream.malloc)
         self.db = Rdict(str(path), _options(cache_mib, memtable_mib))
@@ -95,20 +98,49 @@ class PendingStore:
     def write(self, partition: int, changes: Iterable[Change]) -> list[Changed]:
         """Apply ``changes`` in one atomic write; return the keys changed and their entries now, for
         the changelog (:meth:`changelog_value`)."""
-        part = _PART.pack(partition)
+        return self.write_many({partition: changes})[partition]
+
+    def write_many(self, changes: Mapping[int, Iterable[Change]]) -> dict[int, list[Changed]]:
+        """:meth:`write` for several partitions in one atomic write."""
         batch = WriteBatch(raw_mode=True)
-        records: list[Changed] = []
-        count = self.count(partition)
-        for event_id, before, after in changes:
-            key = event_id.encode()
-            count += self._stage(batch, part, key, before, after)
-            if after is not None and partition in self._expired_to:
-                self._expired_to[partition] = min(self._expired_to[partition], after.stored_ms)
-            records.append((key, after))
-        self._counts[partition] = count
-        batch.put(b"c" + part, self._checkpoint(partition))
+        put, delete, encode, ms = batch.put, batch.delete, self._encode, _MS.pack
+        out: dict[int, list[Changed]] = {}
+        for partition, changed in changes.items():
+            part = _PART.pack(partition)
+            e, t, j = b"e" + part, b"t" + part, b"j" + part
+            records: list[Changed] = []
+            count = self.count(partition)
+            oldest = self._expired_to.get(partition)
+            for event_id, before, after in changed:
+                key = event_id.encode()
+                records.append((key, after))
+                if before is None:
+                    if after is None:
+                        continue
+                    count += 1
+                else:
+                    if after is None or after.stored_ms != before.stored_ms:
+                        delete(t + ms(before.stored_ms) + key)
+                    if before.joined_ms and (after is None or after.joined_ms != before.joined_ms):
+                        delete(j + ms(before.joined_ms) + key)
+                    if after is None:
+                        delete(e + key)
+                        count -= 1
+                        continue
+                put(e + key, encode(after))
+                if before is None or after.stored_ms != before.stored_ms:  # else the index holds it
+                    put(t + ms(after.stored_ms) + key, b"")
+                    if oldest is not None and after.stored_ms < oldest:
+                        oldest = after.stored_ms
+                if after.joined_ms and (before is None or after.joined_ms != before.joined_ms):
+                    put(j + ms(after.joined_ms) + key, b"")
+            if oldest is not None:
+                self._expired_to[partition] = oldest
+            self._counts[partition] = count
+            put(b"c" + part, self._checkpoint(partition))
+            out[partition] = records
         self.db.write(batch)
-        return records
+        return out
 
     def _stage(
         self, batch: WriteBatch, part: bytes, key: bytes, before: Entry | None, after: Entry | None
@@ -247,18 +279,29 @@ class PendingStore:
 
     def changelog_value(self, partition: int, key: bytes, entry: Entry | None) -> bytes | None:
         """The changelog record's value for ``entry`` (signed), or None (a tombstone)."""
-        return None if entry is None else self.signer.sign(self._context(partition, key), to_wire(entry))
+        if entry is None:
+            return None
+        return self.records.sign(self._head(partition) + len(key).to_bytes(4, "big") + key, to_wire(entry))
 
     def _verified(self, partition: int, key: bytes, value: bytes) -> Entry | None:
-        try:
-            body = self.signer.verify(self._context(partition, key), value)
-        except StateRejected as exc:
-            self.rejected(exc.reason)
-            return None
+        body = self.records.verify(self._head(partition) + len(key).to_bytes(4, "big") + key, value)
+        if body is None:  # signed before keyed BLAKE2b: HMAC-SHA256 over the context as text
+            try:
+                body = self.signer.verify(self._context(partition, key), value)
+            except StateRejected as exc:
+                self.rejected(exc.reason)
+                return None
         entry = from_wire(body) if len(key) <= _MAX_KEY else None
         if entry is None:
             self.rejected("format")
         return entry
+
+    def _head(self, partition: int) -> bytes:
+        """The changelog and the partition: what a record's MAC covers before its key and body."""
+        head = self._heads.get(partition)
+        if head is None:
+            head = self._heads[partition] = self.changelog.encode() + b"\0" + partition.to_bytes(4, "big")
+        return head
 
     def _context(self, partition: int, key: bytes) -> str:
         return f"{self.changelog}[{partition}][{key.decode(errors='replace')}]"

@@ -85,6 +85,28 @@ def test_rotation_keeps_records_signed_with_the_previous_secret(open_store):
     assert rotated.get_many(0, ["a"]) == [Entry(5, positive=True)]
 
 
+def test_records_signed_with_hmac_before_keyed_blake2b_still_restore(open_store):
+    store = open_store()
+    ((key, value),) = _signed(store, 0, store.write(0, [("a", None, _prediction(7))]))
+    body = value[32:]
+    legacy = store.signer.sign(f"{CHANGELOG}[0][a]", body)  # the format of earlier releases
+    assert legacy != value
+    copy = open_store("b")
+    assert copy.restore(0, [(key, legacy)]) == set() and copy.get_many(0, ["a"]) == [_prediction(7)]
+    assert copy.restore(1, [(key, legacy)]) == {key}, "still bound to its partition"
+
+
+def test_a_batch_of_several_partitions_is_written_at_once_and_only_changed_index_keys_move(open_store):
+    store = open_store()
+    waiting, joined = _prediction(1_000), Entry(1_000, "loan-approval/1", SHA, 0.5, True, 2_000)
+    store.write_many({0: [("a", None, waiting)], 1: [("b", None, Entry(3, positive=False))]})
+    assert store.count(0) == 1 and store.count(1) == 1
+    store.write_many({0: [("a", waiting, joined)]})
+    assert store.get_many(0, ["a"]) == [joined] and store.count(0) == 1
+    assert [i for i, _ in store.expire(0, horizon_ms=1_001, keep=10)] == ["a"], "its time index kept"
+    assert [e for _, e in store.recent_joined(0, 5)] == [joined]
+
+
 def test_expiry_reads_the_time_index_from_the_oldest_in_batches(open_store):
     store = open_store()
     store.write(2, [(f"e{i}", None, _prediction(10_000 - i)) for i in range(1_000)])  # stored newest first
