@@ -62,7 +62,7 @@ k8s-tools: $(STAMP)
 	$(BIN)/python tests/k8s_tools.py $(K8S_TOOLS_ARGS)
 
 test: lint kafka registry k8s-tools
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --durations=12 $(PYTEST_ARGS)
 
 # Faults at the long sizes (several kills, both guarantees) and every test marked chaos.
 chaos: kafka registry
