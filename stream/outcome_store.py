@@ -43,7 +43,6 @@ from rocksdict import (
 
 from stream.errors import StateRejected
 from stream.keys import RecordSigner, Signer
-from stream.malloc import limit_arenas
 from stream.outcome_entry import Entry, from_local, from_wire, to_local, to_wire
 
 __all__ = ["Entry", "PendingStore"]
@@ -72,7 +71,6 @@ class PendingStore:
         self.records = RecordSigner(signer, "outcome changelog v2")
         self._heads: dict[int, bytes] = {}  # partition -> the start of its records' MAC context
         path.parent.mkdir(parents=True, exist_ok=True)
-        limit_arenas()  # before RocksDB's threads start: they would keep what they free (stream.malloc)
         self.db = Rdict(str(path), _options(cache_mib, memtable_mib))
         self._models: dict[tuple[str, str], int] = {}
         self._model_names: dict[int, tuple[str, str]] = {}
