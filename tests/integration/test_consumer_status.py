@@ -19,7 +19,8 @@ from stream.cli import app
 from stream.lag import LagCollector, sample
 from stream.lag_status import Status, Window
 
-# A consumer reading at most RATE events/s (flat out from 1,000), committing after each batch; ends
+# A consumer reading at most RATE events/s (flat out from 1,000: then each event is committed as it
+# comes, so that the lag at the head is zero most of the time), committing after each batch; ends
 # after SECONDS.
 CONSUMER = textwrap.dedent(
     """
@@ -29,9 +30,11 @@ CONSUMER = textwrap.dedent(
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
                   "enable.auto.commit": False, "session.timeout.ms": 45000, "log_level": 0})
     c.subscribe([topic])
-    end, pause = time.monotonic() + float(seconds), 0.2 if float(rate) < 1000 else 0.0  # flat out: no pause
+    flat = float(rate) >= 1000  # flat out: each event committed as it comes, no pause (at the head)
+    end, pause = time.monotonic() + float(seconds), 0.0 if flat else 0.2
+    size = 1 if flat else int(float(rate) / 5) or 1
     while time.monotonic() < end:
-        batch = c.consume(int(float(rate) / 5) or 1, timeout=0.2 if pause else 0.05)
+        batch = c.consume(size, timeout=0.05 if flat else 0.2)
         batch = [m for m in batch if m.error() is None]
         if batch:
             c.commit(asynchronous=False)
