@@ -3,7 +3,8 @@
 Each decoder is a callable over a batch of values, like :class:`~stream.codec.BatchDecoder`, and
 gives an event or the poison that refuses each value: no wire header, a wrong magic byte or a
 schema id the registry does not know (``decode``); an Avro payload that cannot be read with its
-writer's schema (``decode``); a JSON payload that breaks its writer's JSON Schema (``schema``);
+writer's schema (``decode``; read by code generated for that schema, see
+:mod:`~stream.schema_registry.avro_reader`); a JSON payload that breaks its writer's JSON Schema (``schema``);
 then the Event contract as for JSON. The card's features are checked after, by the pipeline.
 
 JSON Schema payloads are validated as a batch by the JSON path's decoder; a writer's schema is
@@ -14,12 +15,10 @@ contract and the card's check already enforce.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import fastavro
 import fastjsonschema
 import orjson
 from confluent_kafka.schema_registry import Schema
@@ -28,49 +27,40 @@ from pydantic import TypeAdapter, ValidationError
 from stream.codec import BatchDecoder, schema_error
 from stream.contracts import Event, ModelCard
 from stream.errors import DecodeError, PoisonEvent, SchemaError
+from stream.schema_registry.avro_reader import Reader, avro_reader
 from stream.schema_registry.client import HEADER, SchemaSource, WriterSchemas, schema_id
 from stream.schema_registry.schemas import event_json_schema
 
 Decoded = list[Event | PoisonEvent]
 _events = TypeAdapter(list[Event])
-_SKIP = HEADER.size
 
 
 class AvroDecoder:
-    """Avro values (fastavro, with each writer's schema) to events, validated in one pydantic call."""
+    """Avro values (each read with its writer's schema) to events, validated in one pydantic call."""
 
     def __init__(self, client: SchemaSource, max_bytes: int) -> None:
-        self._schemas: WriterSchemas[Any] = WriterSchemas(client, "AVRO", parsed_avro)
+        self._schemas: WriterSchemas[Reader] = WriterSchemas(client, "AVRO", avro_reader)
         self._max_bytes = max_bytes
 
     def __call__(self, values: Sequence[bytes | None]) -> Decoded:
-        read = fastavro.schemaless_reader
         schemas, max_bytes = self._schemas, self._max_bytes
         records: list[Any] = []
         for value in values:
             try:
                 sid = schema_id(value, max_bytes)
-                writer = schemas[sid]
-                stream = io.BytesIO(value)  # type: ignore[arg-type]
-                stream.seek(_SKIP)
+                read = schemas[sid]
                 try:
-                    record = read(stream, writer, None)
-                except Exception as exc:  # fastavro raises EOFError, ValueError, UnicodeDecodeError, ...
+                    record, end = read(value)  # type: ignore[arg-type]
+                except Exception as exc:  # a payload cut short, not UTF-8, an index out of range, ...
                     raise DecodeError(f"payload does not match Avro schema id {sid}: {exc!r}") from None
-                if stream.tell() != len(value):  # type: ignore[arg-type]
+                if end != len(value):  # type: ignore[arg-type]
                     raise DecodeError(
-                        f"payload does not match Avro schema id {sid}: "
-                        f"{len(value) - stream.tell()} bytes left over"  # type: ignore[arg-type]
+                        f"payload does not match Avro schema id {sid}: {len(value) - end} bytes left over"  # type: ignore[arg-type]
                     )
                 records.append(record)
             except PoisonEvent as exc:
                 records.append(exc)
         return _validate(records)
-
-
-def parsed_avro(schema: Schema) -> Any:
-    """A registered Avro schema, parsed for fastavro."""
-    return fastavro.parse_schema(json.loads(schema.schema_str))
 
 
 def _validate(records: list[Any]) -> Decoded:
@@ -110,7 +100,7 @@ class JsonSchemaDecoder:
             try:
                 sid = schema_id(value, max_bytes)
                 check = schemas[sid]
-                payload = value[_SKIP:]  # type: ignore[index]
+                payload = value[HEADER.size :]  # type: ignore[index]
                 if check is not None:
                     _check(check, payload, sid)
             except PoisonEvent as exc:

@@ -19,6 +19,7 @@ import orjson
 
 from stream.errors import PoisonEvent
 from stream.model import load_card, resolve
+from stream.schema_registry.avro_reader import Reader, avro_reader
 from stream.schema_registry.client import (
     HEADER,
     MAGIC,
@@ -29,7 +30,6 @@ from stream.schema_registry.client import (
     registry_errors,
     subject,
 )
-from stream.schema_registry.decode import parsed_avro
 from stream.schema_registry.startup import event_schema, register
 from stream.settings import Settings, WireFormat
 
@@ -70,7 +70,7 @@ class WireReader:
     """Decodes wire-format values (Avro or JSON Schema) with their writer's schema, fetched by id."""
 
     def __init__(self, client: SchemaSource) -> None:
-        self._avro: WriterSchemas[Any] = WriterSchemas(client, "AVRO", parsed_avro)
+        self._avro: WriterSchemas[Reader] = WriterSchemas(client, "AVRO", avro_reader)
         self._json: WriterSchemas[None] = WriterSchemas(client, "JSON", lambda s: None)
 
     def __call__(self, value: bytes | None) -> tuple[str, object] | None:
@@ -86,9 +86,7 @@ class WireReader:
             except PoisonEvent as exc:
                 return f"schema id {sid}", f"undecodable: {exc}"
             return f"JSON Schema id {sid}", orjson.loads(value[HEADER.size :])
-        stream = io.BytesIO(value)
-        stream.seek(HEADER.size)
         try:
-            return f"Avro schema id {sid}", fastavro.schemaless_reader(stream, self._avro[sid], None)
+            return f"Avro schema id {sid}", self._avro[sid](value)[0]
         except Exception as exc:
             return f"Avro schema id {sid}", f"undecodable: {exc!r}"
