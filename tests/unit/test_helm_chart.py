@@ -24,6 +24,16 @@ TLS_MODEL_IMAGE = ["--set", "kafka.securityProtocol=SSL", "--set", "kafka.tls.se
                    "--set", "kafka.tls.certKey=tls.crt", "--set", "kafka.tls.keyKey=tls.key",
                    "--set", "model.registry=modelImage", "--set", "model.modelImage.repository=models",
                    "--set", "outcomes.enabled=false", "--set", "autoscaling.enabled=true"]  # fmt: skip
+# A schema registry over HTTPS with basic auth and a client certificate: Avro in, JSON Schema out
+REGISTRY = ["--set", "schemaRegistry.url=https://registry.kafka.svc:8081",
+            "--set", "schemaRegistry.inputFormat=avro", "--set", "schemaRegistry.outputFormat=json-schema",
+            "--set", "schemaRegistry.basicAuth=true", "--set", "schemaRegistry.tls.secretName=registry-tls",
+            "--set", "schemaRegistry.tls.certKey=tls.crt",
+            "--set", "schemaRegistry.tls.keyKey=tls.key"]  # fmt: skip
+HTTP_REGISTRY = ["--set", "schemaRegistry.url=http://registry:8081"]
+REGISTRY_TLS = "/etc/streamscore/schema-registry-tls"
+USER_INFO = "STREAMSCORE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO"
+WORKERS = ("streamscore-worker", "streamscore-outcomes")
 ALERTS = ROOT / "deploy/prometheus/alerts.yml"
 RUNGS = json.loads((ROOT / "bench/results/2026-11-29.json").read_text())["ladder"]["rungs"]
 BENCH = {rung["key"]: rung for rung in RUNGS}
@@ -70,7 +80,7 @@ def container(objects: dict, name: str) -> dict:
 
 
 def test_helm_lint():
-    for args in ([], ["-f", str(EOS)]):
+    for args in ([], ["-f", str(EOS)], REGISTRY):
         done = helm("lint", "--strict", str(CHART), *args)
         assert done.returncode == 0, done.stdout + done.stderr
 
@@ -85,8 +95,10 @@ KEDA = {"ScaledObject", "TriggerAuthentication"}
         ([], BASE),
         (["-f", str(EOS)], BASE | KEDA | {"PodMonitor", "PrometheusRule"}),
         (TLS_MODEL_IMAGE, BASE | KEDA),
+        (REGISTRY, BASE),
+        (["-f", str(EOS), *REGISTRY], BASE | KEDA | {"PodMonitor", "PrometheusRule"}),
     ],
-    ids=["default", "eos-sasl-keda", "tls-model-image"],
+    ids=["default", "eos-sasl-keda", "tls-model-image", "schema-registry", "eos-schema-registry"],
 )
 def test_every_rendered_object_is_valid(args, kinds):
     done = template(*args)
@@ -127,6 +139,30 @@ def test_the_schemas_refuse_what_the_api_server_would():
         (["--set", "config.KAFKA_SASL_PASSWORD=x"], "only STREAMSCORE_* settings go in config"),
         (["--set", "secrets.name="], "secrets.name is required"),
         (["--set", "model.uri=models:/loan-approval/3"], "not read by this streamscore release"),
+        (["--set", "schemaRegistry.inputFormat=protobuf"],
+         'schemaRegistry.inputFormat "protobuf": use json, json-schema or avro'),
+        ([*HTTP_REGISTRY, "--set", "schemaRegistry.outputFormat=Avro"],
+         'schemaRegistry.outputFormat "Avro": use json, json-schema or avro'),
+        (["--set", "schemaRegistry.inputFormat=avro"],
+         "schemaRegistry.inputFormat=avro needs schemaRegistry.url"),
+        (["--set", "schemaRegistry.outputFormat=json-schema"],
+         "schemaRegistry.outputFormat=json-schema needs schemaRegistry.url"),
+        (["--set", "schemaRegistry.basicAuth=true"],
+         "schemaRegistry.basicAuth is set, but schemaRegistry.url is empty"),
+        (["--set", "schemaRegistry.tls.secretName=registry-tls"],
+         "schemaRegistry.tls.secretName is set, but schemaRegistry.url is empty"),
+        ([*HTTP_REGISTRY, "--set", "schemaRegistry.tls.secretName=registry-tls"],
+         'schemaRegistry.url "http://registry:8081" is not https'),
+        ([*REGISTRY, "--set", "secrets.schemaRegistryUserInfoKey="],
+         "schemaRegistry.basicAuth needs secrets.schemaRegistryUserInfoKey"),
+        ([*REGISTRY, "--set", "schemaRegistry.tls.keyKey="],
+         "a client certificate needs both schemaRegistry.tls.certKey and schemaRegistry.tls.keyKey"),
+        ([*REGISTRY, "--set", "schemaRegistry.tls.secretName="],
+         "schemaRegistry.tls.certKey and keyKey need schemaRegistry.tls.secretName"),
+        (["--set", "config.STREAMSCORE_INPUT_FORMAT=avro"],
+         "config.STREAMSCORE_INPUT_FORMAT is set by the chart from schemaRegistry"),
+        (["--set", f"config.{USER_INFO}=user:password"],
+         f"config.{USER_INFO} is set by the chart from schemaRegistry"),
     ],
 )  # fmt: skip
 def test_settings_that_cannot_work_fail_rendering(args, message):
@@ -190,6 +226,73 @@ def test_exactly_once_over_sasl_ssl():
     assert trigger["topic"] == config["STREAMSCORE_INPUT_TOPIC"] == "loan-applications"
 
 
+def test_both_workers_get_the_schema_registry():
+    """The URL, formats and file paths in the ConfigMap, user:password from the Secret, the PEM files
+    mounted read-only where the paths point, in the scoring worker and the outcome worker alike."""
+    objects = render("-f", str(EOS), *REGISTRY)
+    config = objects["ConfigMap", "streamscore"]["data"]
+    assert config["STREAMSCORE_SCHEMA_REGISTRY_URL"] == "https://registry.kafka.svc:8081"
+    assert config["STREAMSCORE_INPUT_FORMAT"] == "avro"
+    assert config["STREAMSCORE_OUTPUT_FORMAT"] == "json-schema"
+    assert config["STREAMSCORE_SCHEMA_REGISTRY_SSL_CA_LOCATION"] == f"{REGISTRY_TLS}/ca.crt"
+    assert config["STREAMSCORE_SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION"] == f"{REGISTRY_TLS}/tls.crt"
+    assert config["STREAMSCORE_SCHEMA_REGISTRY_SSL_KEY_LOCATION"] == f"{REGISTRY_TLS}/tls.key"
+    assert USER_INFO not in config
+    for name in WORKERS:
+        pod = objects["StatefulSet", name]["spec"]["template"]["spec"]
+        worker = container(objects, name)
+        assert worker["envFrom"] == [{"configMapRef": {"name": "streamscore"}}]
+        env = {e["name"]: e.get("valueFrom") for e in worker["env"]}
+        assert env[USER_INFO]["secretKeyRef"] == {"name": "streamscore", "key": USER_INFO}
+        mounts = {m["name"]: m for m in worker["volumeMounts"]}
+        assert mounts["schema-registry-tls"] == {"name": "schema-registry-tls", "mountPath": REGISTRY_TLS,
+                                                 "readOnly": True}  # fmt: skip
+        assert mounts["kafka-tls"]["mountPath"] != REGISTRY_TLS
+        volumes = {v["name"]: v["secret"] for v in pod["volumes"] if "secret" in v}
+        assert volumes["schema-registry-tls"] == {"secretName": "registry-tls", "defaultMode": 0o440}
+        assert volumes["kafka-tls"]["secretName"] == "kafka-ca"
+        assert worker["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def registry_settings(objects: dict) -> dict[str, str]:
+    config = objects["ConfigMap", "streamscore"]["data"]
+    return {key: val for key, val in config.items() if "SCHEMA_REGISTRY" in key or key.endswith("_FORMAT")}
+
+
+def test_without_a_registry_the_chart_sets_none_of_its_variables():
+    objects = render()
+    assert registry_settings(objects) == {}
+    for name in WORKERS:
+        worker = container(objects, name)
+        assert not [e for e in worker["env"] if "SCHEMA_REGISTRY" in e["name"]]
+        assert "schema-registry-tls" not in {m["name"] for m in worker["volumeMounts"]}
+        pod = objects["StatefulSet", name]["spec"]["template"]["spec"]
+        assert "schema-registry-tls" not in {v["name"] for v in pod["volumes"]}
+
+
+def test_a_registry_without_auth_or_tls_and_a_key_of_ones_own():
+    """A URL alone sets the URL and formats only; basicAuth reads the key secrets names; no caKey
+    trusts the system's CAs."""
+    objects = render(*HTTP_REGISTRY, "--set", "schemaRegistry.inputFormat=avro")
+    assert registry_settings(objects) == {
+        "STREAMSCORE_SCHEMA_REGISTRY_URL": "http://registry:8081",
+        "STREAMSCORE_INPUT_FORMAT": "avro",
+        "STREAMSCORE_OUTPUT_FORMAT": "json",
+    }
+    for name in WORKERS:
+        worker = container(objects, name)
+        assert not [e for e in worker["env"] if "SCHEMA_REGISTRY" in e["name"]]
+        assert "schema-registry-tls" not in {m["name"] for m in worker["volumeMounts"]}
+    objects = render(*HTTP_REGISTRY, "--set", "schemaRegistry.basicAuth=true",
+                     "--set", "secrets.schemaRegistryUserInfoKey=registry-user-info")  # fmt: skip
+    for name in WORKERS:
+        env = {e["name"]: e.get("valueFrom") for e in container(objects, name)["env"]}
+        assert env[USER_INFO]["secretKeyRef"] == {"name": "streamscore", "key": "registry-user-info"}
+    registry = registry_settings(render(*REGISTRY, "--set", "schemaRegistry.tls.caKey="))
+    assert "STREAMSCORE_SCHEMA_REGISTRY_SSL_CA_LOCATION" not in registry
+    assert registry["STREAMSCORE_SCHEMA_REGISTRY_SSL_KEY_LOCATION"] == f"{REGISTRY_TLS}/tls.key"
+
+
 def test_workers_are_statefulsets_with_probes_and_a_shutdown_grace():
     objects = render()
     defaults = Settings(_env_file=None)
@@ -209,30 +312,42 @@ def test_workers_are_statefulsets_with_probes_and_a_shutdown_grace():
 
 def test_config_map_holds_only_streamscore_settings():
     names = {row[0] for row in settings_rows()}
-    for args in ([], ["-f", str(EOS)]):
+    for args in ([], ["-f", str(EOS)], REGISTRY):
         config = render(*args)["ConfigMap", "streamscore"]["data"]
         assert set(config) <= names, set(config) - names
 
 
-@pytest.mark.parametrize("args", [[], ["-f", str(EOS)], TLS_MODEL_IMAGE], ids=["default", "eos", "tls"])
-def test_the_worker_accepts_the_environment_the_chart_gives_it(args, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [([], "worker"), (["-f", str(EOS)], "worker"), (TLS_MODEL_IMAGE, "worker"),
+     (["-f", str(EOS), *REGISTRY], "worker"), (["-f", str(EOS), *REGISTRY], "outcomes")],
+    ids=["default", "eos", "tls", "registry", "registry-outcomes"],
+)  # fmt: skip
+def test_the_worker_accepts_the_environment_the_chart_gives_it(args, name, tmp_path, monkeypatch):
     """The ConfigMap and env of the worker pod make valid Settings (the files mounted where said)."""
     objects = render(*args)
-    worker = container(objects, "streamscore-worker")
+    worker = container(objects, f"streamscore-{name}")
     env = dict(objects["ConfigMap", "streamscore"]["data"])
     for var in worker["env"]:
         ref = var["valueFrom"]
-        env[var["name"]] = "streamscore-worker-0" if "fieldRef" in ref else "s" * 32
+        env[var["name"]] = f"streamscore-{name}-0" if "fieldRef" in ref else "s" * 32
     for key, value in env.items():
-        if key.startswith("KAFKA_SSL_") and key.endswith("FILE"):
-            path = tmp_path / Path(value).name
+        if (key.startswith("KAFKA_SSL_") and key.endswith("FILE")) or "REGISTRY_SSL_" in key:
+            path = tmp_path / Path(value).parent.name / Path(value).name
+            path.parent.mkdir(exist_ok=True)
             path.write_text("PEM")
             value = str(path)
         monkeypatch.setenv(key, value)
     settings = Settings(_env_file=None)
-    assert settings.instance_id == "streamscore-worker-0"
+    assert settings.instance_id == f"streamscore-{name}-0"
     assert str(settings.partitions) == env["STREAMSCORE_PARTITIONS"]
     assert "STREAMSCORE_PREVIOUS_SECRETS" in env  # optional in the Secret: absent is also valid
+    assert settings.input_format == env.get("STREAMSCORE_INPUT_FORMAT", "json")
+    assert settings.output_format == env.get("STREAMSCORE_OUTPUT_FORMAT", "json")
+    assert settings.schema_registry_url == env.get("STREAMSCORE_SCHEMA_REGISTRY_URL")
+    files = (settings.schema_registry_ssl_ca_location, settings.schema_registry_ssl_certificate_location,
+             settings.schema_registry_ssl_key_location)  # fmt: skip
+    assert all(files) == ("STREAMSCORE_SCHEMA_REGISTRY_SSL_KEY_LOCATION" in env)
 
 
 def test_prometheus_rule_is_the_alert_rules_file():

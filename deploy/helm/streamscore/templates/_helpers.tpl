@@ -34,6 +34,11 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- hasSuffix "SSL" .Values.kafka.securityProtocol -}}
 {{- end -}}
 
+{{- /* The schema registry's TLS files (schemaRegistry.tls), with a registry */ -}}
+{{- define "streamscore.registryTls" -}}
+{{- and .Values.schemaRegistry.url .Values.schemaRegistry.tls.secretName | empty | not -}}
+{{- end -}}
+
 {{- define "streamscore.sessionTimeout" -}}
 {{- index .Values.config "STREAMSCORE_SESSION_TIMEOUT_S" | default "10" | float64 -}}
 {{- end -}}
@@ -89,6 +94,35 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- if and (or $v.kafka.tls.certKey $v.kafka.tls.keyKey) (not $v.kafka.tls.secretName) -}}
 {{- fail "kafka.tls.certKey and keyKey need kafka.tls.secretName" -}}
 {{- end -}}
+{{- $registry := $v.schemaRegistry -}}
+{{- range $name := list "inputFormat" "outputFormat" -}}
+{{- $format := index $registry $name | toString -}}
+{{- if not (has $format (list "json" "json-schema" "avro")) -}}
+{{- fail (printf "schemaRegistry.%s %q: use json, json-schema or avro" $name $format) -}}
+{{- end -}}
+{{- if and (ne $format "json") (not $registry.url) -}}
+{{- fail (printf "schemaRegistry.%s=%s needs schemaRegistry.url (a registry serving the Confluent API)" $name $format) -}}
+{{- end -}}
+{{- end -}}
+{{- if not $registry.url -}}
+{{- if $registry.basicAuth -}}
+{{- fail "schemaRegistry.basicAuth is set, but schemaRegistry.url is empty (no registry)" -}}
+{{- end -}}
+{{- if $registry.tls.secretName -}}
+{{- fail "schemaRegistry.tls.secretName is set, but schemaRegistry.url is empty (no registry)" -}}
+{{- end -}}
+{{- else if and $registry.tls.secretName (not (hasPrefix "https://" (lower $registry.url))) -}}
+{{- fail (printf "schemaRegistry.tls.secretName is set, but schemaRegistry.url %q is not https" $registry.url) -}}
+{{- end -}}
+{{- if and $registry.basicAuth (not $v.secrets.schemaRegistryUserInfoKey) -}}
+{{- fail "schemaRegistry.basicAuth needs secrets.schemaRegistryUserInfoKey (the key of user:password in secrets.name)" -}}
+{{- end -}}
+{{- if ne (empty $registry.tls.certKey) (empty $registry.tls.keyKey) -}}
+{{- fail "a client certificate needs both schemaRegistry.tls.certKey and schemaRegistry.tls.keyKey" -}}
+{{- end -}}
+{{- if and (or $registry.tls.certKey $registry.tls.keyKey) (not $registry.tls.secretName) -}}
+{{- fail "schemaRegistry.tls.certKey and keyKey need schemaRegistry.tls.secretName" -}}
+{{- end -}}
 {{- if not (has $v.processingGuarantee (list "at_least_once" "exactly_once")) -}}
 {{- fail "processingGuarantee: at_least_once or exactly_once" -}}
 {{- end -}}
@@ -96,6 +130,9 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- range $key, $_ := $v.config -}}
 {{- if not (hasPrefix "STREAMSCORE_" $key) -}}
 {{- fail (printf "config.%s: only STREAMSCORE_* settings go in config (kafka.* sets the KAFKA_* ones)" $key) -}}
+{{- end -}}
+{{- if or (hasPrefix "STREAMSCORE_SCHEMA_REGISTRY_" $key) (has $key (list "STREAMSCORE_INPUT_FORMAT" "STREAMSCORE_OUTPUT_FORMAT")) -}}
+{{- fail (printf "config.%s is set by the chart from schemaRegistry (see values.yaml); secrets go in the Secret secrets.name" $key) -}}
 {{- end -}}
 {{- if has $key $managed -}}
 {{- fail (printf "config.%s is set by the chart (see values.yaml); secrets go in the Secret secrets.name" $key) -}}
