@@ -25,7 +25,7 @@ from confluent_kafka import Consumer
 from bench.outcomes import OutcomeWorker
 from stream.broker import EmbeddedKafka
 from stream.kafka_clients import consumer_config
-from stream.outcome_kafka import outcome_consumer_config
+from stream.outcomes.kafka import outcome_consumer_config
 from stream.settings import Settings
 
 

@@ -11,7 +11,7 @@ broker in one run:
    again with outcomes written by librdkafka's default partitioner (CRC32): the cost of moving
    the outcomes that land on another partition through the repartition topic.
 2. **memory**: ``python -m bench.outcomes fill N DIR`` fills a store of its own with ``N`` pending
-   predictions directly through :class:`stream.outcome_store.PendingStore` (no broker), and reports
+   predictions directly through :class:`stream.outcomes.store.PendingStore` (no broker), and reports
    its peak RSS and the bytes on disk per entry.
 3. **recovery**: an outcome worker holding ``recovery_n`` pending predictions is killed (SIGKILL) and
    started again on its data folder; then a new worker on an empty folder (a new host): the time from
@@ -231,7 +231,7 @@ def scorer_drain(bootstrap: str, n: int) -> dict[str, object]:
 def fill(n: int, folder: Path) -> dict[str, object]:
     """Fill a store with ``n`` pending predictions, through the store module; its RSS and disk bytes."""
     from stream.keys import Keys
-    from stream.outcome_store import Entry, PendingStore
+    from stream.outcomes.store import Entry, PendingStore
 
     store = PendingStore(folder, Keys.from_secret(secrets.token_hex(32)).state, "bench-changelog", print)
     started, batch, now_ms = time.monotonic(), 10_000, int(time.time() * 1000)
@@ -271,7 +271,7 @@ def memory(n: int) -> dict[str, object]:
             [sys.executable, "-m", "bench.outcomes", "fill", str(n), folder],
             cwd=ROOT, capture_output=True, check=True,
         )  # fmt: skip
-    return {"method": "the store filled directly through stream.outcome_store", **json.loads(done.stdout)}
+    return {"method": "the store filled directly through stream.outcomes.store", **json.loads(done.stdout)}
 
 
 def recovery(bootstrap: str, n: int) -> dict[str, object]:

@@ -161,7 +161,7 @@ def outcomes() -> None:
     """Run the outcome worker: joins true outcomes with predictions, tracks model performance."""
     from stream.app import run_worker
     from stream.errors import StreamscoreError
-    from stream.outcomes import create_outcome_app
+    from stream.outcomes.app import create_outcome_app
 
     config = settings()
     try:

@@ -2,7 +2,7 @@
 
 With a challenger, every event has two provenance records: the live answer (role ``champion``, or
 ``canary`` for the canary's keys) and the shadow answer (role ``shadow``). The join of
-:mod:`stream.outcome_join` judges the live answer only, as before; shadow records come here. An
+:mod:`stream.outcomes.join` judges the live answer only, as before; shadow records come here. An
 event's live score, shadow score and outcome wait in memory (at most ``capacity`` events, the oldest
 dropped first) until all three are in; then the pair (outcome, champion's score, challenger's
 score) goes to the :class:`~stream.lifecycle.comparison.Paired` of those two models. Every
@@ -28,8 +28,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from stream.contracts import ModelRef, Provenance
 from stream.lifecycle.comparison import Comparison, Paired
-from stream.outcome_decode import Halves, ProvenanceScore
-from stream.outcome_join import Observed
+from stream.outcomes.decode import Halves, ProvenanceScore
+from stream.outcomes.join import Observed
 
 __all__ = ["ComparisonReport", "Pairing"]
 

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from stream.lag import LagCollector
 from stream.lifecycle.pairing import Pairing
 from stream.metrics import WorkerMetrics
-from stream.outcome_report import OutcomeMetrics
+from stream.outcomes.report import OutcomeMetrics
 
 ROOT = Path(__file__).parents[2]
 DASHBOARD = json.loads((ROOT / "deploy/grafana/dashboards/streamscore.json").read_text())

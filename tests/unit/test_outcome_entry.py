@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from stream.outcome_entry import LOCAL_SIZE, Entry, coherent, from_local, from_wire, to_local, to_wire
+from stream.outcomes.entry import LOCAL_SIZE, Entry, coherent, from_local, from_wire, to_local, to_wire
 
 SHA = "ef" * 32
 ENTRIES = [

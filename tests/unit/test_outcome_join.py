@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from stream.keys import Keys
-from stream.outcome_join import Join, Observed, Predicted
-from stream.outcome_report import OutcomeMetrics
-from stream.outcome_store import Entry, PendingStore
+from stream.outcomes.join import Join, Observed, Predicted
+from stream.outcomes.report import OutcomeMetrics
+from stream.outcomes.store import Entry, PendingStore
 from stream.partitioning import partition_of
 from stream.performance import PerformanceTracker
 from stream.settings import Settings

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream.outcome_kafka import OutcomeTopics, outcome_consumer_config, outcome_producer_config
+from stream.outcomes.kafka import OutcomeTopics, outcome_consumer_config, outcome_producer_config
 from stream.settings import Settings
 
 

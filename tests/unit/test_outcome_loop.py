@@ -10,10 +10,10 @@ import pytest
 from stream.contracts import Outcome, Provenance
 from stream.health import Health
 from stream.keys import Keys
-from stream.outcome_kafka import OutcomeTopics
-from stream.outcome_loop import OutcomeLoop
-from stream.outcome_report import OutcomeMetrics
-from stream.outcome_store import PendingStore
+from stream.outcomes.kafka import OutcomeTopics
+from stream.outcomes.loop import OutcomeLoop
+from stream.outcomes.report import OutcomeMetrics
+from stream.outcomes.store import PendingStore
 from stream.partitioning import partition_of, sampled
 from stream.settings import Settings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from stream.contracts import PerformanceReport
-from stream.outcome_report import OutcomeMetrics, performance_report
+from stream.outcomes.report import OutcomeMetrics, performance_report
 from stream.performance import PerformanceTracker
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream.outcome_restore import start_offset
+from stream.outcomes.restore import start_offset
 
 DAY = 86_400.0
 

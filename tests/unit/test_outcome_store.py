@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stream.keys import Keys
-from stream.outcome_store import Entry, PendingStore
+from stream.outcomes.store import Entry, PendingStore
 
 SHA = "ab" * 32
 CHANGELOG = "app-outcomes-pending-changelog"

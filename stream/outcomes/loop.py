@@ -1,8 +1,8 @@
 """The outcome worker's loop: consume a batch, join it, produce, commit. One thread, top to bottom.
 
-A confluent-kafka consumer (:mod:`stream.outcome_kafka`) reads provenance, outcomes and the
+A confluent-kafka consumer (:mod:`stream.outcomes.kafka`) reads provenance, outcomes and the
 repartition topic in batches; each record is checked against its contract, and the batch is
-joined with one lookup pass (:class:`~stream.outcome_join.Join` over the RocksDB store). The
+joined with one lookup pass (:class:`~stream.outcomes.join.Join` over the RocksDB store). The
 changes go to the compacted changelog once per key and commit interval. An outcome that finds
 nothing waiting and is on another partition than its ``event_id``'s (a producer on librdkafka's
 CRC32 default, say) is sent to the repartition topic on its murmur2 partition and joined there.
@@ -12,7 +12,7 @@ only after the changelog, moved outcomes, dead letters and reports up to them ar
 the changelog offset reached is then saved in the store (its checkpoint). After a crash the
 batches since the last commit are read again: a half already joined counts as a duplicate only.
 Rebalance callbacks run inside ``consume`` on this thread: an assigned partition's store catches
-up from its changelog checkpoint (:mod:`stream.outcome_restore`), then the rolling figures are
+up from its changelog checkpoint (:mod:`stream.outcomes.restore`), then the rolling figures are
 rebuilt from the entries joined last.
 """
 
@@ -31,12 +31,12 @@ from stream.errors import PoisonEvent
 from stream.health import Health
 from stream.kafka_clients import consume_errors, fatal
 from stream.lifecycle.pairing import Pairing
-from stream.outcome_decode import HalfReader
-from stream.outcome_join import Join
-from stream.outcome_kafka import OutcomeTopics, outcome_consumer_config, outcome_producer_config
-from stream.outcome_report import OutcomeMetrics, performance_report, set_gauges
-from stream.outcome_restore import ChangelogReader
-from stream.outcome_store import Changed, Entry, PendingStore
+from stream.outcomes.decode import HalfReader
+from stream.outcomes.join import Join
+from stream.outcomes.kafka import OutcomeTopics, outcome_consumer_config, outcome_producer_config
+from stream.outcomes.report import OutcomeMetrics, performance_report, set_gauges
+from stream.outcomes.restore import ChangelogReader
+from stream.outcomes.store import Changed, Entry, PendingStore
 from stream.partitioning import partition_of
 from stream.performance import PerformanceTracker
 from stream.records import dead_letter_headers

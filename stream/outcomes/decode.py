@@ -26,7 +26,7 @@ from stream.codec import BatchDecoder, schema_error
 from stream.contracts import Identifier, ModelRef, Outcome, Role
 from stream.errors import PoisonEvent
 from stream.messages import TIMESTAMP_NOT_AVAILABLE
-from stream.outcome_join import Observed, Predicted
+from stream.outcomes.join import Observed, Predicted
 from stream.partitioning import sampled
 
 __all__ = ["HalfReader", "Halves", "ProvenanceScore"]

@@ -4,9 +4,9 @@ The outcome worker (group ``<app_id>-outcomes``, at least once) joins true outco
 predictions they judge and tracks each model version's performance, scaled on its own so that the
 scoring path pays nothing for it. As with the scoring worker, Faust runs the process (start-up,
 signals, shutdown) and none of its own Kafka clients: the join runs in
-:class:`~stream.outcome_loop.OutcomeLoop` (a confluent-kafka batch loop), its pending entries in a
-RocksDB store on disk (:mod:`stream.outcome_store`) backed by a compacted changelog, the join
-itself in :mod:`stream.outcome_join`, reports and metrics in :mod:`stream.outcome_report`.
+:class:`~stream.outcomes.loop.OutcomeLoop` (a confluent-kafka batch loop), its pending entries in a
+RocksDB store on disk (:mod:`stream.outcomes.store`) backed by a compacted changelog, the join
+itself in :mod:`stream.outcomes.join`, reports and metrics in :mod:`stream.outcomes.report`.
 
 Everything read from Kafka is untrusted until checked: provenance records and outcomes against
 their contracts (a provenance record that breaks it is counted and skipped, an outcome is
@@ -28,10 +28,10 @@ from stream.health import Health
 from stream.health import serve as serve_http
 from stream.kafka_config import client_config, connect
 from stream.keys import keys
-from stream.outcome_kafka import OutcomeTopics
-from stream.outcome_loop import OutcomeLoop
-from stream.outcome_report import OutcomeMetrics
-from stream.outcome_store import PendingStore
+from stream.outcomes.kafka import OutcomeTopics
+from stream.outcomes.loop import OutcomeLoop
+from stream.outcomes.report import OutcomeMetrics
+from stream.outcomes.store import PendingStore
 from stream.schema_registry.startup import provenance_reader
 from stream.settings import Settings
 from stream.topics import ensure_topics, prepare_topics

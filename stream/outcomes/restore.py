@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from stream.outcome_store import PendingStore
+from stream.outcomes.store import PendingStore
 
 __all__ = ["ChangelogReader", "start_offset"]
 

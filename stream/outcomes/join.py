@@ -21,8 +21,8 @@ import heapq
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from stream.outcome_report import OutcomeMetrics
-from stream.outcome_store import Change, Changed, Entry, PendingStore
+from stream.outcomes.report import OutcomeMetrics
+from stream.outcomes.store import Change, Changed, Entry, PendingStore
 from stream.partitioning import partition_of
 from stream.performance import PerformanceTracker
 from stream.settings import Settings

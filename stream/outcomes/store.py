@@ -6,7 +6,7 @@ whatever the retention: a fixed block cache (partitioned index and filter blocks
 two small memtables. Keys begin with a kind byte and the partition (2 bytes), so that a partition's state is
 a few key ranges:
 
-- ``e`` p event_id: the entry, 29 bytes (:mod:`stream.outcome_entry`): flags, stored and joined
+- ``e`` p event_id: the entry, 29 bytes (:mod:`stream.outcomes.entry`): flags, stored and joined
   times (ms), score, model number;
 - ``t`` p stored_ms event_id: the time index, read from the oldest to expire in batches, never a scan;
 - ``j`` p joined_ms event_id: joined entries, read from the newest to rebuild the rolling figures;
@@ -43,7 +43,7 @@ from rocksdict import (
 
 from stream.errors import StateRejected
 from stream.keys import RecordSigner, Signer
-from stream.outcome_entry import Entry, from_local, from_wire, to_local, to_wire
+from stream.outcomes.entry import Entry, from_local, from_wire, to_local, to_wire
 
 __all__ = ["Entry", "PendingStore"]
 
