@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 QUIX   := .venv-quix
 PYTEST_ARGS ?=
+# make test runs pytest in this many processes (pytest-xdist), each with its own broker and registry
+PYTEST_WORKERS ?= 2
 
 .PHONY: help venv quix-venv kafka registry k8s-tools run test chaos dashboard drift-plot unit integration lint format bench bench-quick up down clean
 
@@ -62,7 +64,7 @@ k8s-tools: $(STAMP)
 	$(BIN)/python tests/k8s_tools.py $(K8S_TOOLS_ARGS)
 
 test: lint kafka registry k8s-tools
-	$(BIN)/pytest --durations=12 $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=12 $(PYTEST_ARGS)
 
 # Faults at the long sizes (several kills, both guarantees) and every test marked chaos.
 chaos: kafka registry

@@ -1,5 +1,10 @@
 """Session-wide real Kafka and per-test topics.
 
+``make test`` runs the suite in two pytest processes (pytest-xdist, ``--dist loadgroup``): the tests
+of an integration (or fuzz) module stay in one process, unit tests are handed out one by one to
+whichever process is free. Each process starts the session broker, schema registry and MLflow server
+its tests need, on free ports and in temporary folders of its own.
+
 The broker is chosen in this order: ``KAFKA_BOOTSTRAP_SERVERS`` when set; testcontainers' Kafka
 module when a Docker engine answers; otherwise the embedded Apache Kafka broker of
 ``stream.broker``. Tests under ``tests/unit`` are marked ``unit``, those under
@@ -32,6 +37,7 @@ TESTS = Path(__file__).parent
 os.environ.setdefault("STREAMSCORE_SECRET", secrets.token_hex(32))
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     markexpr = config.getoption("markexpr") or ""
     selected = "chaos" in markexpr and "not chaos" not in markexpr
@@ -41,6 +47,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = Path(item.path).relative_to(TESTS).parts[0]
         if tier in ("unit", "integration"):
             item.add_marker(getattr(pytest.mark, tier))
+        if tier != "unit":  # with --dist loadgroup, a module with brokers and workers runs in one process
+            item.add_marker(pytest.mark.xdist_group(Path(item.path).stem))
         if not chaos and item.get_closest_marker("chaos"):
             item.add_marker(skip_chaos)
 
@@ -66,8 +74,11 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()
     else:
-        with EmbeddedKafka(data_dir=tmp_path_factory.mktemp("kafka")) as kafka:
+        kafka = EmbeddedKafka(data_dir=tmp_path_factory.mktemp("kafka")).start()
+        try:
             yield kafka.bootstrap_servers
+        finally:
+            kafka.kill()  # its data goes with the session: no clean shutdown to wait for
 
 
 @pytest.fixture(scope="session")
