@@ -123,6 +123,12 @@ def main() -> None:
         help="ladder rungs by key (quix, streamscore, streamscore-avro...) or by a part of their name, "
         "or memory",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure the chosen rungs this many times in turn; the ratios are the rounds' medians",
+    )
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the memory run")
     parser.add_argument(
         "--rate",
@@ -154,7 +160,7 @@ def main() -> None:
         if registered:
             report["schema_registry"] = url or f"none: {why}"
         report["ladder"] = ladder.run(
-            bootstrap, quick=args.quick, only=args.only, registry=url, no_registry=why
+            bootstrap, quick=args.quick, only=args.only, registry=url, no_registry=why, rounds=args.rounds
         )
     report["seconds"] = round(time.monotonic() - started)
     RESULTS.mkdir(exist_ok=True)

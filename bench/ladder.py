@@ -173,28 +173,37 @@ def run(
     only: list[str] | None = None,
     registry: str | None = None,
     no_registry: str = "no schema registry given",
+    rounds: int = 1,
 ) -> dict[str, object]:
     """The chosen rungs, measured and judged; ``registry`` is the schema registry's URL (``no_registry``
-    says why there is none: the registered formats' rungs record it as their error)."""
+    says why there is none: the registered formats' rungs record it as their error).
+
+    With ``rounds`` above 1 the chosen rungs are measured that many times in turn (A B C A B C ...),
+    each result marked with its ``round``: a machine whose speed changes during the run then
+    weighs on every rung alike, and the ratios are the medians of each round's own.
+    """
     plan = QUICK if quick else FULL
     pool = Pool.generate(20_000)
     results: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
         pool_file = Path(folder) / "events.tsv"
         pool.write(pool_file)
-        for rung in chosen(quick, only):
-            print(f"-- {rung.name}", flush=True)
-            try:
-                if rung.registered and registry is None:
-                    raise RuntimeError(f"no schema registry: {no_registry}")
-                results.append(measure_rung(bootstrap, rung, plan, pool, pool_file, registry))
-            except (
-                RuntimeError,
-                OSError,
-                StreamscoreError,
-            ) as exc:  # OSError: no .venv-quix (make quix-venv)
-                results.append({"rung": rung.name, "key": rung.key, "error": str(exc)})
-                print(f"   {exc}", flush=True)
+        for round_ in range(1, rounds + 1):
+            for rung in chosen(quick, only):
+                which = f" (round {round_} of {rounds})" if rounds > 1 else ""
+                print(f"-- {rung.name}{which}", flush=True)
+                try:
+                    if rung.registered and registry is None:
+                        raise RuntimeError(f"no schema registry: {no_registry}")
+                    result = measure_rung(bootstrap, rung, plan, pool, pool_file, registry)
+                except (
+                    RuntimeError,
+                    OSError,
+                    StreamscoreError,
+                ) as exc:  # OSError: no .venv-quix (make quix-venv)
+                    result = {"rung": rung.name, "key": rung.key, "error": str(exc)}
+                    print(f"   {exc}", flush=True)
+                results.append(result | ({"round": round_} if rounds > 1 else {}))
     report: dict[str, object] = {"plan": dataclasses.asdict(plan), "rungs": results}
     if not only or "outcomes" in only:  # the outcome worker's rung: joins/s against the scorer's events/s
         try:
@@ -211,6 +220,8 @@ def run(
     else:
         summary.to_limit(results)
         report["ratios"] = summary.ratios(results)
+        if rounds > 1:
+            report["ratios_by_round"] = summary.by_round(results)
         print(f"   ratios {report['ratios']}", flush=True)
     for w in report["warnings"]:  # type: ignore[attr-defined]
         print(f"   warning: {w}", flush=True)

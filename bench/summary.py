@@ -9,6 +9,7 @@ rung's events/s over the JSON one's, in the same run; the target is 0.8 or more.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 
 #: How much faster than the limit a rung may measure before the run counts as invalid.
@@ -41,7 +42,21 @@ def problems(rungs: Sequence[Result], tolerance: float = TOLERANCE) -> list[str]
 
 
 def ratios(rungs: Sequence[Result]) -> dict[str, float | None]:
-    """The figures of issue #11's target table (None where a rung is missing or failed)."""
+    """The figures of the target table (None where a rung is missing or failed); of a run in rounds,
+    each figure's median over the rounds' own (:func:`by_round`)."""
+    each = by_round(rungs)
+    if len(each) == 1:
+        return each[0]
+    return {name: _median([e[name] for e in each]) for name in each[0]}
+
+
+def by_round(rungs: Sequence[Result]) -> list[dict[str, float | None]]:
+    """The figures of each round, from that round's rungs alone."""
+    rounds = sorted({int(r.get("round", 1)) for r in rungs})  # type: ignore[call-overload]
+    return [_ratios([r for r in rungs if r.get("round", 1) == n]) for n in rounds]
+
+
+def _ratios(rungs: Sequence[Result]) -> dict[str, float | None]:
     rate = {k: _figure(rungs, k, "events_per_s") for k in _KEYS}
     one = _by_key(rungs, "streamscore")
     p99 = {round(float(p["fraction_of_max"]) * 100): p.get("p99_ms") for p in (one or {}).get("latency", [])}  # type: ignore[union-attr]
@@ -81,6 +96,11 @@ def _by_key(rungs: Sequence[Result], key: str) -> Result | None:
 def _figure(rungs: Sequence[Result], key: str, name: str) -> float | None:
     r = _by_key(rungs, key)
     return None if r is None or name not in r else float(r[name])  # type: ignore[arg-type]
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 3) if known else None
 
 
 def _div(a: float | None, b: float | None) -> float | None:

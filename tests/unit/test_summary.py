@@ -89,3 +89,17 @@ def test_a_failed_format_rung_gives_no_ratio_of_its_own():
 def test_missing_rungs_give_no_ratio():
     ratios = summary.ratios([rung("bare", 30_000)])
     assert set(ratios.values()) == {None}
+
+
+def test_a_run_in_rounds_gives_each_rounds_ratios_and_their_medians():
+    rounds = [(6_000, 4_200), (9_000, 8_100), (5_000, 4_500)]  # the machine's speed changes between rounds
+    ladder = [
+        rung(key, rate, round=n)
+        for n, (json, avro) in enumerate(rounds, 1)
+        for key, rate in (("streamscore", json), ("streamscore-avro", avro))
+    ]
+    each = summary.by_round(ladder)
+    assert [r["avro_vs_json"] for r in each] == [0.7, 0.9, 0.9]
+    assert summary.ratios(ladder)["avro_vs_json"] == 0.9
+    assert summary.ratios(ladder)["json_schema_vs_json"] is None
+    assert summary.ratios(LADDER) == summary.by_round(LADDER)[0]
