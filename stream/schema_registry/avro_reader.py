@@ -10,6 +10,10 @@ A schema using anything else (another logical type, a named type used twice) is 
 (:func:`avro_reader` chooses); either way a record is the dict fastavro gives (a test compares
 them on generated records).
 
+The schema comes from the registry, as untrusted as the messages: of it, only field names (written
+as Python literals, ``repr``) and integers (a fixed's size, counts) enter the generated code; enum
+symbols stay data.
+
 A reader returns the record and the offset after it; a payload that is cut short, has a varint of
 more than ten bytes, a negative length, a union or enum index out of range, a boolean byte other
 than 0 or 1, or a string that is not UTF-8 raises (the caller makes it a dead letter).
@@ -145,10 +149,11 @@ def compile_reader(schema: Any, start: int = 0) -> Reader:
             body.append(f"{indent}{out} = buf[pos : pos + {n}]{decode}")
             body.append(f"{indent}pos += {n}")
         elif name == "fixed":
-            body.append(f"{indent}if pos + {int(kind['size'])} > size:")
-            body.append(f"{indent}    raise ValueError('a fixed of {kind['size']} bytes cut short')")
-            body.append(f"{indent}{out} = buf[pos : pos + {int(kind['size'])}]")
-            body.append(f"{indent}pos += {int(kind['size'])}")
+            width = int(kind["size"])
+            body.append(f"{indent}if pos + {width} > size:")
+            body.append(f"{indent}    raise ValueError('a fixed of {width} bytes cut short')")
+            body.append(f"{indent}{out} = buf[pos : pos + {width}]")
+            body.append(f"{indent}pos += {width}")
         elif name == "enum":
             symbols, index = f"_symbols{next(names)}", f"i{next(names)}"
             scope[symbols] = tuple(kind["symbols"])
@@ -170,7 +175,8 @@ def compile_reader(schema: Any, start: int = 0) -> Reader:
 
     def blocks(kind: dict[str, Any], name: str, out: str, indent: str) -> None:
         """Lines reading an array's or a map's blocks: a count (negative: a byte size follows), the
-        items, until a count of 0. An item takes a byte at least, so a count is at most ``size``."""
+        items, until a count of 0. A count above the value's size is refused: items of null (no
+        bytes) could otherwise make a few bytes ask for billions of them."""
         n, item, key = f"n{next(names)}", f"x{next(names)}", f"k{next(names)}"
         body.append(f"{indent}{out} = {'[]' if name == 'array' else '{}'}")
         body.append(f"{indent}while True:")
@@ -193,9 +199,13 @@ def compile_reader(schema: Any, start: int = 0) -> Reader:
             f"{inner}    " + (f"{out}.append({item})" if name == "array" else f"{out}[{key}] = {item}")
         )
 
-    read(schema, "record", "    ")
-    source = "\n".join(["def read(buf):", "    pos, size = START, len(buf)", *body, "    return record, pos"])
-    scope["START"] = start
-    exec(source, scope)  # field names written as reprs
+    try:
+        read(schema, "record", "    ")
+        lines = ["def read(buf):", "    pos, size = START, len(buf)", *body, "    return record, pos"]
+        source = "\n".join(lines)
+        scope["START"] = start
+        exec(source, scope)  # of the schema, only field names (as reprs) and integers are in the code
+    except (RecursionError, SyntaxError) as exc:  # nested deeper than Python's parser or blocks allow
+        raise Unsupported(f"schema nested too deep: {exc}") from None
     reader: Reader = scope["read"]
     return reader

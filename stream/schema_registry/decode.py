@@ -4,8 +4,9 @@ Each decoder is a callable over a batch of values, like :class:`~stream.codec.Ba
 gives an event or the poison that refuses each value: no wire header, a wrong magic byte or a
 schema id the registry does not know (``decode``); an Avro payload that cannot be read with its
 writer's schema (``decode``; read by code generated for that schema, see
-:mod:`~stream.schema_registry.avro_reader`); a JSON payload that breaks its writer's JSON Schema (``schema``);
-then the Event contract as for JSON. The card's features are checked after, by the pipeline.
+:mod:`~stream.schema_registry.avro_reader`); a JSON payload that breaks its writer's JSON Schema
+(``schema``); then the Event contract as for JSON. The card's features are checked after, by the
+pipeline.
 
 JSON Schema payloads are validated as a batch by the JSON path's decoder; a writer's schema is
 checked as well (fastjsonschema, compiled once per id), except the schema streamscore itself makes

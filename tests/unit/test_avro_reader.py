@@ -153,3 +153,29 @@ def test_the_wire_reader_starts_after_the_header():
     }  # fmt: skip
     value = header(1) + _written(record)
     assert avro_reader(Schema(json.dumps(EVERYTHING), "AVRO"))(value) == (_fastavros(value[5:]), len(value))
+
+
+def test_a_schema_is_data_in_the_generated_code():
+    """Field names that read like code stay names; enum symbols stay data."""
+    odd = "x'] = 1; import os; os._exit(3)  # \" \\n"
+    schema = {
+        "type": "record", "name": "Odd",
+        "fields": [
+            {"name": odd, "type": "long"},
+            {"name": "e", "type": {"type": "enum", "name": "E", "symbols": ["A'); os._exit(4)#"]}},
+        ],
+    }  # fmt: skip
+    assert compile_reader(schema)(b"\x0e\x00") == ({odd: 7, "e": "A'); os._exit(4)#"}, 2)
+
+
+def test_a_schema_nested_deeper_than_python_compiles_is_read_by_fastavro():
+    schema: dict = {"type": "array", "items": "long"}
+    for _ in range(40):  # Python allows 20 nested blocks
+        schema = {"type": "array", "items": schema}
+    record_schema = {"type": "record", "name": "Deep", "fields": [{"name": "a", "type": schema}]}
+    with pytest.raises(Unsupported, match="nested too deep"):
+        compile_reader(record_schema)
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, fastavro.parse_schema(record_schema), {"a": []})
+    value = header(1) + out.getvalue()
+    assert avro_reader(Schema(json.dumps(record_schema), "AVRO"))(value) == ({"a": []}, len(value))
