@@ -11,10 +11,11 @@ partition:
   (with ``window_seconds``) once they are older than that in event time;
 - River's ADWIN on the score, event by event: a change in the model's output is flagged when it
   happens (ADWIN adapts to any change size with bounded false alarms; about 0.2 µs an update);
-- River's Page-Hinkley on each feature, fed with the standardised mean of each run of
-  ``DETECTOR_EVERY`` events of the partition, z = (mean - reference mean) / (reference std / sqrt(n)),
-  which is N(0, 1) while nothing changes. Page-Hinkley is a CUSUM test: the fastest
-  detector of a sustained mean shift for a given false-alarm rate, with O(1) state.
+- River's Page-Hinkley on each feature, fed with the standardised mean of each run of exactly
+  ``DETECTOR_EVERY`` events of the partition (however they were batched),
+  z = (mean - reference mean) / (reference std / sqrt(n)), which is N(0, 1) while nothing changes.
+  Page-Hinkley is a CUSUM test: the fastest detector of a sustained mean shift for a given
+  false-alarm rate, with O(1) state.
 
 A worker's window is the union of the windows of the partitions it owns. Once that union has
 taken in ``window`` new events (scaled by the share of partitions it owns), or ``window_seconds``
@@ -166,7 +167,7 @@ class DriftMonitor:
         self._binnings = [_Binning(self.card.reference[n], c) for n, c in zip(self.names, kinds, strict=True)]
         self._offsets = np.cumsum([0] + [b.size for b in self._binnings])
         self._means = np.array([b.mean for b in self._binnings[:-1]])
-        self._stds = np.array([b.std for b in self._binnings[:-1]])
+        self._stderr = np.array([b.std for b in self._binnings[:-1]]) / math.sqrt(DETECTOR_EVERY)
         self._per_partition = max(1, math.ceil(self.window / self.partitions))
 
     # -- updates ---------------------------------------------------------------------------------
@@ -189,7 +190,6 @@ class DriftMonitor:
         flat = np.column_stack([b.bins(columns[:, j]) for j, b in enumerate(self._binnings)])
         flat += self._offsets[:-1] + (np.repeat(np.arange(len(owned)), ends - starts) * size)[:, None]
         counts = np.bincount(flat.ravel(), minlength=len(owned) * size).reshape(len(owned), size)
-        sums = np.add.reduceat(columns[:, :-1], starts)
         first, last = np.minimum.reduceat(times, starts), np.maximum.reduceat(times, starts)
         fired: set[str] = set()
         for i, p in enumerate(owned.tolist()):
@@ -197,7 +197,7 @@ class DriftMonitor:
             window = _Slice(
                 b - a, counts[i], float(first[i]), float(last[i]), int(offsets[a]), int(offsets[b - 1])
             )
-            fired |= self._add(p, window, sums[i], columns[a:b, -1])
+            fired |= self._add(p, window, columns[a:b])
         if math.isnan(self._report_time):
             self._report_time = float(times.min())
         reports = []
@@ -213,7 +213,8 @@ class DriftMonitor:
             self._report_time = float(times.max())
         return reports
 
-    def _add(self, p: int, window: _Slice, sums: np.ndarray, scores: np.ndarray) -> set[str]:
+    def _add(self, p: int, window: _Slice, rows: np.ndarray) -> set[str]:
+        """Add a partition's rows (features and score, in offset order); the detectors that fired."""
         state = self._states.get(p) or self._new_state()
         self._states[p] = state
         state.slices.append(window)
@@ -232,15 +233,18 @@ class DriftMonitor:
 
         fired = set()
         adwin = state.score_detector
-        for score in scores.tolist():
+        for score in rows[:, -1].tolist():
             adwin.update(score)
             if adwin.drift_detected:
                 fired.add("score")
-        state.feature_sums += sums
-        state.feature_count += window.events
-        if state.feature_count >= DETECTOR_EVERY:
-            k = state.feature_count
-            z = (state.feature_sums / k - self._means) / (self._stds / math.sqrt(k))
+        # Each run of exactly DETECTOR_EVERY events makes one update, wherever batches begin and
+        # end: a partition's events give the same alarms however they were batched.
+        features, at = rows[:, :-1], 0
+        while len(features) - at >= DETECTOR_EVERY - state.feature_count:
+            end = at + DETECTOR_EVERY - state.feature_count
+            state.feature_sums += features[at:end].sum(axis=0)
+            at, state.feature_count = end, 0
+            z = (state.feature_sums / DETECTOR_EVERY - self._means) / self._stderr
             for name, detector, value in zip(
                 self.names[:-1], state.feature_detectors, z.tolist(), strict=True
             ):
@@ -248,7 +252,8 @@ class DriftMonitor:
                 if detector.drift_detected:
                     fired.add(name)
             state.feature_sums[:] = 0.0
-            state.feature_count = 0
+        state.feature_sums += features[at:].sum(axis=0)
+        state.feature_count += len(features) - at
         return fired
 
     def _new_state(self) -> PartitionState:

@@ -84,6 +84,27 @@ def test_feature_shift_alarms_within_a_thousand_events(model):
     assert set(window.drifted) == {"salary", "loan"}
 
 
+def test_the_feature_detectors_see_the_same_runs_however_events_are_batched(model):
+    """The feature alarms do not depend on where batches begin and end (under load a worker takes
+    bigger batches): each detector update is one run of exactly DETECTOR_EVERY events."""
+    x, scores, parts, times, offsets = _stream(model, 7, drift_at=6_000, kind="feature", n=9_000)
+
+    def feature_alarms(sizes):
+        monitor, fired, i = DriftMonitor(model.card, window=WINDOW, partitions=PARTITIONS), [], 0
+        for size in itertools.cycle(sizes):
+            if i >= len(x):
+                return fired
+            j = slice(i, i + size)
+            for report in monitor.update(x[j], scores[j], parts[j], times[j], offsets[j]):
+                fired += [name for name in report.alarms if report.kind == "alarm" and name != "score"]
+            i += size
+
+    small = feature_alarms([BATCH])
+    assert small, "the shift is detected"
+    assert feature_alarms([500]) == small
+    assert feature_alarms([1, 7, 300, 41, 64]) == small
+
+
 def test_concept_change_is_invisible_in_the_inputs(model):
     """Only outcomes reveal a concept change: the inputs keep their distribution."""
     reports = _run(
