@@ -190,6 +190,7 @@ class DriftMonitor:
         flat = np.column_stack([b.bins(columns[:, j]) for j, b in enumerate(self._binnings)])
         flat += self._offsets[:-1] + (np.repeat(np.arange(len(owned)), ends - starts) * size)[:, None]
         counts = np.bincount(flat.ravel(), minlength=len(owned) * size).reshape(len(owned), size)
+        sums = np.add.reduceat(columns[:, :-1], starts)
         first, last = np.minimum.reduceat(times, starts), np.maximum.reduceat(times, starts)
         fired: set[str] = set()
         for i, p in enumerate(owned.tolist()):
@@ -197,7 +198,7 @@ class DriftMonitor:
             window = _Slice(
                 b - a, counts[i], float(first[i]), float(last[i]), int(offsets[a]), int(offsets[b - 1])
             )
-            fired |= self._add(p, window, columns[a:b])
+            fired |= self._add(p, window, columns[a:b], sums[i])
         if math.isnan(self._report_time):
             self._report_time = float(times.min())
         reports = []
@@ -213,8 +214,9 @@ class DriftMonitor:
             self._report_time = float(times.max())
         return reports
 
-    def _add(self, p: int, window: _Slice, rows: np.ndarray) -> set[str]:
-        """Add a partition's rows (features and score, in offset order); the detectors that fired."""
+    def _add(self, p: int, window: _Slice, rows: np.ndarray, sums: np.ndarray) -> set[str]:
+        """Add a partition's rows (features and score, in offset order; ``sums``: of its features);
+        the detectors that fired."""
         state = self._states.get(p) or self._new_state()
         self._states[p] = state
         state.slices.append(window)
@@ -239,6 +241,10 @@ class DriftMonitor:
                 fired.add("score")
         # Each run of exactly DETECTOR_EVERY events makes one update, wherever batches begin and
         # end: a partition's events give the same alarms however they were batched.
+        if state.feature_count + len(rows) < DETECTOR_EVERY:  # no run ends in these rows
+            state.feature_sums += sums
+            state.feature_count += len(rows)
+            return fired
         features, at = rows[:, :-1], 0
         while len(features) - at >= DETECTOR_EVERY - state.feature_count:
             end = at + DETECTOR_EVERY - state.feature_count
