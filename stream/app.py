@@ -27,6 +27,7 @@ from stream.contracts import Role
 from stream.drift_reports import DriftReporter
 from stream.health import Health
 from stream.health import serve as serve_http
+from stream.http_server import HttpLimits
 from stream.kafka_clients import fatal
 from stream.kafka_config import client_config
 from stream.keys import keys
@@ -42,6 +43,7 @@ from stream.records import Topics
 from stream.reload import ModelWatcher
 from stream.schema_registry.startup import wire_codecs
 from stream.settings import Settings
+from stream.stats import Stats
 from stream.topics import ensure_topics, prepare_topics
 
 
@@ -86,6 +88,8 @@ def create_pipeline(
             "worker_id": f"{socket.gethostname()}:{os.getpid()}",
         },
         max_message_bytes=settings.max_message_bytes,
+        max_key_bytes=settings.max_key_bytes,
+        max_record_bytes=settings.max_record_bytes,
         max_features=settings.max_features,
         max_string_length=settings.max_string_length,
         decoder=decoder,
@@ -159,7 +163,7 @@ def create_app(settings: Settings) -> faust.App:
         store="memory://",
         datadir=str(settings.data_dir / settings.app_id),
     )
-    metrics = WorkerMetrics()
+    metrics = WorkerMetrics(max_clock_skew_s=settings.max_clock_skew_s)
     metrics.set_model(pipeline.model.card)
     if refused or (challenger is not None and pipeline.challenger is None):
         metrics.challenger_refused.inc()
@@ -173,7 +177,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     health = Health()
     health.model = f"{pipeline.model.card.name}/{pipeline.model.card.version}"
-    scoring = ScoringLoop(settings, pipeline, metrics, health)
+    scoring = ScoringLoop(settings, pipeline, metrics, health, stats=Stats(settings.max_clock_skew_s))
     if settings.model_changes_topic:
         scoring.changes = ChangeLog(
             settings.model_changes_topic,
@@ -189,7 +193,7 @@ def create_app(settings: Settings) -> faust.App:
     permissions.check(settings, needs, settings.app_id)
     app.service(LoopService(scoring, loop=app.loop, beacon=app.beacon))
     if settings.metrics_port:
-        serve_http(settings.metrics_port, metrics.registry, health)
+        serve_http(settings.metrics_port, metrics.registry, health, HttpLimits.of(settings))
 
     if settings.model_reload_s and source.uri.moves:
         watcher = ModelWatcher(source, pipeline, metrics, serving)

@@ -19,6 +19,7 @@ from stream.audit.commands import register as register_audit
 from stream.broker import KAFKA_VERSION, BrokerError, EmbeddedKafka, kafka_classpath
 from stream.lifecycle.cli import model_app
 from stream.settings import DEFAULT_LAG_PORT, Settings, settings_help
+from stream.terminal import printable
 
 app = typer.Typer(
     name="streamscore",
@@ -30,8 +31,8 @@ app = typer.Typer(
 
 
 def fail(message: str) -> typer.Exit:
-    """Print a one-line error to stderr; return the exit to raise."""
-    typer.echo(f"streamscore: error: {message}", err=True)
+    """Print a one-line error to stderr (control characters escaped); return the exit to raise."""
+    typer.echo(f"streamscore: error: {printable(message)}", err=True)
     return typer.Exit(2)
 
 
@@ -143,6 +144,7 @@ def supervise(config: Settings, count: int) -> int:
     """Run ``count`` scoring workers under a :class:`~stream.supervisor.Supervisor`; its exit code."""
     import logging.config
 
+    from stream.http_server import HttpLimits
     from stream.keys import keys
     from stream.logs import logging_config
     from stream.supervisor import Supervisor, child_env
@@ -151,7 +153,7 @@ def supervise(config: Settings, count: int) -> int:
     logging.config.dictConfig(logging_config(config.log_level, config.log_format))
     envs = [child_env(os.environ, config.instance_id, config.metrics_port, i) for i in range(count)]
     supervisor = Supervisor(envs)
-    supervisor.serve(config.supervisor_port)
+    supervisor.serve(config.supervisor_port, HttpLimits.of(config))
     supervisor.handle_signals()
     return supervisor.run()
 
@@ -292,9 +294,11 @@ def lag(
     port: Annotated[int, typer.Option(help="Port of --serve.")] = DEFAULT_LAG_PORT,
 ) -> None:
     """Consumer lag per partition in messages and seconds, and what is wrong: a table, or an exporter."""
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
 
     from stream.errors import ConfigError
+    from stream.health import serve as serve_http
+    from stream.http_server import HttpLimits
     from stream.kafka_config import client_config
     from stream.lag import LagCollector, sample, table
     from stream.lag_status import Window
@@ -306,8 +310,11 @@ def lag(
     if serve:
         registry = CollectorRegistry()
         registry.register(LagCollector(kafka, groups, topics, config.lag_window_s))
-        start_http_server(port, registry=registry)
-        typer.echo(f"serving lag of {', '.join(groups)} on :{port}/metrics")
+        try:
+            serve_http(port, registry, None, HttpLimits.of(config), "pick a free --port")
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
+        typer.echo(f"serving lag of {', '.join(groups)} on {config.metrics_host}:{port}/metrics")
         wait_for_signal()
         return
     snapshots = Window(window)

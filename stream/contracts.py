@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+from stream.contract_types import EventTime, Identifier, InputId, Sha256
+
 Role = Literal["champion", "canary", "shadow", "replay"]
 """Which part a model played for an event: the live answer (``champion``, or ``canary`` for the
 challenger's share of keys), a ``shadow`` answer nobody acts on, or a ``replay`` of history."""
@@ -44,9 +44,12 @@ class Event(_Contract):
         },
     )  # fmt: skip
 
-    event_id: Identifier = Field(description="Unique id of the event, chosen by the producer.")
-    occurred_at: AwareDatetime = Field(description="When the event happened (RFC 3339, with offset).")
-    entity_id: Identifier | None = Field(None, description="Who or what the event is about.")
+    event_id: InputId = Field(description="Unique id of the event, chosen by the producer.")
+    occurred_at: EventTime = Field(
+        description="When the event happened (RFC 3339, with offset), from 0001-01-01T00:00:00Z to "
+        "9999-12-31T23:59:59Z."
+    )
+    entity_id: InputId | None = Field(None, description="Who or what the event is about.")
     features: dict[str, Any] = Field(
         description="Feature values by name; names, types and meaning come from the model card."
     )
@@ -168,7 +171,7 @@ class DriftReport(_Contract):
 class Outcome(_Contract):
     """A true outcome on the outcomes topic, keyed by ``event_id`` (Kafka's default partitioner)."""
 
-    event_id: Identifier
+    event_id: InputId
     positive: bool = Field(description="True when the event turned out to be of the positive class.")
     observed_at: AwareDatetime = Field(description="When the outcome became known.")
 

@@ -26,6 +26,7 @@ from stream.broker import EmbeddedKafka
 from stream.kafka_config import Connection, client_config, connect
 from stream.producer import produce
 from stream.settings import Settings
+from stream.terminal import printable
 from stream.topics import prepare_topics
 
 
@@ -112,7 +113,7 @@ def run_demo(bootstrap_servers: str | None, seconds: float = 0.0, rate: float = 
                         if msg.error() is not None:
                             continue
                         if msg.topic() == settings.drift_topic:
-                            print(_summary(orjson.loads(msg.value())), flush=True)
+                            print(printable(_summary(orjson.loads(msg.value()))), flush=True)
                         else:
                             received += 1
                             lags.append(time.time() - occurred(msg.value()))

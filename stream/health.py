@@ -1,5 +1,9 @@
 """The worker's HTTP endpoints: ``/metrics`` (Prometheus), ``/healthz`` (alive), ``/readyz`` (ready).
 
+Only GET and HEAD of these paths are answered, by the bounded server of :mod:`stream.http_server`
+(on ``STREAMSCORE_METRICS_HOST``, at most ``STREAMSCORE_METRICS_MAX_CONNECTIONS`` connections, each
+dropped after ``STREAMSCORE_METRICS_READ_TIMEOUT_S`` without a request).
+
 Alive: the worker's processing loop (the scoring loop's thread, which ticks after every consume
 and while it waits on the broker; the outcome worker's event loop) has ticked within
 ``stall_after`` seconds. Ready: alive, the model
@@ -9,17 +13,15 @@ body that says why.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
+from collections.abc import Callable
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import orjson
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from stream.errors import ConfigError
+from stream.http_protocol import HttpLimits, Request, Response, Route
+from stream.http_server import PORT_HINT, HttpServer
 
 
 class Health:
@@ -44,34 +46,50 @@ class Health:
         return alive and self.model is not None and bool(self.partitions), doc
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+def probe(check: Callable[[], tuple[bool, dict[str, Any]]]) -> Route:
+    """A probe's route: 200 or 503 with a JSON body that says why, answered inline."""
+
+    def handle(_: Request) -> Response:
+        ok, doc = check()
+        body = orjson.dumps({"ok": ok, **doc})
+        return Response(200 if ok else 503, [("Content-Type", "application/json")], body)
+
+    return Route(handle, inline=True)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+def metrics_route(registry: CollectorRegistry) -> Route:
+    """The Prometheus exposition of ``registry`` (text or OpenMetrics, gzip when asked, ``name[]``)."""
+    app = make_wsgi_app(registry)
+
+    def handle(request: Request) -> Response:
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": request.path,
+            "QUERY_STRING": request.query,
+            "HTTP_ACCEPT": request.headers.get("accept"),
+            "HTTP_ACCEPT_ENCODING": request.headers.get("accept-encoding"),
+        }
+        started: list[tuple[str, list[tuple[str, str]]]] = []
+        body = b"".join(app(environ, lambda status, headers, *_: started.append((status, headers))))
+        status, headers = started[0]
+        return Response(int(status.split(" ", 1)[0]), list(headers), body)
+
+    return Route(handle)
 
 
-def serve(port: int, registry: CollectorRegistry, health: Health) -> None:
-    """Serve the endpoints on ``port`` (all interfaces) from a daemon thread."""
-    metrics = make_wsgi_app(registry)
+def serve(
+    port: int,
+    registry: CollectorRegistry,
+    health: Health | None = None,
+    limits: HttpLimits | None = None,
+    port_hint: str = PORT_HINT,
+) -> HttpServer:
+    """Serve ``/metrics`` (with ``health``, also ``/healthz`` and ``/readyz``) on ``port`` until closed.
 
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path in ("/healthz", "/readyz"):
-            ok, doc = health.alive() if path == "/healthz" else health.ready()
-            start_response(
-                "200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")]
-            )
-            return [orjson.dumps({"ok": ok, **doc})]
-        return metrics(environ, start_response)
-
-    try:
-        server = make_server("0.0.0.0", port, app, _Server, handler_class=_QuietHandler)
-    except OSError as exc:
-        raise ConfigError(
-            f"metrics port {port} is unavailable ({exc.strerror}): set STREAMSCORE_METRICS_PORT to a "
-            "free port, or 0 to turn the endpoints off"
-        ) from None
-    threading.Thread(target=server.serve_forever, name="streamscore-http", daemon=True).start()
+    ``limits``: the address to listen on and the bounds of :mod:`stream.http_server` (the defaults:
+    every interface, 32 connections, 5 s). ConfigError ending in ``port_hint`` if the port is taken.
+    """
+    routes = {"/metrics": metrics_route(registry)}
+    if health is not None:
+        routes |= {"/healthz": probe(health.alive), "/readyz": probe(health.ready)}
+    return HttpServer(port, routes, limits or HttpLimits(), port_hint)

@@ -22,6 +22,8 @@ __all__ = ["EXIT_FATAL", "consume_errors", "consumer_config", "fatal", "producer
 
 log = logging.getLogger("streamscore.worker")
 EXIT_FATAL = 70
+RECORD_MARGIN = 65_536
+"""How far the producer's own limit (``message.max.bytes``) stands above the largest record produced."""
 #: consumer errors that no retry will cure: the worker stops and says what to fix
 _FATAL_CONSUME = {
     KafkaError.TOPIC_AUTHORIZATION_FAILED: "the worker's principal needs READ and DESCRIBE on topic {topic}",
@@ -66,6 +68,7 @@ def producer_config(
             "enable.idempotence": True,
             "linger.ms": settings.linger_ms,
             "batch.size": 256 * 1024,
+            "message.max.bytes": max(1_000_000, settings.max_record_bytes + RECORD_MARGIN),
             "partitioner": "murmur2_random",  # provenance keyed by event_id lands where outcomes do
             "delivery.report.only.error": True,
             "on_delivery": on_failed,

@@ -123,7 +123,8 @@ def keys(settings: Settings) -> Keys:
     if settings.pii_key is not None:
         raise ConfigError(
             "STREAMSCORE_PII_KEY is no longer read: unset it and set STREAMSCORE_SECRET, from which the "
-            "personal-data and state keys are derived (keyed hashes change: see README, Key rotation)"
+            "personal-data and state keys are derived (keyed hashes change: see "
+            "docs/operations/security.md, Rotating the secret)"
         )
     secret = settings.secret.get_secret_value() if settings.secret is not None else ""
     if len(secret) < MIN_SECRET_LENGTH:

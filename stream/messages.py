@@ -18,6 +18,10 @@ TIMESTAMP_NOT_AVAILABLE = 0
 TIMESTAMP_CREATE_TIME = 1
 TIMESTAMP_LOG_APPEND_TIME = 2
 """``timestamp()`` types, as confluent-kafka numbers them (a test checks they agree)."""
+MAX_KEY_BYTES = 16_384
+"""Longest input key, by default: a prediction carries its event's key."""
+MAX_RECORD_BYTES = 960_000
+"""Largest record produced, by default: room for framing under the producer's 1,000,000-byte limit."""
 
 
 class Inbound(Protocol):

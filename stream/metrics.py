@@ -20,6 +20,8 @@ from prometheus_client.core import HistogramMetricFamily
 from stream.contracts import ModelCard
 from stream.drift import Report
 from stream.pipeline import BatchResult
+from stream.settings import DEFAULT_MAX_CLOCK_SKEW_S
+from stream.stats import split_skewed
 
 disable_created_metrics()  # *_created series only add noise to every scrape
 
@@ -76,10 +78,14 @@ class BatchHistogram:
 
 
 class WorkerMetrics:
-    """The worker's counters and histograms."""
+    """The worker's counters and histograms; events dated further than ``max_clock_skew_s`` from their
+    emission are counted apart, out of the end-to-end latency (:func:`~stream.stats.split_skewed`)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S
+    ) -> None:
         self.registry = registry or CollectorRegistry()
+        self.max_clock_skew_s = max_clock_skew_s
         r = self.registry
         self.consumed = Counter("streamscore_events_consumed", "Input events consumed.", registry=r)
         self.scored = Counter("streamscore_events_scored", "Events scored.", registry=r)
@@ -97,8 +103,15 @@ class WorkerMetrics:
         )
         self.end_to_end = BatchHistogram(
             "streamscore_end_to_end_latency_seconds",
-            "From the event's occurred_at to its records handed to the producer.",
+            "From the event's occurred_at to its records handed to the producer (clock-skewed events "
+            "left out).",
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.clock_skewed = Counter(
+            "streamscore_events_clock_skewed",
+            "Events scored whose occurred_at is further than STREAMSCORE_MAX_CLOCK_SKEW_S from the time "
+            "they were emitted: left out of the end-to-end latency.",
             registry=r,
         )
         self.model = Gauge(
@@ -168,7 +181,10 @@ class WorkerMetrics:
             self.dead.labels(stage).inc(n)
         self.batch.observe(n_events)
         self.process.observe(seconds)
-        self.end_to_end.observe_many(result.latencies)
+        kept, skewed = split_skewed(result.latencies, self.max_clock_skew_s)
+        self.end_to_end.observe_many(kept)
+        if skewed:
+            self.clock_skewed.inc(skewed)
 
     def count_delivered(self, by_topic: Mapping[str, int]) -> None:
         """Count records, by topic, once the broker has acknowledged them (or their transaction)."""

@@ -120,5 +120,5 @@ def _missing(kafka: Connection, operation: str, kind: str, name: str) -> str:
     return (
         f"{principal(kafka)} may not {operation} {kind} {name!r} ({code}): grant it, e.g. "
         f"kafka-acls.sh --add --allow-principal {acl_principal} --operation {operation.title()} "
-        f"--{kind} {name} (README, Security: the permissions each worker needs)"
+        f"--{kind} {name} (docs/operations/security.md, Kafka ACLs: the permissions each worker needs)"
     )

@@ -29,9 +29,9 @@ import numpy as np
 
 from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH, BatchDecoder, FeatureReader
 from stream.contracts import Event, Role
-from stream.errors import FeatureError, ModelError, PoisonEvent
+from stream.errors import DecodeError, FeatureError, ModelError, PoisonEvent
 from stream.lifecycle.routing import Challenge, columns
-from stream.messages import Inbound, Record
+from stream.messages import MAX_KEY_BYTES, MAX_RECORD_BYTES, Inbound, Record
 from stream.model import LoadedModel
 from stream.records import JSON_VALUES, RecordBuilder, Serialize, Topics
 
@@ -76,6 +76,8 @@ class Pipeline:
         pii_key: bytes,
         scorer: dict[str, str | None],
         max_message_bytes: int,
+        max_key_bytes: int = MAX_KEY_BYTES,
+        max_record_bytes: int = MAX_RECORD_BYTES,
         max_features: int = MAX_FEATURES,
         max_string_length: int = MAX_STRING_LENGTH,
         clock: Callable[[], float] = time.time,
@@ -88,13 +90,15 @@ class Pipeline:
     ) -> None:
         """``decoder``, ``serialize`` (prediction, provenance): a registered input and output format
         (default: JSON). ``challenger`` scores every event beside ``model``: in shadow to ``shadow_topic``,
-        or live for ``canary_percent`` of the keys (:mod:`stream.lifecycle.routing`)."""
+        or live for ``canary_percent`` of the keys (:mod:`stream.lifecycle.routing`). An event whose key
+        is longer than ``max_key_bytes`` is a dead letter; none is larger than ``max_record_bytes``."""
         self.topics = topics
         self.role = role  # written on every prediction and provenance record
         self.challenger, self._shadow_topic, self._canary = challenger, shadow_topic, canary_percent
         self._clock = clock  # epoch seconds: every timestamp the pipeline writes
         self._key = pii_key
         self._decode = decoder or BatchDecoder(max_message_bytes)
+        self._max_key, self._max_record = max_key_bytes, max_record_bytes
         self._serialize = serialize
         self._max_features, self._max_string = max_features, max_string_length
         self._scorer = scorer
@@ -146,6 +150,7 @@ class Pipeline:
             scorer=self._scorer,
             serialize=self._serialize,
             role=self.role,
+            max_record_bytes=self._max_record,
         )
         reader = FeatureReader(card.features, self._max_features, self._max_string)
         return _Scoring(model=model, reader=reader, records=records, challenge=self._challenge(model))
@@ -158,6 +163,7 @@ class Pipeline:
             return Challenge(
                 model, self.challenger, self.topics, self._shadow_topic, self._canary,
                 pii_key=self._key, scorer=self._scorer, serialize=self._serialize,
+                max_record_bytes=self._max_record,
             )  # fmt: skip
         except ModelError as exc:
             log.error("the champion goes on alone: %s", exc)
@@ -174,6 +180,9 @@ class Pipeline:
 
         # 1. decode and validate: the contract, then the card's features
         decoded = self._decode([msg.value() for msg in batch])
+        max_key = self._max_key
+        if any(len(key) > max_key for msg in batch if (key := msg.key()) is not None):
+            _refuse_keys(batch, decoded, max_key)
         valid = [event for event in decoded if not isinstance(event, PoisonEvent)]
         rows, errors = scoring.reader.rows([event.features for event in valid])
         if len(valid) == len(batch) and not any(errors):  # no poison: every message is scored
@@ -253,3 +262,14 @@ class Pipeline:
     def _dead_letter(result: BatchResult, record: Record, exc: PoisonEvent) -> None:
         result.records.append(record)
         result.dead_letters[exc.stage] = result.dead_letters.get(exc.stage, 0) + 1
+
+
+def _refuse_keys(batch: Sequence[Inbound], decoded: list[Event | PoisonEvent], max_key: int) -> None:
+    """Make each event whose key is longer than ``max_key`` bytes a dead letter (its prediction
+    would carry the key), unless it is refused already."""
+    for i, msg in enumerate(batch):
+        key = msg.key()
+        if key is not None and len(key) > max_key and not isinstance(decoded[i], PoisonEvent):
+            decoded[i] = DecodeError(
+                f"key of {len(key)} bytes exceeds the {max_key}-byte limit (STREAMSCORE_MAX_KEY_BYTES)"
+            )

@@ -32,7 +32,7 @@ import orjson
 from stream.audit.headers import CloudEventHeaders, trace_context
 from stream.contracts import Event, ModelCard, Role
 from stream.errors import PoisonEvent, ScoreError
-from stream.messages import TIMESTAMP_NOT_AVAILABLE, Headers, Inbound, Record, timestamp_ms
+from stream.messages import MAX_RECORD_BYTES, TIMESTAMP_NOT_AVAILABLE, Headers, Inbound, Record, timestamp_ms
 
 _dumps = orjson.dumps
 _Fragment = orjson.Fragment
@@ -60,7 +60,8 @@ class RecordBuilder:
 
     __slots__ = (
         "_ce_predictions", "_ce_provenance", "_fragments", "_hasher", "_labels", "_model", "_model_name",
-        "_model_version", "_personal", "_role", "_scorer", "_serialize", "_threshold", "topics",
+        "_model_version", "_personal", "_role", "_scorer", "_serialize", "_threshold", "max_record_bytes",
+        "topics",
     )  # fmt: skip
 
     def __init__(
@@ -75,13 +76,16 @@ class RecordBuilder:
         scorer: dict[str, str | None],
         role: Role = "champion",
         serialize: tuple[Serialize, Serialize] = JSON_VALUES,
+        max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> None:
         """``model``: name, version, sha256; ``labels``: negative, positive; ``personal``: (name, column).
 
         ``role`` is written on every prediction and provenance record the builder makes;
-        ``serialize`` writes the prediction's and the provenance's values (default: JSON).
+        ``serialize`` writes the prediction's and the provenance's values (default: JSON);
+        ``max_record_bytes`` bounds a dead letter (a larger input is cut to fit, saying so).
         """
         self.topics = topics
+        self.max_record_bytes = max_record_bytes
         self._role = role
         self._serialize = serialize
         self._fragments = not all(getattr(s, TAKES_DATETIMES, False) for s in serialize)  # as fragments
@@ -109,6 +113,7 @@ class RecordBuilder:
         scorer: dict[str, str | None],
         role: Role = "champion",
         serialize: tuple[Serialize, Serialize] = JSON_VALUES,
+        max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> RecordBuilder:
         """The builder of the records of the model ``card`` describes."""
         return cls(
@@ -121,6 +126,7 @@ class RecordBuilder:
             scorer=scorer,
             role=role,
             serialize=serialize,
+            max_record_bytes=max_record_bytes,
         )
 
     def scored(
@@ -219,16 +225,68 @@ class RecordBuilder:
         return records, n
 
     def dead_letter(self, msg: Inbound, exc: PoisonEvent, event_id: str | None) -> Record:
-        """The input unchanged (key, value, headers, partition), to the dead-letter topic, saying why."""
+        """The input unchanged (key, value, headers, partition), to the dead-letter topic, saying why;
+        cut to fit :attr:`max_record_bytes` when the input is larger (see :func:`fit_dead_letter`)."""
         partition = msg.partition()
-        headers = dead_letter_headers(msg, exc, event_id)
-        return Record(self.topics.dead_letters, msg.key(), msg.value(), partition, partition, headers)
+        key, value, headers = fit_dead_letter(msg, exc, event_id, self.max_record_bytes)
+        return Record(self.topics.dead_letters, key, value, partition, partition, headers)
 
 
-def dead_letter_headers(msg: Inbound, exc: PoisonEvent, event_id: str | None) -> Headers:
-    """The original headers, then Kafka Connect's dead-letter headers describing the failure."""
-    headers: Headers = list(msg.headers() or ())
-    headers += [
+def fit_dead_letter(
+    msg: Inbound, exc: PoisonEvent, event_id: str | None, max_bytes: int
+) -> tuple[bytes | None, bytes | None, Headers]:
+    """A dead letter's key, value and headers: the input's unchanged when they fit in ``max_bytes``.
+
+    A larger input (one the producer could not send, or the topic could not take) loses what it
+    must, largest part first: its headers are left out, or its value or key cut to a prefix, and a
+    ``streamscore.dead_letter.cut`` header says what was cut from what size. The failure's own
+    headers (origin, stage, reason) are always kept, so the input can be found at its offset.
+    """
+    key, value, originals = msg.key(), msg.value(), list(msg.headers() or ())
+    own = failure_headers(msg, exc, event_id)
+    excess = record_size(key, value, originals + own) - max_bytes
+    if excess <= 0:
+        return key, value, originals + own
+    excess += CUT_NOTE_BYTES
+    cuts: list[str] = []
+    while excess > 0:
+        sizes = {"headers": headers_size(originals), "value": len(value or b""), "key": len(key or b"")}
+        part = max(sizes, key=sizes.__getitem__)
+        if not sizes[part]:  # nothing of the input left to cut (never with a sane max_bytes)
+            break
+        if part == "headers":
+            cuts.append(f"headers: {len(originals)} of {sizes[part]} bytes left out")
+            originals, excess = [], excess - sizes[part]
+            continue
+        keep = max(0, sizes[part] - excess)
+        cuts.append(f"{part}: {sizes[part]} bytes cut to {keep}")
+        if part == "value":
+            value = (value or b"")[:keep]
+        else:
+            key = (key or b"")[:keep]
+        excess -= sizes[part] - keep
+    return key, value, originals + own + [(CUT_HEADER, "; ".join(cuts).encode())]
+
+
+CUT_HEADER = "streamscore.dead_letter.cut"
+CUT_NOTE_BYTES = 256  # room for the cut header itself
+_RECORD_FRAMING = 64  # a record's own fields: length, attributes, deltas, counts (varints)
+_HEADER_FRAMING = 10  # a header's two length varints
+
+
+def headers_size(headers: Headers) -> int:
+    """Bytes the headers take in a record, at most."""
+    return sum(len(name.encode()) + len(value or b"") + _HEADER_FRAMING for name, value in headers)
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: Headers) -> int:
+    """Bytes a record takes on the wire, at most (what the producer and the topic limit)."""
+    return len(key or b"") + len(value or b"") + headers_size(headers) + _RECORD_FRAMING
+
+
+def failure_headers(msg: Inbound, exc: PoisonEvent, event_id: str | None) -> Headers:
+    """Kafka Connect's dead-letter headers: where the input was, and why it failed."""
+    headers: Headers = [
         ("__connect.errors.topic", (msg.topic() or "").encode()),
         ("__connect.errors.partition", str(msg.partition()).encode()),
         ("__connect.errors.offset", str(msg.offset()).encode()),

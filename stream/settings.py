@@ -8,6 +8,8 @@ frozen once read.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import socket
 from pathlib import Path
 from typing import Literal
@@ -16,11 +18,15 @@ from pydantic import AliasChoices, Field, FilePath, SecretStr, field_validator, 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH
+from stream.messages import MAX_KEY_BYTES, MAX_RECORD_BYTES
 
 DEFAULT_METRICS_PORT = 9464
 DEFAULT_SUPERVISOR_PORT = 9463
 DEFAULT_LAG_PORT = 9468  # streamscore lag --serve; the outcome worker of the demo uses 9465
+DEFAULT_MAX_CLOCK_SKEW_S = 86_400.0
+_KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")  # what a topic name holds, with room for suffixes
 MIN_SECRET_LENGTH = 32
+PREDICTION_ROOM = 32_768  # a prediction's bytes besides its key: value, headers, framing
 _RETIRED = ("pii_key",)  # refused when set, left out of the configuration table
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -42,6 +48,29 @@ class Settings(BaseSettings):
     def _window_size(cls, value: int) -> int:
         if 0 < value < 100:
             raise ValueError("a drift window needs at least 100 events (or 0 to turn drift tracking off)")
+        return value
+
+    @field_validator("app_id")
+    @classmethod
+    def _kafka_name(cls, value: str) -> str:
+        """The app id names the consumer group and prefixes topics and the state folder."""
+        if not _KAFKA_NAME.fullmatch(value) or value in (".", ".."):
+            raise ValueError(
+                f"{value!r} cannot prefix Kafka topic names: use 1 to 200 letters, digits, '.', '_' or "
+                "'-' (and not '.' or '..' alone)"
+            )
+        return value
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _ip_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IP address: use 0.0.0.0 (every interface), 127.0.0.1 (this host "
+                "only), :: or an address of this host"
+            ) from None
         return value
 
     model_config = SettingsConfigDict(
@@ -200,6 +229,17 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(
         65_536, ge=256, description="Larger input messages are dead-lettered unparsed."
     )
+    max_key_bytes: int = Field(
+        MAX_KEY_BYTES,
+        ge=16,
+        description="Events with a longer key are dead-lettered (a prediction carries its event's key).",
+    )
+    max_record_bytes: int = Field(
+        MAX_RECORD_BYTES,
+        ge=65_536,
+        description="Largest record produced (key, value and headers); a dead letter of a larger input is "
+        "cut to fit, saying so. At most the output topics' max.message.bytes.",
+    )
     max_features: int = Field(
         MAX_FEATURES, ge=1, description="Events with more features are dead-lettered before they are read."
     )
@@ -207,6 +247,13 @@ class Settings(BaseSettings):
         MAX_STRING_LENGTH,
         ge=1,
         description="Events with a longer feature name or string value are dead-lettered.",
+    )
+    max_clock_skew_s: float = Field(
+        DEFAULT_MAX_CLOCK_SKEW_S,
+        gt=0,
+        description="Events whose occurred_at is further than this from the time they are scored (either "
+        "way), in seconds, are scored but kept out of the end-to-end latency, and counted in "
+        "streamscore_events_clock_skewed_total.",
     )
     input_format: WireFormat = Field(
         "json",
@@ -231,6 +278,52 @@ class Settings(BaseSettings):
     schema_registry_ssl_key_location: FilePath | None = Field(
         None, description="PEM private key of that certificate."
     )
+    schema_registry_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Longest a registry request may take, answer included; a lookup past it ends the worker "
+        "without committing (a restart asks again), at start-up it stops start-up. No retries.",
+    )
+    schema_registry_miss_ttl_s: float = Field(
+        60.0,
+        ge=0,
+        description="How long a schema id the registry does not know is remembered as unknown (its events "
+        "dead-lettered without asking); after that the registry is asked again.",
+    )
+    schema_registry_lookups_per_s: float = Field(
+        10.0,
+        gt=0,
+        description="Most registry lookups of schema ids not in the cache, per second (as many at once); "
+        "an event naming such an id beyond that is dead-lettered.",
+    )
+    schema_cache_size: int = Field(
+        1_000,
+        ge=1,
+        description="Most schema ids (known or not) held in the cache; the least recently used go first.",
+    )
+    schema_cache_fields: int = Field(
+        10_000,
+        ge=1,
+        description="Most fields of the writer schemas held in the cache, all told (an unknown id: one).",
+    )
+    schema_max_bytes: int = Field(
+        65_536,
+        ge=1_024,
+        description="Writer schemas larger than this are refused: their events dead-lettered.",
+    )
+    schema_max_fields: int = Field(
+        1_000,
+        ge=1,
+        description="Writer schemas with more fields are refused (each JSON object counts: an Avro field "
+        "or type, a JSON Schema property or subschema): their events dead-lettered.",
+    )
+    schema_max_depth: int = Field(
+        32,
+        ge=4,
+        description="Writer schemas nesting objects and arrays deeper than this are refused: their events "
+        "dead-lettered.",
+    )
     secret: SecretStr | None = Field(
         None,
         description="The workers' secret (required by worker, outcomes and run): the personal-data hashing "
@@ -245,6 +338,26 @@ class Settings(BaseSettings):
     )
     metrics_port: int = Field(
         DEFAULT_METRICS_PORT, ge=0, le=65535, description="Prometheus metrics port (0: off)."
+    )
+    metrics_host: str = Field(
+        "0.0.0.0",
+        description="Address the HTTP endpoints (metrics, probes; the supervisor's and lag --serve's too) "
+        "listen on: 0.0.0.0 every IPv4 interface (probes and scrapers in a pod), 127.0.0.1 this host only, "
+        ":: every interface.",
+    )
+    metrics_max_connections: int = Field(
+        32,
+        ge=1,
+        le=10_000,
+        description="Connections the HTTP endpoints hold at once; a new one beyond takes the place of the "
+        "one waiting longest for its request.",
+    )
+    metrics_read_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="Seconds a client of the HTTP endpoints has to send its request, and again to take the "
+        "answer, before it is dropped.",
     )
     lag_window_s: float = Field(
         120.0,
@@ -300,6 +413,43 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _registry_bounds_fit(self) -> Settings:
+        """A lookup must give up before the shutdown bound; the cache must hold the largest schema."""
+        timeout, shutdown = self.schema_registry_timeout_s, self.shutdown_timeout_s
+        if self.input_format != "json" and timeout >= shutdown:
+            raise ValueError(
+                f"STREAMSCORE_SCHEMA_REGISTRY_TIMEOUT_S={timeout:g} must be below "
+                f"STREAMSCORE_SHUTDOWN_TIMEOUT_S={shutdown:g}: a shutdown waits for a lookup under way"
+            )
+        if self.schema_cache_fields < self.schema_max_fields:
+            raise ValueError(
+                f"STREAMSCORE_SCHEMA_CACHE_FIELDS={self.schema_cache_fields} cannot hold a schema of "
+                f"STREAMSCORE_SCHEMA_MAX_FIELDS={self.schema_max_fields} fields: raise it, or lower the other"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _predictions_fit(self) -> Settings:
+        """A prediction carries its event's key: the largest key must leave room for the rest."""
+        if self.max_key_bytes + PREDICTION_ROOM > self.max_record_bytes:
+            raise ValueError(
+                f"STREAMSCORE_MAX_KEY_BYTES={self.max_key_bytes} leaves no room for a prediction in "
+                f"STREAMSCORE_MAX_RECORD_BYTES={self.max_record_bytes}: keep the key at least "
+                f"{PREDICTION_ROOM} bytes under the record limit"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _topics_do_not_loop(self) -> Settings:
+        """Refuse two settings naming one topic: a worker would read its own output, or mix records."""
+        from stream.topic_layout import clash
+
+        problem = clash(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
 
 def _and(names: list[str]) -> str:
     return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
@@ -319,7 +469,7 @@ def settings_rows() -> list[tuple[str, str, str]]:
 
 
 def settings_table() -> str:
-    """The settings as a Markdown table, as in the README."""
+    """The settings as a Markdown table, as on the configuration reference page."""
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
     lines += [f"| `{var}` | `{default}` | {meaning} |" for var, default, meaning in settings_rows()]
     return "\n".join(lines)

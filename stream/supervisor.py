@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from stream.health import Health
 from stream.health import serve as serve_http
+from stream.http_server import HttpLimits, HttpServer
 from stream.processes import die_with_parent
 
 log = logging.getLogger("streamscore.supervisor")
@@ -93,10 +94,13 @@ class Supervisor:
             "streamscore_worker_processes", "Worker processes running.", registry=self.registry
         )
 
-    def serve(self, port: int) -> None:
-        """Serve the restart counter and ``/healthz`` on ``port`` (0: not at all)."""
-        if port:
-            serve_http(port, self.registry, Health(stall_after=float("inf")))
+    def serve(self, port: int, limits: HttpLimits | None = None) -> HttpServer | None:
+        """Serve the restart counter and ``/healthz`` on ``port`` (0: not at all) within ``limits``."""
+        if not port:
+            return None
+        health = Health(stall_after=float("inf"))
+        hint = "set STREAMSCORE_SUPERVISOR_PORT to a free port, or 0 to turn it off"
+        return serve_http(port, self.registry, health, limits, hint)
 
     def run(self, poll: float = 0.2) -> int:
         """Start every child, restart those that die, and return once all have stopped."""

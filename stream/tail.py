@@ -14,6 +14,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
 from stream.kafka_config import Connection, client_config, connect
+from stream.terminal import printable
 
 Wire = Callable[[bytes | None], tuple[str, object] | None]
 
@@ -49,6 +50,11 @@ def tail(
 
 
 def format_message(msg: object, wire: Wire | None = None) -> str:
+    """The message as lines: position and key, a header a line, the value (control characters escaped)."""
+    return "\n".join(map(printable, _lines(msg, wire)))
+
+
+def _lines(msg: object, wire: Wire | None) -> list[str]:
     key = msg.key()  # type: ignore[attr-defined]
     head = (
         f"{msg.topic()}[{msg.partition()}]@{msg.offset()} key={key.decode(errors='replace') if key else None}"  # type: ignore[attr-defined]
@@ -61,10 +67,9 @@ def format_message(msg: object, wire: Wire | None = None) -> str:
     if decoded is not None:
         lines.append(f"  ({decoded[0]})")
         body = orjson.dumps(decoded[1], option=orjson.OPT_INDENT_2, default=str).decode()
-        return "\n".join([*lines, body])
+        return [*lines, *body.split("\n")]
     try:
         body = orjson.dumps(orjson.loads(value), option=orjson.OPT_INDENT_2).decode()
     except (orjson.JSONDecodeError, TypeError):
         body = repr(value[:500]) if value else "null"
-    lines.append(body)
-    return "\n".join(lines)
+    return [*lines, *body.split("\n")]  # JSON escapes line breaks in strings: these are its own

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
 
 from stream.errors import ConfigError
 from stream.kafka_config import Connection, client_config, connect, principal
 from stream.settings import Settings
+
+log = logging.getLogger("streamscore.worker")
+RECORD_FRAMING = 100
+"""Bytes a topic's limit must allow beyond a record's own: the record batch's header."""
 
 
 def ensure_topics(
@@ -39,8 +44,8 @@ def ensure_topics(
             if code in (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED):
                 raise ConfigError(
                     f"{principal(kafka)} may not CREATE topic {name!r} ({exc.args[0].name()}): create it "
-                    "as an administrator, or grant CREATE on it (README, Security: the permissions each "
-                    "worker needs)"
+                    "as an administrator, or grant CREATE on it (docs/operations/security.md, Kafka ACLs: "
+                    "the permissions each worker needs)"
                 ) from None
             if code != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
@@ -68,4 +73,26 @@ def prepare_topics(settings: Settings) -> int:
         {n: partitions for n in names} | {settings.drift_topic: 1},
         replication_factor=settings.replication_factor,
     )
+    check_record_limit(kafka, names[1:4], settings.max_record_bytes)
     return partitions
+
+
+def check_record_limit(kafka: Connection, topics: Sequence[str], max_record_bytes: int) -> None:
+    """Refuse to start if an output topic takes smaller records than the worker may produce (every
+    dead letter after the first too large would fail to be written). Skipped, with a log line, where
+    the topics' configuration may not be read."""
+    admin, _ = connect(kafka)
+    wanted = [ConfigResource(ResourceType.TOPIC, name) for name in topics]
+    for resource, future in admin.describe_configs(wanted, request_timeout=10).items():
+        try:
+            entry = future.result().get("max.message.bytes")
+        except KafkaException as exc:
+            log.info("the record limit of topic %r is not known (%s)", resource.name, exc.args[0].str())
+            continue
+        limit = int(entry.value) if entry is not None and entry.value else None
+        if limit is not None and limit < max_record_bytes + RECORD_FRAMING:
+            raise ConfigError(
+                f"topic {resource.name!r} takes records of at most {limit} bytes (max.message.bytes), less "
+                f"than STREAMSCORE_MAX_RECORD_BYTES={max_record_bytes} and {RECORD_FRAMING} for framing: "
+                "lower the setting, or raise the topic's max.message.bytes"
+            )

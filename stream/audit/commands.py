@@ -10,6 +10,7 @@ import typer
 
 if TYPE_CHECKING:
     from stream.audit.verify import VerifyReport
+    from stream.http_protocol import HttpLimits
     from stream.settings import Settings
 
 __all__ = ["register"]
@@ -66,7 +67,7 @@ def register(app: typer.Typer, fail: Callable[[str], typer.Exit], settings: Call
         if (event_id is None) == (partition is None or offset is None):
             raise fail("give an EVENT_ID, or --partition and --offset of the input (not both)")
         with one_line_errors():
-            position = None if event_id else (topic or config.input_topic, partition, offset)
+            position = None if event_id is not None else (topic or config.input_topic, partition, offset)
             found = find(config, keys(config).personal, since_ms(since), event_id, position)
         typer.echo(found.model_dump_json(indent=2) if as_json else render(found))
 
@@ -96,7 +97,10 @@ def register(app: typer.Typer, fail: Callable[[str], typer.Exit], settings: Call
         with one_line_errors():
             key = keys(config).personal
         if serve:
-            _serve(lambda: check(config, key, sample, since_ms(since), seed), every, address, port)
+            from stream.http_protocol import HttpLimits
+
+            limits = HttpLimits.of(config).model_copy(update={"host": address})
+            _serve(lambda: check(config, key, sample, since_ms(since), seed), every, limits, port)
             return
         with one_line_errors():
             report = check(config, key, sample, since_ms(since), seed)
@@ -104,18 +108,18 @@ def register(app: typer.Typer, fail: Callable[[str], typer.Exit], settings: Call
         if not report.ok:
             raise typer.Exit(1)
 
-    def _serve(check: Callable[[], VerifyReport], every: float, address: str, port: int) -> None:
+    def _serve(check: Callable[[], VerifyReport], every: float, limits: HttpLimits, port: int) -> None:
         import signal
         import threading
 
-        from prometheus_client import start_http_server
-
         from stream.audit.verify import VerifyMetrics
         from stream.audit.verify import serve as run
+        from stream.health import serve as serve_http
 
         metrics = VerifyMetrics()
-        start_http_server(port, addr=address, registry=metrics.registry)
-        typer.echo(f"verifying a draw every {every:g} s; metrics on {address}:{port}/metrics", err=True)
+        with one_line_errors():
+            serve_http(port, metrics.registry, None, limits, "pick a free --port")
+        typer.echo(f"verifying a draw every {every:g} s; metrics on {limits.host}:{port}/metrics", err=True)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -151,6 +155,8 @@ def register(app: typer.Typer, fail: Callable[[str], typer.Exit], settings: Call
         logging.config.dictConfig(logging_config("warn", config.log_format))  # the loop's warnings only
         with one_line_errors():
             chosen = plan(config, start, end, model, output_topic, group, exactly_once)
+            for note in chosen.notes:
+                typer.echo(note, err=True)
             how = "resuming" if chosen.resumed else "starting"
             typer.echo(
                 f"{how} replay group {chosen.settings.app_id}: {chosen.total:,} events of "

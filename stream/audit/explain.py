@@ -2,28 +2,32 @@
 
 By ``event_id``: its provenance record (in the partition its id hashes to, from ``since``), the
 input at the offset it names, the model of its sha256; if there is none, its dead letter. By input
-position: the input record, then the provenance that names that position, or its dead letter.
+position: the input record, then the provenance that names that position, or its dead letter. An
+id no event can have (empty, not UTF-8, with control characters) is refused before anything is read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any, Literal
 
 from confluent_kafka import Message
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from stream.audit.errors import AuditError, InputGone, ModelGone, NotFound
 from stream.audit.formats import Formats
 from stream.audit.headers import TRACEPARENT, TRACESTATE
 from stream.audit.lookup import Reader
 from stream.audit.rescore import Rescorer
-from stream.contracts import DeadLetter, Provenance
+from stream.contracts import DeadLetter, InputId, Provenance
 from stream.kafka_config import client_config
 from stream.messages import timestamp_ms
 from stream.settings import Settings
+from stream.terminal import printable
 
-__all__ = ["Explanation", "explain", "render"]
+__all__ = ["Explanation", "check_event_id", "explain", "render"]
+_EVENT_ID: TypeAdapter[str] = TypeAdapter(InputId)
 
 
 class Explanation(BaseModel):
@@ -64,6 +68,23 @@ def _input(m: Message) -> dict[str, Any]:
     }
 
 
+def check_event_id(event_id: str) -> None:
+    """:class:`AuditError` unless ``event_id`` is an id the Event contract accepts."""
+    if not event_id:
+        raise AuditError(
+            "the event id is empty: give an event's id, or --partition and --offset of its input"
+        )
+    try:
+        event_id.encode()
+    except UnicodeEncodeError:  # undecodable bytes of an argument
+        raise AuditError(f"event id {os.fsencode(event_id)!r} is not UTF-8 text: no event has it") from None
+    try:
+        _EVENT_ID.validate_python(event_id)
+    except ValidationError as exc:
+        shown = repr(event_id[:64]) + ("..." if len(event_id) > 64 else "")
+        raise AuditError(f"no event can have the id {shown}: {exc.errors()[0]['msg']}") from None
+
+
 def explain(
     settings: Settings,
     pii_key: bytes,
@@ -72,6 +93,8 @@ def explain(
     position: tuple[str, int, int] | None = None,
 ) -> Explanation:
     """Explain ``event_id``, or the input at ``position`` (topic, partition, offset)."""
+    if event_id is not None:
+        check_event_id(event_id)
     reader = Reader(client_config(settings))
     try:
         rescorer = Rescorer(settings.model_dir, pii_key, Formats(settings))
@@ -194,7 +217,11 @@ def _dead(m: Message, event_id: str | None) -> Explanation:
 
 
 def render(x: Explanation) -> str:
-    """The explanation as aligned text lines."""
+    """The explanation as aligned text lines; what came from records is escaped (:func:`printable`)."""
+    return "\n".join(map(printable, _lines(x)))
+
+
+def _lines(x: Explanation) -> list[str]:
     i = x.input
     lines = [f"event      {x.event_id or '(no readable id)'}"]
     where = f"{i['topic']}[{i['partition']}]@{i['offset']}"
@@ -204,7 +231,7 @@ def render(x: Explanation) -> str:
     if x.outcome == "dead_letter":
         d = x.dead_letter or {}
         lines += [f"outcome    dead-lettered at stage {d['stage']}: {d['reason']}", f"record     {x.record}"]
-        return "\n".join(lines)
+        return lines
     env = x.envelope or {}
     lines.append(f"envelope   occurred_at {env['occurred_at'].isoformat()}  entity_id {env['entity_id']}")
     shown = [f"{k}={v!r}" if isinstance(v, float) else f"{k}=hash:{v}" for k, v in (x.features or {}).items()]
@@ -217,4 +244,4 @@ def render(x: Explanation) -> str:
     lines.append(f"provenance {x.record}  scored_at {(x.times or {})['scored_at'].isoformat()}")
     verdict = "bit-exact" if x.bit_exact else f"DIFFERS ({x.difference})"
     lines.append(f"score      then {x.score_then!r}  now {x.score_now!r} ({x.label_now})  {verdict}")
-    return "\n".join(lines)
+    return lines

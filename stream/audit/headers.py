@@ -7,7 +7,9 @@ consumer reads them as events. The parts that never change are built once per re
 
 An input's ``traceparent`` (and its ``tracestate``) goes onto its prediction and provenance when it
 is well formed (W3C Trace Context, version 00 layout; a ``tracestate`` without a valid
-``traceparent`` is dropped, as the spec says); an input without one gives outputs without one.
+``traceparent`` is dropped, as the spec says, and so is one longer than the spec's 512 characters,
+or a later version's ``traceparent`` longer than :data:`MAX_TRACE_HEADER`); an input without one gives
+outputs without one.
 Dead letters keep every input header unchanged, these included.
 """
 
@@ -22,6 +24,8 @@ __all__ = ["SPEC_VERSION", "CloudEventHeaders", "trace_context"]
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = b"application/json"
 TRACEPARENT, TRACESTATE = "traceparent", "tracestate"
+MAX_TRACE_HEADER = 512
+"""Longest ``tracestate`` carried (the spec's bound), and longest ``traceparent`` of a later version."""
 _TRACEPARENT = re.compile(rb"(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
 
 
@@ -35,12 +39,14 @@ def trace_context(headers: Headers) -> Headers:
             state = value
     if parent is None or not _valid(parent):
         return []
-    return [(TRACEPARENT, parent)] if state is None else [(TRACEPARENT, parent), (TRACESTATE, state)]
+    if state is None or len(state) > MAX_TRACE_HEADER:
+        return [(TRACEPARENT, parent)]
+    return [(TRACEPARENT, parent), (TRACESTATE, state)]
 
 
 def _valid(parent: bytes) -> bool:
     """A W3C ``traceparent``: 55 bytes in version 00, later versions may add ``-`` and more."""
-    if not _TRACEPARENT.fullmatch(parent[:55]):
+    if len(parent) > MAX_TRACE_HEADER or not _TRACEPARENT.fullmatch(parent[:55]):
         return False
     return len(parent) == 55 or (parent[:2] != b"00" and parent[55:56] == b"-")
 

@@ -7,6 +7,11 @@ stops the loop once everything in range is scored and committed. Delivery is the
 once, or exactly once with one transaction per commit (transactional id ``<group>-replay``, so a
 replay started again fences the one it replaces and aborts its open transaction).
 
+Refused before anything is created: an output topic (or its ``.provenance`` or ``.dlq``) that the
+live worker reads or writes, and a range that is inverted or holds no event. An offset outside what a
+partition holds is clamped to its first offset or its end, and the command says so; only offsets in
+the range are scored and counted.
+
 The start of the range is written as the group's committed offsets when the group has none, so
 that a replay stopped by Ctrl-C or a crash is resumed by running the same command again: it goes
 on from what it committed.
@@ -34,6 +39,7 @@ from stream.loop import ScoringLoop
 from stream.metrics import WorkerMetrics
 from stream.model import versions
 from stream.settings import Settings
+from stream.topic_layout import worker_topics
 from stream.topics import ensure_topics
 
 __all__ = ["EndBound", "ReplayPlan", "plan", "positions", "run"]
@@ -42,17 +48,23 @@ _OFFSETS = re.compile(r"\d+:\d+(,\d+:\d+)*")
 
 @dataclass
 class EndBound:
-    """Each partition's end offset (exclusive): later messages are not scored; done once all are committed."""
+    """Each partition's end offset (exclusive): later messages are not scored; done once all are committed.
+
+    Messages before a partition's ``start`` (a consumer reset to the partition's first offset) neither.
+    """
 
     topic: str
     end: dict[int, int]
+    start: dict[int, int] = field(default_factory=dict)
     _last: dict[int, int] = field(default_factory=dict)  # last offset in range handed to the loop
     _beyond: set[int] = field(default_factory=set)  # partitions read past their end
 
     def clip(self, batch: list[Message]) -> list[Message]:
-        end, kept = self.end, []
+        end, start, kept = self.end, self.start, []
         for m in batch:
             p, offset = m.partition(), m.offset()
+            if offset < start.get(p, 0):
+                continue
             if offset < end.get(p, 0):
                 kept.append(m)
                 self._last[p] = offset
@@ -80,6 +92,7 @@ class ReplayPlan:
     start: dict[int, int]
     end: dict[int, int]
     resumed: bool
+    notes: tuple[str, ...] = ()  # offsets given outside a partition, and where they were moved
 
     @property
     def total(self) -> int:
@@ -95,7 +108,7 @@ def positions(reader: Reader, topic: str, text: str) -> dict[int, int]:
     marks = {p: reader.watermarks(topic, p) for p in parts}
     if text in ("beginning", "end"):
         return {p: marks[p][0 if text == "beginning" else 1] for p in parts}
-    if _OFFSETS.fullmatch(text.replace(" ", "")):
+    if _is_offsets(text):
         given = parse_offsets(text)
         unknown = sorted(set(given) - set(parts))
         if unknown:
@@ -114,7 +127,11 @@ def plan(
     group: str | None = None,
     exactly_once: bool = False,
 ) -> ReplayPlan:
-    """Resolve the range, create the output topics, and give a new replay group its start offsets."""
+    """Resolve the range, create the output topics, and give a new replay group its start offsets.
+
+    Refused before anything is created: an output topic of the live worker, an inverted or empty range.
+    """
+    outputs = _outputs(settings, output_topic)
     name, _, version = model.partition("/")
     if not name or not version:
         raise AuditError(f"--model {model!r}: give NAME/VERSION, e.g. loan-approval/1")
@@ -126,8 +143,8 @@ def plan(
             "app_id": group or f"{settings.app_id}-replay-{output_topic}",
             "instance_id": "replay",
             "prediction_topic": output_topic,
-            "provenance_topic": f"{output_topic}.provenance",
-            "dlq_topic": f"{output_topic}.dlq",
+            "provenance_topic": outputs[1],
+            "dlq_topic": outputs[2],
             "model_name": name,
             "model_version": version,
             "model_reload_s": 0.0,
@@ -138,17 +155,78 @@ def plan(
     topic = settings.input_topic
     reader = Reader(client_config(settings))
     try:
-        start = positions(reader, topic, start_text)
-        end = positions(reader, topic, end_text)
+        start, end, notes = _range(reader, topic, start_text, end_text)
+        first = {p: reader.watermarks(topic, p)[0] for p in end}
     finally:
         reader.close()
     ensure_topics(
         client_config(settings),
-        {t: len(end) for t in (output_topic, f"{output_topic}.provenance", f"{output_topic}.dlq")},
+        {t: len(end) for t in outputs},
         replication_factor=settings.replication_factor,
     )
     committed, resumed = _initial_offsets(loop_settings, start)
-    return ReplayPlan(loop_settings, committed, end, resumed)
+    committed = {p: min(max(o, first[p]), end[p]) for p, o in committed.items()}  # as the consumer reads
+    return ReplayPlan(loop_settings, committed, end, resumed, tuple(notes))
+
+
+def _outputs(settings: Settings, output_topic: str) -> tuple[str, str, str]:
+    """The replay's predictions, provenance and dead-letter topics; none may be one the live worker uses."""
+    outputs = (output_topic, f"{output_topic}.provenance", f"{output_topic}.dlq")
+    live = worker_topics(settings)
+    for topic in outputs:
+        if topic in live:
+            kind = {outputs[1]: "its provenance topic ", outputs[2]: "its dead-letter topic "}
+            raise AuditError(
+                f"--output-topic {output_topic}: {kind.get(topic, '')}{topic!r} is {live[topic]} of the "
+                "live worker; give the replay an output topic of its own"
+            )
+    return outputs
+
+
+def _range(
+    reader: Reader, topic: str, start_text: str, end_text: str
+) -> tuple[dict[int, int], dict[int, int], list[str]]:
+    """Each partition's [start, end), within the offsets it holds, and a note for each offset moved there.
+
+    Partitions ``--to P:O,...`` does not name are not replayed. An inverted or empty range is refused.
+    """
+    start, end = positions(reader, topic, start_text), positions(reader, topic, end_text)
+    given = set(parse_offsets(end_text)) if _is_offsets(end_text) else set(end)
+    times = [
+        None if _is_offsets(t) or t in ("beginning", "end") else parse_time(t) for t in (start_text, end_text)
+    ]
+    marks = {p: reader.watermarks(topic, p) for p in end}
+    notes = _clamp(topic, "--from", start, marks) + _clamp(topic, "--to", end, marks)
+    inverted = [p for p in sorted(given) if start[p] > end[p]]
+    if (None not in times and times[0] > times[1]) or inverted:
+        where = f" in {topic}[{inverted[0]}]" if inverted else ""
+        raise AuditError(f"--from {start_text} is after --to {end_text}{where}: give --from the earlier one")
+    end = {p: o if p in given else start[p] for p, o in end.items()}
+    if all(start[p] >= end[p] for p in end):
+        raise AuditError(
+            f"--from {start_text} --to {end_text} holds no events of {topic} (--to is exclusive): "
+            "nothing to replay"
+        )
+    return start, end, notes
+
+
+def _is_offsets(text: str) -> bool:
+    return _OFFSETS.fullmatch(text.replace(" ", "")) is not None
+
+
+def _clamp(topic: str, flag: str, offsets: dict[int, int], marks: dict[int, tuple[int, int]]) -> list[str]:
+    """Move each offset into its partition's [first held, end], in place; a note for each one moved."""
+    notes = []
+    for p, offset in sorted(offsets.items()):
+        low, high = marks[p]
+        offsets[p] = min(max(offset, low), high)
+        if offset > high:
+            notes.append(f"{flag} {p}:{offset} is past the end of {topic}[{p}]: clamped to {p}:{high}")
+        elif offset < low:
+            notes.append(
+                f"{flag} {p}:{offset} is before the first offset {topic}[{p}] holds: clamped to {p}:{low}"
+            )
+    return notes
 
 
 def _initial_offsets(settings: Settings, start: dict[int, int]) -> tuple[dict[int, int], bool]:
@@ -180,7 +258,7 @@ def run(
     """Run the loop over the plan's range; (events handled, finished). Ctrl-C and SIGTERM stop it cleanly."""
     pipeline = pipeline_factory(replay.settings)
     loop = ScoringLoop(replay.settings, pipeline, WorkerMetrics(), Health())
-    loop.bound = EndBound(replay.settings.input_topic, replay.end)
+    loop.bound = EndBound(replay.settings.input_topic, replay.end, replay.start)
     thread = threading.Thread(target=loop.run, name="replay-loop", daemon=True)
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -28,6 +28,7 @@ from stream.contracts import Provenance
 from stream.kafka_config import client_config
 from stream.messages import Inbound
 from stream.settings import Settings
+from stream.terminal import printable
 
 __all__ = ["Finding", "VerifyMetrics", "VerifyReport", "serve", "verify"]
 SHOWN = 20  # findings of each kind printed as text
@@ -139,6 +140,7 @@ def _inputs(
 
 
 def render(report: VerifyReport) -> str:
+    """The findings, a line each (ids and details escaped: they come from records), then the summary."""
     lines: list[str] = []
     for kind, found in (("MISMATCH", report.mismatched), ("UNVERIFIABLE", report.unverifiable)):
         lines += [f"{kind} {f.event_id} {f.record}: {f.detail}" for f in found[:SHOWN]]
@@ -149,7 +151,7 @@ def render(report: VerifyReport) -> str:
         f"verified {report.sampled} of {report.records} provenance records: {report.exact} bit-exact "
         f"({share:.1f}%), {len(report.mismatched)} mismatched, {len(report.unverifiable)} unverifiable"
     )
-    return "\n".join(lines)
+    return "\n".join(map(printable, lines))
 
 
 class VerifyMetrics:

@@ -145,10 +145,12 @@ def model_compare(
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
         return
+    from stream.terminal import printable
+
     r = report
-    champion, challenger = (
-        f"{r.champion.name}/{r.champion.version}",
-        f"{r.challenger.name}/{r.challenger.version}",
+    champion, challenger = (  # names read from the drift topic
+        printable(f"{r.champion.name}/{r.champion.version}"),
+        printable(f"{r.challenger.name}/{r.challenger.version}"),
     )
     typer.echo(
         f"{challenger} (challenger) against {champion} (champion) on {r.pairs:,} paired outcomes: {r.verdict}"

@@ -27,7 +27,7 @@ import numpy as np
 
 from stream.contracts import Event, Role
 from stream.errors import ModelError
-from stream.messages import Inbound, Record
+from stream.messages import MAX_RECORD_BYTES, Inbound, Record
 from stream.model import LoadedModel
 from stream.records import JSON_VALUES, RecordBuilder, Serialize, Topics
 
@@ -72,6 +72,7 @@ class Challenge:
         pii_key: bytes,
         scorer: dict[str, str | None],
         serialize: tuple[Serialize, Serialize] = JSON_VALUES,
+        max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> None:
         self.model, self.percent = challenger, canary_percent
         self.cols = columns(champion, challenger)
@@ -79,8 +80,9 @@ class Challenge:
 
         def builder(model: LoadedModel, where: Topics, role: Role) -> RecordBuilder:
             return RecordBuilder.for_card(
-                where, model.card, pii_key=pii_key, scorer=scorer, role=role, serialize=serialize
-            )
+                where, model.card, pii_key=pii_key, scorer=scorer, role=role, serialize=serialize,
+                max_record_bytes=max_record_bytes,
+            )  # fmt: skip
 
         self.shadow = builder(challenger, shadow_topics, "shadow")
         self.canary = builder(challenger, topics, "canary")

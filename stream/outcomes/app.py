@@ -26,6 +26,7 @@ from stream.app import LoopService, ShellApp
 from stream.errors import ConfigError
 from stream.health import Health
 from stream.health import serve as serve_http
+from stream.http_server import HttpLimits
 from stream.kafka_config import client_config, connect
 from stream.keys import keys
 from stream.outcomes.kafka import OutcomeTopics
@@ -104,5 +105,5 @@ def create_outcome_app(settings: Settings) -> faust.App:
     )
     app.service(LoopService(loop, loop=app.loop, beacon=app.beacon))
     if settings.metrics_port:
-        serve_http(settings.metrics_port, metrics.registry, health)
+        serve_http(settings.metrics_port, metrics.registry, health, HttpLimits.of(settings))
     return app

@@ -39,7 +39,7 @@ from stream.outcomes.restore import ChangelogReader
 from stream.outcomes.store import Changed, Entry, PendingStore
 from stream.partitioning import partition_of
 from stream.performance import PerformanceTracker
-from stream.records import dead_letter_headers
+from stream.records import fit_dead_letter
 from stream.settings import Settings
 
 log = logging.getLogger("streamscore.outcomes")
@@ -168,7 +168,8 @@ class OutcomeLoop:
 
     def _dead_letter(self, m: Message, reason: PoisonEvent) -> None:
         self.join.count("invalid")
-        self._send(self.topics.dlq, m.value(), m.key(), -1, dead_letter_headers(m, reason, None))
+        key, value, headers = fit_dead_letter(m, reason, None, self.settings.max_record_bytes)
+        self._send(self.topics.dlq, value, key, -1, headers)
 
     def _expire(self) -> bool:
         """Expire a batch of each owned partition; True if one was full (more may be due)."""

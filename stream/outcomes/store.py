@@ -342,7 +342,8 @@ class PendingStore:
 
 def _options(cache_mib: int, memtable_mib: int) -> Options:
     """Bounded memory: partitioned index and filter blocks live in the block cache (only their top
-    level is pinned), two memtables at most. 10 million entries: under 160 MiB RSS (README)."""
+    level is pinned), two memtables at most. 10 million entries: under 160 MiB RSS (docs: the results
+    page, Outcome worker)."""
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     table = BlockBasedOptions()

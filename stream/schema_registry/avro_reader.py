@@ -16,7 +16,9 @@ symbols stay data.
 
 A reader returns the record and the offset after it; a payload that is cut short, has a varint of
 more than ten bytes, a negative length, a union or enum index out of range, a boolean byte other
-than 0 or 1, or a string that is not UTF-8 raises (the caller makes it a dead letter).
+than 0 or 1, a string that is not UTF-8, or arrays and maps claiming more items than the message
+can hold (:mod:`~stream.schema_registry.avro_bounds`, on both readers) raises (the caller makes it
+a dead letter).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 import fastavro
 from confluent_kafka.schema_registry import Schema
 
+from stream.schema_registry.avro_bounds import Scan, min_width, refusal, zero_width
 from stream.schema_registry.client import HEADER
 
 Reader = Callable[[bytes], tuple[Any, int]]
@@ -54,15 +57,17 @@ def avro_reader(schema: Schema) -> Reader:
     fastavro checks the schema first (an invalid one raises); the reader is generated when the
     schema allows it, fastavro's otherwise.
     """
-    document, start = json.loads(schema.schema_str), HEADER.size
-    parsed = fastavro.parse_schema(document)
+    document, start, named = json.loads(schema.schema_str), HEADER.size, {}
+    parsed = fastavro.parse_schema(document, named_schemas=named)
     try:
         return compile_reader(document, start)
     except Unsupported:
         pass
-    read = fastavro.schemaless_reader
+    read, scan = fastavro.schemaless_reader, Scan(parsed, named)
 
     def fastavros(value: bytes) -> tuple[Any, int]:
+        if scan.needed:  # refuses what fastavro would make too much of, or recurse too deep for
+            scan(value, start)
         stream = io.BytesIO(value)
         stream.seek(start)
         return read(stream, parsed, None), stream.tell()
@@ -77,7 +82,7 @@ def compile_reader(schema: Any, start: int = 0) -> Reader:
     body: list[str] = []
     scope: dict[str, Any] = {
         "_double": struct.Struct("<d").unpack_from, "_float": struct.Struct("<f").unpack_from,
-        "_EPOCH": _EPOCH, "_td": dt.timedelta, "_ZIGZAG": _ZIGZAG,
+        "_EPOCH": _EPOCH, "_td": dt.timedelta, "_ZIGZAG": _ZIGZAG, "_refusal": refusal,
     }  # fmt: skip
 
     def varint(out: str, indent: str) -> None:
@@ -175,9 +180,14 @@ def compile_reader(schema: Any, start: int = 0) -> Reader:
 
     def blocks(kind: dict[str, Any], name: str, out: str, indent: str) -> None:
         """Lines reading an array's or a map's blocks: a count (negative: a byte size follows), the
-        items, until a count of 0. A count above the value's size is refused: items of null (no
-        bytes) could otherwise make a few bytes ask for billions of them."""
+        items, until a count of 0; a count the message cannot hold is refused first (see
+        :mod:`~stream.schema_registry.avro_bounds`)."""
         n, item, key = f"n{next(names)}", f"x{next(names)}", f"k{next(names)}"
+        items = kind["items" if name == "array" else "values"]
+        width, zeros = min_width(items) + (name == "map"), zero_width(items)
+        over = ["items < 0"]
+        over += [f"{n} * {width} > size - pos"] if width else []
+        over += [f"(zeros := zeros - {n} * {zeros}) < 0"] if zeros else []
         body.append(f"{indent}{out} = {'[]' if name == 'array' else '{}'}")
         body.append(f"{indent}while True:")
         inner = indent + "    "
@@ -187,21 +197,28 @@ def compile_reader(schema: Any, start: int = 0) -> Reader:
         body.append(f"{inner}if {n} < 0:")
         body.append(f"{inner}    {n} = -{n}")
         varint("_", inner + "    ")
-        body.append(f"{inner}if {n} > size:")
-        body.append(f"{inner}    raise ValueError(f'a block of {{{n}}} items in {{size}} bytes')")
+        body.append(f"{inner}items -= {n}")
+        body.append(f"{inner}if {' or '.join(over)}:")
+        body.append(f"{inner}    raise _refusal({n}, pos, size)")
         body.append(f"{inner}for _ in range({n}):")
         if name == "map":
             length("m", inner + "    ")
             body.append(f"{inner}    {key} = buf[pos : pos + m].decode()")
             body.append(f"{inner}    pos += m")
-        read(kind["items" if name == "array" else "values"], item, inner + "    ")
+        read(items, item, inner + "    ")
         body.append(
             f"{inner}    " + (f"{out}.append({item})" if name == "array" else f"{out}[{key}] = {item}")
         )
 
     try:
         read(schema, "record", "    ")
-        lines = ["def read(buf):", "    pos, size = START, len(buf)", *body, "    return record, pos"]
+        lines = [
+            "def read(buf):",
+            "    pos, size = START, len(buf)",
+            "    items = zeros = size",
+            *body,
+            "    return record, pos",
+        ]
         source = "\n".join(lines)
         scope["START"] = start
         exec(source, scope)  # of the schema, only field names (as reprs) and integers are in the code

@@ -29,6 +29,7 @@ from stream.codec import BatchDecoder, schema_error
 from stream.contracts import Event, ModelCard
 from stream.errors import DecodeError, PoisonEvent, SchemaError
 from stream.schema_registry.avro_reader import Reader, avro_reader
+from stream.schema_registry.bounds import SchemaLimits
 from stream.schema_registry.client import HEADER, SchemaSource, WriterSchemas, schema_id
 from stream.schema_registry.schemas import event_json_schema
 
@@ -39,19 +40,21 @@ _events = TypeAdapter(list[Event])
 class AvroDecoder:
     """Avro values (each read with its writer's schema) to events, validated in one pydantic call."""
 
-    def __init__(self, client: SchemaSource, max_bytes: int) -> None:
-        self._schemas: WriterSchemas[Reader] = WriterSchemas(client, "AVRO", avro_reader)
+    def __init__(self, client: SchemaSource, max_bytes: int, limits: SchemaLimits | None = None) -> None:
+        self.schemas: WriterSchemas[Reader] = WriterSchemas(client, "AVRO", avro_reader, limits=limits)
         self._max_bytes = max_bytes
 
     def __call__(self, values: Sequence[bytes | None]) -> Decoded:
-        schemas, max_bytes = self._schemas, self._max_bytes
+        schemas, max_bytes = self.schemas, self._max_bytes
         records: list[Any] = []
+        last, read = -1, None  # the id of the value before, and its reader: a batch mostly has one
         for value in values:
             try:
                 sid = schema_id(value, max_bytes)
-                read = schemas[sid]
+                if sid != last:
+                    read, last = schemas[sid], sid
                 try:
-                    record, end = read(value)  # type: ignore[arg-type]
+                    record, end = read(value)  # type: ignore[arg-type,misc]
                 except Exception as exc:  # a payload cut short, not UTF-8, an index out of range, ...
                     raise DecodeError(f"payload does not match Avro schema id {sid}: {exc!r}") from None
                 if end != len(value):  # type: ignore[arg-type]
@@ -87,20 +90,26 @@ Validator = Callable[[Any], object] | None
 class JsonSchemaDecoder:
     """JSON Schema values: the header read, the payloads validated as a batch as on the JSON path."""
 
-    def __init__(self, client: SchemaSource, card: ModelCard, max_bytes: int) -> None:
+    def __init__(
+        self, client: SchemaSource, card: ModelCard, max_bytes: int, limits: SchemaLimits | None = None
+    ) -> None:
         own = event_json_schema(card)
-        self._schemas: WriterSchemas[Validator] = WriterSchemas(client, "JSON", lambda s: _validator(s, own))
+        self.schemas: WriterSchemas[Validator] = WriterSchemas(
+            client, "JSON", lambda s: _validator(s, own), limits=limits
+        )
         self._max_bytes = max_bytes
         self._payloads = BatchDecoder(max_bytes)
 
     def __call__(self, values: Sequence[bytes | None]) -> Decoded:
-        schemas, max_bytes = self._schemas, self._max_bytes
+        schemas, max_bytes = self.schemas, self._max_bytes
         refused: list[PoisonEvent | None] = []
         payloads: list[bytes] = []
+        last, check = -1, None  # the id of the value before, and its validator
         for value in values:
             try:
                 sid = schema_id(value, max_bytes)
-                check = schemas[sid]
+                if sid != last:
+                    check, last = schemas[sid], sid
                 payload = value[HEADER.size :]  # type: ignore[index]
                 if check is not None:
                     _check(check, payload, sid)

@@ -16,16 +16,18 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from stream.contracts import Event, ModelCard, Provenance
 from stream.errors import ConfigError, DecodeError, PoisonEvent
 from stream.records import JSON_VALUES, Serialize
+from stream.schema_registry.bounds import SchemaLimits
 from stream.schema_registry.carry import avro_refusal, json_refusal
-from stream.schema_registry.client import registry_client, registry_errors, subject
+from stream.schema_registry.client import one_line, registry_client, registry_errors, subject
 from stream.schema_registry.decode import AvroDecoder, JsonSchemaDecoder
 from stream.schema_registry.encode import avro_serializer, json_serializer
+from stream.schema_registry.lookup import RegistryLookups
 from stream.schema_registry.schemas import (
     OUTPUTS,
     avro_schema,
@@ -48,7 +50,7 @@ def wire_codecs(settings: Settings, card: ModelCard) -> tuple[Decoder | None, Se
     if settings.input_format == "json" and settings.output_format == "json":
         return None, JSON_VALUES
     client = registry_client(settings)
-    with registry_errors(settings.schema_registry_url):
+    with registry_errors(settings.schema_registry_url, settings.schema_registry_timeout_s):
         return _decoder(client, settings, card), _serializers(client, settings)
 
 
@@ -83,34 +85,54 @@ def output_schema(kind: WireFormat, name: str) -> dict[str, Any]:
 
 
 def _decoder(client: SchemaRegistryClient, settings: Settings, card: ModelCard) -> Decoder | None:
+    """The input decoder, holding the schema registered as the input subject (registered from the
+    card when there is none) once it is checked: within the bounds, carrying the card's features."""
     kind = settings.input_format
     if kind == "json":
         return None
+    lookups, limits = RegistryLookups(settings), SchemaLimits.of(settings)
+    if kind == "avro":
+        decoder: AvroDecoder | JsonSchemaDecoder = AvroDecoder(lookups, settings.max_message_bytes, limits)
+    else:
+        decoder = JsonSchemaDecoder(lookups, card, settings.max_message_bytes, limits)
     name = subject(settings.input_topic)
-    try:
-        latest = client.get_latest_version(name)
-    except SchemaRegistryError as exc:
-        if exc.error_code not in NOT_FOUND:
-            raise ConfigError(f"schema registry: cannot read {name}: {exc.error_message}") from None
-        register(client, name, event_schema(kind, card))
-        latest = None
-    if latest is not None:
-        registered = latest.schema
-        if (registered.schema_type or "AVRO") != SCHEMA_TYPES[kind]:
+    latest = _latest(client, settings, name)
+    if latest is None:
+        schema = event_schema(kind, card)
+        schema_id = register(client, name, schema)
+        where = f"the schema made for {name} from the card (id {schema_id})"
+    else:
+        schema, schema_id = latest.schema, latest.schema_id
+        where = f"the schema registered as {name} (version {latest.version}, id {schema_id})"
+        if (schema.schema_type or "AVRO") != SCHEMA_TYPES[kind]:
             raise ConfigError(
-                f"{name} holds a {registered.schema_type or 'AVRO'} schema, not {SCHEMA_TYPES[kind]}: "
+                f"{name} holds a {schema.schema_type or 'AVRO'} schema, not {SCHEMA_TYPES[kind]}: "
                 f"set STREAMSCORE_INPUT_FORMAT to its format"
             )
-        refuse = avro_refusal if kind == "avro" else json_refusal
-        reason = refuse(json.loads(registered.schema_str), card)
-        if reason is not None:
+    refused = decoder.schemas.pin(schema_id, Schema(schema.schema_str, SCHEMA_TYPES[kind]))
+    if refused is not None:
+        raise ConfigError(f"{where} is refused: {refused}")
+    refuse = avro_refusal if kind == "avro" else json_refusal
+    reason = refuse(json.loads(schema.schema_str), card)
+    if reason is not None:
+        raise ConfigError(
+            f"{where} cannot carry the features of model {card.name} {card.version}: {reason}; "
+            "register one that can"
+        )
+    return decoder
+
+
+def _latest(client: SchemaRegistryClient, settings: Settings, name: str) -> RegisteredSchema | None:
+    """The latest version registered as ``name``; None if there is none."""
+    try:
+        return client.get_latest_version(name)
+    except SchemaRegistryError as exc:
+        if exc.error_code not in NOT_FOUND:
             raise ConfigError(
-                f"the schema registered as {name} (version {latest.version}, id {latest.schema_id}) cannot "
-                f"carry the features of model {card.name} {card.version}: {reason}; register one that can"
-            )
-    if kind == "avro":
-        return AvroDecoder(client, settings.max_message_bytes)
-    return JsonSchemaDecoder(client, card, settings.max_message_bytes)
+                f"schema registry {settings.schema_registry_url}: cannot read {name}: "
+                f"{one_line(exc.error_message)} (HTTP {exc.http_status_code})"
+            ) from None
+    return None
 
 
 def _serializers(client: SchemaRegistryClient, settings: Settings) -> Serializers:

@@ -3,22 +3,36 @@
 Every input message yields exactly one outcome: a prediction and its provenance (both valid against
 their contracts), or a dead letter with a stage and a reason, carrying the original bytes. Never
 an exception.
+
+The Avro pipeline reads registered input by schema id: 1 the card's event schema, 2 the same with
+arrays and maps (read by the generated reader), 3 with arrays and a recursive record (read by
+fastavro); its messages are built from block counts and lengths (:func:`avro_message`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import io
 import itertools
+import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import fastavro
 import orjson
+from confluent_kafka.schema_registry import Schema
 
 from stream.contracts import DeadLetter, Prediction, Provenance
 from stream.messages import inbound
-from stream.model import load
+from stream.model import load, load_card, resolve
 from stream.pipeline import Pipeline, Topics
 from stream.producer import events
+from stream.schema_registry.client import StaticSchemas, header
+from stream.schema_registry.decode import AvroDecoder
+from stream.schema_registry.schemas import event_avro_schema
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 TOPICS = Topics("predictions", "provenance", "events.dlq")
@@ -28,9 +42,10 @@ def make_pipeline(
     root: Path = MODELS,
     max_message_bytes: int = 65_536,
     clock: Callable[[], float] = time.time,
-    **limits: int,
+    **options: Any,
 ) -> Pipeline:
-    """A pipeline serving the latest loan-approval of registry ``root``."""
+    """A pipeline serving the latest loan-approval of registry ``root``; ``options`` of
+    :class:`~stream.pipeline.Pipeline` (limits, a decoder)."""
     return Pipeline(
         load(root, "loan-approval"),
         TOPICS,
@@ -38,7 +53,7 @@ def make_pipeline(
         scorer={"version": "0", "revision": None, "worker_id": "host:1"},
         max_message_bytes=max_message_bytes,
         clock=clock,
-        **limits,
+        **options,
     )
 
 
@@ -97,4 +112,74 @@ def seeds() -> list[bytes]:
         event.replace(b'"event_id":"', b'"event_id":"\\ud800', 1),
         event.replace(b'"entity_id":"', b'"entity_id":"\xc0\xaf\x00', 1),
         b'{"event_id":"x","features":' + b"[" * 300,
+    ]
+
+
+def zigzag(n: int) -> bytes:
+    """Avro's varint of a long (a block count, a length, an index)."""
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n >= 128:
+        out.append(n & 127 | 128)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def avro_schemas() -> dict[int, dict]:
+    """The writer schemas of the Avro pipeline by id (see the module's docstring)."""
+    event = event_avro_schema(load_card(resolve(MODELS, "loan-approval")))
+    nulls = {"type": "array", "items": "null"}
+    node = {
+        "type": "record", "name": "Node",
+        "fields": [{"name": "next", "type": ["null", "Node"]}, {"name": "tags", "type": nulls}],
+    }  # fmt: skip
+    arrays = [
+        {"name": "tags", "type": nulls},
+        {"name": "counts", "type": {"type": "map", "values": ["null", "long"]}},
+        {"name": "grid", "type": {"type": "array", "items": nulls}},
+    ]
+    chain = [{"name": "tags", "type": nulls}, {"name": "chain", "type": node}]
+    return {
+        1: event,
+        2: {**event, "name": "Arrays", "fields": [*event["fields"], *arrays]},
+        3: {**event, "name": "Chain", "fields": [*event["fields"], *chain]},
+    }
+
+
+def make_avro_pipeline(max_message_bytes: int = 65_536) -> Pipeline:
+    """A pipeline reading registered Avro events of :func:`avro_schemas`."""
+    source = StaticSchemas({i: Schema(json.dumps(s), "AVRO") for i, s in avro_schemas().items()})
+    decoder = AvroDecoder(source, max_message_bytes)
+    return make_pipeline(max_message_bytes=max_message_bytes, decoder=decoder)
+
+
+def avro_message(schema_id: int, tail: bytes) -> bytes:
+    """A valid event's fields in Avro, then ``tail`` (the rest of schema ``schema_id``'s fields, or
+    anything), in the wire format."""
+    return header(schema_id) + _avro_event() + tail
+
+
+@functools.cache
+def _avro_event() -> bytes:
+    event = valid_events(1)[0]
+    event["occurred_at"] = dt.datetime.fromisoformat(event["occurred_at"])
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, fastavro.parse_schema(avro_schemas()[1]), event)
+    return out.getvalue()
+
+
+def avro_seeds() -> list[bytes]:
+    """Avro inputs to grow from: valid events of each schema, and bombs of block counts and nesting."""
+    grid = zigzag(2) + zigzag(1) + b"\x00" + zigzag(-1) + zigzag(0) + b"\x00" + b"\x00"
+    return [
+        avro_message(1, b""),
+        avro_message(
+            2, zigzag(3) + b"\x00" + zigzag(1) + zigzag(1) + b"a" + zigzag(1) + zigzag(2) + b"\x00" + grid
+        ),
+        avro_message(3, zigzag(2) + b"\x00" + zigzag(1) + b"\x00" + b"\x00" + b"\x00"),
+        avro_message(2, zigzag(19_990) * 6_663 + b"\x00"),
+        avro_message(2, b"\x00\x00" + zigzag(4_000) + (zigzag(19_990) + b"\x00") * 4_000 + b"\x00"),
+        avro_message(3, zigzag(-(2**26)) + zigzag(0) + b"\x00"),
+        avro_message(3, b"\x00" + zigzag(1) * 5_000 + b"\x00" * 5_001),
     ]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fuzz.outcomes import seeds
+from fuzz.outcomes import avro_seeds, seeds
 
 HARNESS = Path(__file__).with_name("fuzz_pipeline.py")
 
@@ -19,7 +19,7 @@ def test_atheris_finds_no_crash(tmp_path):
     pytest.importorskip("atheris", reason="atheris is not installed (pip install atheris)")
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    for i, seed in enumerate(seeds()):
+    for i, seed in enumerate([*seeds(), *avro_seeds(), b"\x01" + bytes(range(64))]):
         (corpus / f"seed-{i}").write_bytes(seed)
     seconds = int(os.environ.get("STREAMSCORE_FUZZ_SECONDS", "60"))
     done = subprocess.run(

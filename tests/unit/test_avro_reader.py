@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import io
+import itertools
 import json
 import struct
 
@@ -119,7 +120,11 @@ def test_blocks_with_a_byte_size_and_several_blocks_read():
         ("string", b"\x08ab", "a length of 4 at 1 of 3 bytes"),
         (["null", "long"], b"\x04", "union index 2 of 2 branches"),
         ({"type": "enum", "name": "E", "symbols": ["A"]}, b"\x02", "enum index 1 of 1"),
-        ({"type": "array", "items": "null"}, b"\x80\x08", "a block of 512 items in 2 bytes"),
+        (
+            {"type": "array", "items": "null"},
+            b"\x80\x08",
+            "a block of 512 items at byte 2: more than the 2-byte",
+        ),
         ("string", b"\x02\xff", "can't decode byte 0xff"),
     ],
 )
@@ -179,3 +184,102 @@ def test_a_schema_nested_deeper_than_python_compiles_is_read_by_fastavro():
     fastavro.schemaless_writer(out, fastavro.parse_schema(record_schema), {"a": []})
     value = header(1) + out.getvalue()
     assert avro_reader(Schema(json.dumps(record_schema), "AVRO"))(value) == ({"a": []}, len(value))
+
+
+TWICE = {**EVERYTHING, "fields": [*EVERYTHING["fields"], {"name": "again", "type": "Inner"}]}
+TWICE_PARSED = fastavro.parse_schema(TWICE)
+READ_TWICE = avro_reader(Schema(json.dumps(TWICE), "AVRO"))  # a named type used twice: fastavro reads it
+
+
+def _fastavros_twice(value: bytes) -> object:
+    return fastavro.schemaless_reader(io.BytesIO(value), TWICE_PARSED, None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(RECORDS, st.fixed_dictionaries({"n": LONGS, "s": st.text(max_size=10)}))
+def test_records_read_by_fastavro_pass_its_bounds(record, again):
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, TWICE_PARSED, {**record, "again": again})
+    value = header(1) + out.getvalue()
+    assert READ_TWICE(value) == (_fastavros_twice(value[5:]), len(value))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_bytes_read_as_fastavro_or_are_refused_on_its_path(value):
+    try:
+        record, end = READ_TWICE(header(1) + value)
+    except Exception:  # refused: by the bounds or by fastavro
+        return
+    assert record == _fastavros_twice(value[: end - 5])
+
+
+def _zigzag(n: int) -> bytes:
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, "long", n)
+    return out.getvalue()
+
+
+def _blocked(items: list[bytes], sizes: list[int], negative: list[bool]) -> bytes:
+    """``items`` in blocks of ``sizes`` (cycled), a block's count negative with its byte size after."""
+    out, i = bytearray(), 0
+    for size, minus in zip(itertools.cycle(sizes), itertools.cycle(negative), strict=False):
+        if i >= len(items):
+            break
+        block = items[i : i + size]
+        i += size
+        body = b"".join(block)
+        out += _zigzag(-len(block)) + _zigzag(len(body)) if minus else _zigzag(len(block))
+        out += body
+    return bytes(out + b"\x00")
+
+
+TWO = {
+    "type": "record",
+    "name": "Two",
+    "fields": [{"name": "n", "type": "null"}, {"name": "x", "type": "long"}],
+}
+ITEM_VALUES = {
+    "null": st.none(), "long": LONGS, json.dumps(["null", "string"]): st.none() | st.text(max_size=5),
+    json.dumps(TWO): st.fixed_dictionaries({"n": st.none(), "x": LONGS}),
+}  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), st.sampled_from(sorted(ITEM_VALUES)), st.lists(st.integers(1, 4), min_size=1, max_size=4))
+def test_arrays_and_maps_in_any_blocks_read_as_fastavro_reads_them(data, item, sizes):
+    """Written in blocks of any sizes, with counts positive or negative (a byte size after): read whole,
+    on both readers."""
+    kind = json.loads(item) if item[0] in "[{" else item
+    valued = {**kind, "name": "Valued"} if isinstance(kind, dict) else kind  # a name is defined once
+    listed = data.draw(st.lists(ITEM_VALUES[item], max_size=12))
+    mapped = data.draw(st.dictionaries(st.text(max_size=4), ITEM_VALUES[item], max_size=8))
+    negative = data.draw(st.lists(st.booleans(), min_size=1, max_size=4))
+    parsed = fastavro.parse_schema(kind)
+    entries = [_written_as("string", k) + _written_as(parsed, v) for k, v in mapped.items()]
+    payload = _blocked([_written_as(parsed, v) for v in listed], sizes, negative)
+    payload += _blocked(entries, sizes, negative)
+    fixed = {"type": "fixed", "name": "F", "size": 1}
+    fields = [
+        {"name": "a", "type": {"type": "array", "items": kind}},
+        {"name": "m", "type": {"type": "map", "values": valued}},
+    ]
+    generated = {"type": "record", "name": "Blocks", "fields": fields}
+    twice = {**generated, "fields": [*fields, {"name": "p", "type": fixed}, {"name": "q", "type": "F"}]}
+    want, nulls = {"a": listed, "m": mapped}, (len(listed) + len(mapped)) * (kind == "null")
+    value = header(1) + payload + b"pq"
+    for read, message, record in (
+        (compile_reader(generated), payload, want),
+        (avro_reader(Schema(json.dumps(twice), "AVRO")), value, {**want, "p": b"p", "q": b"q"}),
+    ):
+        if nulls > len(message):  # more items of no bytes than the message has bytes: refused
+            with pytest.raises(ValueError, match="more than the"):
+                read(message)
+        else:
+            assert read(message) == (record, len(message))
+
+
+def _written_as(parsed: object, value: object) -> bytes:
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, parsed, value)
+    return out.getvalue()

@@ -3,18 +3,30 @@
 The inputs: random bytes; random JSON documents; valid events with tokens spliced in that no JSON
 encoder writes (NaN, Infinity, numbers beyond float64 or float32, leading zeros); strings holding
 lone surrogates, NUL, overlong or truncated UTF-8, a BOM; deep nesting; random byte edits of valid
-events. A short run is part of the unit tests; ``-m chaos`` (or ``STREAMSCORE_CHAOS=1``) runs a long
-one of ``STREAMSCORE_FUZZ_EXAMPLES`` batches.
+events; registered Avro messages of any block counts and lengths (in a bound on memory). A short run
+is part of the unit tests; ``-m chaos`` (or ``STREAMSCORE_CHAOS=1``) runs a long one of
+``STREAMSCORE_FUZZ_EXAMPLES`` batches.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tracemalloc
 
 import orjson
 import pytest
-from fuzz.outcomes import check, make_pipeline, outcome, seeds, valid_events
+from fuzz.outcomes import (
+    avro_message,
+    avro_seeds,
+    check,
+    make_avro_pipeline,
+    make_pipeline,
+    outcome,
+    seeds,
+    valid_events,
+    zigzag,
+)
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -168,3 +180,74 @@ EVENT = orjson.dumps(EVENTS[0])
 def test_edge_cases_have_the_expected_outcome(pipeline, value, stage, reason):
     got_stage, got_reason = outcome(pipeline, value)
     assert got_stage == stage and reason in got_reason
+
+
+AVRO_COUNTS = st.one_of(
+    st.integers(-3, 3),
+    st.sampled_from([127, 128, 19_990, -19_990, 2**26, -(2**26), 2**31, 2**62, -(2**63)]),
+    st.integers(-(2**63), 2**63 - 1),
+)
+AVRO_TOKENS = st.lists(st.one_of(AVRO_COUNTS.map(zigzag), st.binary(max_size=8)), max_size=32).map(b"".join)
+AVRO_SEEDS = avro_seeds()
+AVRO_PEAK = 64 * 2**20
+"""Generous: a batch of eight messages of up to 64 KiB; a block bomb makes hundreds of MiB."""
+
+
+@st.composite
+def _avro_spliced(draw: st.DrawFn) -> bytes:
+    """A valid Avro event of any schema with block counts, lengths or bytes put in anywhere."""
+    data = bytearray(draw(st.sampled_from(AVRO_SEEDS[:3])))
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(5, len(data)))
+        data[at : at + draw(st.integers(0, 2))] = draw(AVRO_TOKENS)
+    return bytes(data)
+
+
+AVRO_MESSAGE = st.one_of(
+    st.builds(avro_message, st.integers(1, 4), AVRO_TOKENS),
+    _avro_spliced(),
+    st.sampled_from(AVRO_SEEDS),
+    st.binary(max_size=300).map(lambda b: b"\x00" + b),
+)
+
+
+@pytest.fixture(scope="module")
+def avro_pipeline():
+    return make_avro_pipeline()
+
+
+AVRO_BATCH = st.lists(AVRO_MESSAGE, min_size=1, max_size=8)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=AVRO_BATCH)
+def test_every_avro_input_has_exactly_one_outcome_in_bounded_memory(avro_pipeline, values):
+    _fuzz_bounded(avro_pipeline, values)
+
+
+@pytest.mark.chaos
+@settings(
+    max_examples=int(os.environ.get("STREAMSCORE_FUZZ_EXAMPLES", "10000")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(values=AVRO_BATCH)
+def test_every_avro_input_has_exactly_one_outcome_in_bounded_memory_long(avro_pipeline, values):
+    _fuzz_bounded(avro_pipeline, values)
+
+
+def _fuzz_bounded(pipeline, values):
+    tracemalloc.start()
+    try:
+        _fuzz(pipeline, values)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < AVRO_PEAK, f"{peak / 2**20:.0f} MiB"
+
+
+def test_the_avro_seeds_have_the_expected_outcomes(avro_pipeline):
+    got = [outcome(avro_pipeline, value) for value in AVRO_SEEDS]
+    assert [stage for stage, _ in got] == ["scored", "schema", "schema", *["decode"] * 4]
+    assert all("more than the" in reason for _, reason in got[3:6]), got
+    assert "nested more than" in got[6][1]

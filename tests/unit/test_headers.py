@@ -54,6 +54,15 @@ def _records(headers):
         ([("traceparent", PARENT + b"-more")], []),  # version 00 has exactly 55 bytes
         ([("traceparent", b"01" + PARENT[2:] + b"-more")], [("traceparent", b"01" + PARENT[2:] + b"-more")]),
         ([("other", b"v")], []),
+        (  # a tracestate longer than the spec's 512 characters is dropped, the parent kept
+            [("traceparent", PARENT), ("tracestate", b"v=" + b"a" * 511)],
+            [("traceparent", PARENT)],
+        ),
+        (
+            [("traceparent", PARENT), ("tracestate", b"v=" + b"a" * 510)],
+            [("traceparent", PARENT), ("tracestate", b"v=" + b"a" * 510)],
+        ),
+        ([("traceparent", b"01" + PARENT[2:] + b"-" + b"m" * 1_000_000)], []),  # a later version, too long
     ],
 )
 def test_trace_context_is_carried_only_when_well_formed(headers, carried):

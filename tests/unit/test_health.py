@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from stream.broker import free_port
 from stream.health import Health, serve
+from stream.http_server import HttpLimits
 
 
 def test_probes_over_http():
@@ -18,7 +19,7 @@ def test_probes_over_http():
     registry = CollectorRegistry()
     Counter("probe_test", "a counter", registry=registry).inc()
     port = free_port()
-    serve(port, registry, health)
+    running = serve(port, registry, health, HttpLimits(host="127.0.0.1"))
 
     def get(path):
         try:
@@ -38,3 +39,4 @@ def test_probes_over_http():
     assert get("/healthz")[0] == 503 and get("/readyz")[0] == 503
     health.tick()
     assert get("/healthz")[0] == 200
+    running.close()

@@ -16,7 +16,7 @@ from stream.codec import keyed_hash
 from stream.contracts import DeadLetter, Event, Prediction, Provenance
 from stream.errors import FeatureError
 from stream.messages import inbound
-from stream.records import RecordBuilder, Topics, dead_letter_headers
+from stream.records import RecordBuilder, Topics, fit_dead_letter
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"
 KEY = b"records-key"
@@ -120,7 +120,7 @@ def test_a_score_that_is_not_a_probability_is_a_dead_letter(bad):
 
 def test_dead_letter_headers_keep_the_originals_first_and_say_why():
     msg = inbound(b"x", b"k", "events", 4, 99, 1_234, [("trace", b"t")])
-    headers = dead_letter_headers(msg, FeatureError("feature 'age' is missing"), "e-9")
+    headers = fit_dead_letter(msg, FeatureError("feature 'age' is missing"), "e-9", 1 << 20)[2]
     assert headers[0] == ("trace", b"t")
     dl = DeadLetter.from_headers(headers)
     assert (dl.topic, dl.partition, dl.offset, dl.timestamp_ms, dl.stage, dl.event_id) == (
@@ -135,7 +135,7 @@ def test_dead_letter_headers_keep_the_originals_first_and_say_why():
 
 
 def test_a_message_without_a_timestamp_gets_no_timestamp_header():
-    headers = dead_letter_headers(inbound(b"x"), FeatureError("no"), None)
+    headers = fit_dead_letter(inbound(b"x"), FeatureError("no"), None, 1 << 20)[2]
     names = [name for name, _ in headers]
     assert "__connect.errors.timestamp" not in names and "streamscore.event_id" not in names
     assert DeadLetter.from_headers(headers).timestamp_ms is None
