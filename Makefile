@@ -3,16 +3,18 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.docs-installed
 QUIX   := .venv-quix
 PYTEST_ARGS ?=
 # make test runs pytest in this many processes (pytest-xdist), each with its own broker and registry
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv quix-venv kafka registry k8s-tools run test chaos dashboard drift-plot unit integration lint format bench bench-quick up down clean
+.PHONY: help venv quix-venv kafka registry k8s-tools run test docs chaos dashboard drift-plot unit integration lint format bench bench-quick up down clean
 
 help:
 	@echo "make run      demo: embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), worker, producer"
-	@echo "make test     lint, then unit and integration tests against a real Kafka broker"
+	@echo "make test     lint, the docs site, then unit and integration tests against a real Kafka broker"
+	@echo "make docs     the documentation site into site/ (mkdocs build --strict); .venv/bin/mkdocs serve to edit"
 	@echo "make chaos    the long fault-injection suite and other chaos tests; results to bench/results/faults-<date>.json"
 	@echo "make lint     ruff check and format check"
 	@echo "make k8s-tools  helm, kubeconform and the schemas the Helm chart's tests use (once, into ~/.cache)"
@@ -29,6 +31,15 @@ $(STAMP): pyproject.toml
 	touch $@
 
 venv: $(STAMP)
+
+# The documentation site's tools (the docs extra): only the docs and the tests need them, not make run.
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[test,train,bench,mlflow,docs]'
+	touch $@
+
+# The site from docs/ and mkdocs.yml; the reference and results pages are generated while it builds.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict --quiet
 
 # The Quix Streams peer of the benchmark ladder runs from a venv of its own (it pins an older
 # confluent-kafka); only the benchmarks need it.
@@ -63,7 +74,7 @@ K8S_TOOLS_ARGS ?=
 k8s-tools: $(STAMP)
 	$(BIN)/python tests/k8s_tools.py $(K8S_TOOLS_ARGS)
 
-test: lint kafka registry k8s-tools
+test: lint docs kafka registry k8s-tools
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=12 $(PYTEST_ARGS)
 
 # Faults at the long sizes (several kills, both guarantees) and every test marked chaos.
@@ -107,4 +118,4 @@ down:
 	docker compose down
 
 clean:
-	rm -rf $(VENV) $(QUIX) .pytest_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) $(QUIX) .pytest_cache .ruff_cache .hypothesis *.egg-info site

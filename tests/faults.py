@@ -4,7 +4,8 @@ Each scenario of ``tests/integration/test_faults.py`` publishes a known set of e
 injects a fault, then reads every output and asks :func:`account` whether each input ended as
 a prediction (with its provenance) or a dead letter: none lost, and how many more than once.
 ``STREAMSCORE_CHAOS=1`` selects the long sizes; ``STREAMSCORE_FAULTS_JSON=<path>`` writes the
-scenarios' rows there. ``python tests/faults.py <json>`` prints them as the README's table.
+scenarios' rows there. ``python tests/faults.py <json>`` prints them as a Markdown table (the
+docs' results page shows every run's).
 """
 
 from __future__ import annotations
@@ -354,7 +355,7 @@ def save(results: list[Result], path: Path) -> None:
 
 
 def table(doc: dict) -> str:
-    """The README's Markdown table of a results document."""
+    """The Markdown table of a results document."""
     lines = [
         "| scenario | guarantee | events | lost | duplicated | recovery s |",
         "| --- | --- | ---: | ---: | ---: | ---: |",

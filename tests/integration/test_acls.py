@@ -1,6 +1,7 @@
 """A broker with ACLs on (StandardAuthorizer, nothing allowed without an ACL): the workers do their
-whole job with the permissions the README lists, a user without write on the internal topics cannot
-plant state, and a missing permission stops the worker in one line naming the topic and operation."""
+whole job with the permissions docs/operations/security.md lists, a user without write on the
+internal topics cannot plant state, and a missing permission stops the worker in one line naming the
+topic and operation."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def _topics(base: str) -> dict[str, str]:
 
 
 def scoring_acls(user: str, app: str, topics: dict[str, str]) -> list[tuple[str, str, str]]:
-    """(resource type, name, operation) for the scoring worker: the README's table."""
+    """(resource type, name, operation) for the scoring worker: the Kafka ACLs table of the security page."""
     t = topics
     return [
         ("topic", t["STREAMSCORE_INPUT_TOPIC"], "READ"),
@@ -84,7 +85,7 @@ def scoring_acls(user: str, app: str, topics: dict[str, str]) -> list[tuple[str,
 
 
 def outcome_acls(user: str, app: str, topics: dict[str, str]) -> list[tuple[str, str, str]]:
-    """The outcome worker's: the README's table."""
+    """The outcome worker's: the Kafka ACLs table of the security page."""
     t = topics
     return [
         *(("topic", t[f"STREAMSCORE_{x}_TOPIC"], "DESCRIBE") for x in ("INPUT", "PREDICTION")),

@@ -179,8 +179,8 @@ def test_max_replicas_equal_to_the_partitions_renders():
 def test_lag_threshold_is_the_measured_rate_times_the_seconds():
     """values.yaml's per-pod rates are the benchmark's; KEDA's lagThreshold is rate x lagSeconds."""
     assert VALUES["autoscaling"]["podEventsPerSecond"] == BENCH["streamscore"]["events_per_s"]
-    readme = (ROOT / "README.md").read_text()
-    assert "31,639 x 5 = **158,195**" in readme and "24,626 x 5 = 123,130" in readme
+    page = (ROOT / "docs/operations/kubernetes.md").read_text()
+    assert "31,639 x 5 = **158,195**" in page and "24,626 x 5 = 123,130" in page
     eos = yaml.safe_load(EOS.read_text())
     assert eos["autoscaling"]["podEventsPerSecond"] == BENCH["streamscore-eos"]["events_per_s"]
     for args, rate in (([], 31639), (["-f", str(EOS)], 24626)):

@@ -43,7 +43,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- index .Values.config "STREAMSCORE_SESSION_TIMEOUT_S" | default "10" | float64 -}}
 {{- end -}}
 
-{{- /* lagThreshold = podEventsPerSecond x lagSeconds (values.yaml, README "Partition planning") */ -}}
+{{- /* lagThreshold = podEventsPerSecond x lagSeconds (values.yaml, docs/operations/lag-and-scaling.md) */ -}}
 {{- define "streamscore.lagThreshold" -}}
 {{- mulf .Values.autoscaling.podEventsPerSecond .Values.autoscaling.lagSeconds | floor | int64 -}}
 {{- end -}}
