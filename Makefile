@@ -59,7 +59,7 @@ kafka: $(STAMP)
 # benchmark's for its Avro and JSON Schema rungs, and the demo's when STREAMSCORE_INPUT_FORMAT or
 # STREAMSCORE_OUTPUT_FORMAT asks for a registered format.
 registry: $(STAMP)
-	$(BIN)/python -m stream.schema_registry.apicurio >/dev/null
+	$(BIN)/python -m stream.tools.apicurio >/dev/null
 
 # A random secret per run unless STREAMSCORE_SECRET is set: the demo's keys live only as long as it.
 run: kafka

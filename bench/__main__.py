@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench import broker_startup, formats, ladder, memory, micro
-from stream.broker import KAFKA_VERSION, BrokerError, EmbeddedKafka
+from stream.tools.broker import KAFKA_VERSION, BrokerError, EmbeddedKafka
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -96,7 +96,7 @@ def schema_registry(needed: bool) -> Iterator[tuple[str | None, str]]:
     if given or not needed:
         yield given, "no registered format chosen"
         return
-    from stream.schema_registry.apicurio import Apicurio
+    from stream.tools.apicurio import Apicurio
 
     registry = Apicurio()
     try:

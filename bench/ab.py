@@ -20,7 +20,7 @@ from pathlib import Path
 from bench.harness import Harness
 from bench.ladder import RUNGS
 from bench.load import Pool
-from stream.broker import EmbeddedKafka
+from stream.tools.broker import EmbeddedKafka
 
 
 def _variant(spec: str) -> tuple[str, tuple[tuple[str, str], ...]]:

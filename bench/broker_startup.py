@@ -9,8 +9,8 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from stream.broker import KAFKA_VERSION, EmbeddedKafka, kafka_classpath
-from stream.topics import ensure_topics
+from stream.kafka.topics import ensure_topics
+from stream.tools.broker import KAFKA_VERSION, EmbeddedKafka, kafka_classpath
 
 MESSAGES = 100_000
 

@@ -21,13 +21,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from stream.broker import free_port
-from stream.demo import _wait_for_group, kafka_at
-from stream.kafka_config import client_config
+from stream.kafka.config import client_config
+from stream.kafka.topics import prepare_topics
 from stream.keys import with_secret
-from stream.producer import produce
 from stream.settings import Settings
-from stream.topics import prepare_topics
+from stream.tools.broker import free_port
+from stream.tools.demo import _wait_for_group, kafka_at
+from stream.tools.produce import produce
 
 ROOT = Path(__file__).parents[1]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "streamscore.json"
@@ -94,7 +94,7 @@ def main() -> None:
             prometheus, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{prom_port}",
         ]  # fmt: skip
-        worker_args = [sys.executable, "-m", "stream.cli", "worker"]
+        worker_args = [sys.executable, "-m", "stream.cli.main", "worker"]
         with _process(prom_args), _process(worker_args, env) as worker:
             _wait_for_group(kafka, settings.app_id)
             start = time.time()

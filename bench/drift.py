@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stream import datagen
-from stream.drift import DriftMonitor, Report
-from stream.model import LoadedModel, load
-from stream.performance import PerformanceTracker
+from stream.drift.monitor import DriftMonitor, Report
+from stream.drift.performance import PerformanceTracker
+from stream.scoring.model import LoadedModel, load
+from stream.tools import datagen
 
 ROOT = Path(__file__).parents[1]
 EVENTS = 20_000

@@ -23,10 +23,10 @@ from typing import Any
 from confluent_kafka import Consumer
 
 from bench.outcomes import OutcomeWorker
-from stream.broker import EmbeddedKafka
-from stream.kafka_clients import consumer_config
+from stream.kafka.clients import consumer_config
 from stream.outcomes.kafka import outcome_consumer_config
 from stream.settings import Settings
+from stream.tools.broker import EmbeddedKafka
 
 
 def _spin(seconds: float) -> None:

@@ -13,17 +13,17 @@ import json
 import statistics
 import time
 
+from stream.formats.avro import AvroDecoder, avro_serializer
+from stream.formats.events import event_serializer_for
+from stream.formats.json_schema import JsonSchemaDecoder, json_serializer
+from stream.formats.registry import StaticSchemas
+from stream.formats.startup import event_schema, output_schema
 from stream.messages import inbound
-from stream.model import load
-from stream.pipeline import Pipeline, Topics
-from stream.producer import events
-from stream.records import JSON_VALUES
-from stream.schema_registry.client import StaticSchemas
-from stream.schema_registry.decode import AvroDecoder, JsonSchemaDecoder
-from stream.schema_registry.encode import avro_serializer, json_serializer
-from stream.schema_registry.startup import event_schema, output_schema
-from stream.schema_registry.tools import event_serializer_for
+from stream.scoring.model import load
+from stream.scoring.pipeline import Pipeline, Topics
+from stream.scoring.records import JSON_VALUES
 from stream.settings import Settings, WireFormat
+from stream.tools.produce import events
 
 TOPICS = Topics("p", "v", "d")
 BATCH = 64

@@ -42,12 +42,13 @@ from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartiti
 from bench import measure
 from bench.load import WRITER, Pool, write
 from stream.errors import StreamscoreError
-from stream.kafka_config import client_config, connect
-from stream.schema_registry.client import registry_client
-from stream.schema_registry.tools import WireReader, event_serializer
+from stream.formats.events import event_serializer
+from stream.formats.reader import WireReader
+from stream.formats.registry import registry_client
+from stream.kafka.config import client_config, connect
+from stream.kafka.topics import ensure_topics
 from stream.settings import Settings, WireFormat
-from stream.tail import Wire
-from stream.topics import ensure_topics
+from stream.tools.tail import Wire
 
 ROOT = Path(__file__).parents[1]
 PARTITIONS = 6

@@ -35,7 +35,7 @@ from bench.load import Pool
 from stream.errors import StreamscoreError
 
 QUIX_PYTHON = str(ROOT / ".venv-quix" / "bin" / "python")
-WORKER = [sys.executable, "-m", "stream.cli", "worker"]
+WORKER = [sys.executable, "-m", "stream.cli.main", "worker"]
 RUNGS = [
     Rung("1 passthrough (limit)", "passthrough", [sys.executable, "-m", "bench.rungs", "passthrough"]),
     Rung("2 bare loop + real work", "bare", [sys.executable, "-m", "bench.rungs", "bare"]),

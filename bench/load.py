@@ -1,6 +1,6 @@
 """The ladder's events and load generator.
 
-:class:`Pool` holds events generated once per run (``stream.producer.events``) as ready-made
+:class:`Pool` holds events generated once per run (``stream.tools.produce.events``) as ready-made
 messages, and the score the model gives each. The latency load generator, ``python -m bench.load
 RATE SECONDS POOL``, runs as a process of its own and offers ``RATE`` events/s for ``SECONDS``:
 every few milliseconds it sends the events due as one ``produce_batch``, each event's
@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 from confluent_kafka import Producer
 
-from stream.kafka_config import client_config
+from stream.kafka.config import client_config
 from stream.settings import Settings
 
 #: Time between two bursts of the load generator.
@@ -48,9 +48,9 @@ class Pool:
 
     @classmethod
     def generate(cls, size: int, seed: int = 5) -> Pool:
-        from stream.codec import FeatureReader
-        from stream.model import load
-        from stream.producer import events
+        from stream.scoring.codec import FeatureReader
+        from stream.scoring.model import load
+        from stream.tools.produce import events
 
         settings = Settings()
         model = load(settings.model_dir, settings.model_name, settings.model_version)

@@ -20,14 +20,14 @@ from collections.abc import Callable
 import numpy as np
 from confluent_kafka import Message, Producer
 
-from stream.codec import BatchDecoder, FeatureReader, decode
-from stream.drift import DriftMonitor
+from stream.drift.monitor import DriftMonitor
 from stream.messages import inbound
-from stream.model import load
-from stream.pipeline import Pipeline, Topics
-from stream.producer import events
-from stream.records import RecordBuilder
+from stream.scoring.codec import BatchDecoder, FeatureReader, decode
+from stream.scoring.model import load
+from stream.scoring.pipeline import Pipeline, Topics
+from stream.scoring.records import RecordBuilder
 from stream.settings import Settings
+from stream.tools.produce import events
 
 
 def _per_call_us(fn: Callable[[], object], repeat: int, number: int) -> dict[str, float]:

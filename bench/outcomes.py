@@ -40,13 +40,13 @@ from confluent_kafka import Producer
 from bench.harness import ROOT, Harness, Rung, _cpu_seconds
 from bench.load import WRITER, Pool
 from stream.contracts import Outcome, Provenance
-from stream.kafka_config import client_config
+from stream.kafka.config import client_config
+from stream.kafka.topics import ensure_topics
 from stream.settings import Settings
-from stream.topics import ensure_topics
 
 PARTITIONS = 6
-OUTCOMES = [sys.executable, "-m", "stream.cli", "outcomes"]
-SCORER = Rung("5 streamscore, 1 process", "streamscore", [sys.executable, "-m", "stream.cli", "worker"])
+OUTCOMES = [sys.executable, "-m", "stream.cli.main", "outcomes"]
+SCORER = Rung("5 streamscore, 1 process", "streamscore", [sys.executable, "-m", "stream.cli.main", "worker"])
 _ID = b"00000000-0000-4000-8000-000000000000"
 _SECRET = secrets.token_hex(32)
 
@@ -357,7 +357,7 @@ def main() -> None:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     with contextlib.ExitStack() as stack:
         if not bootstrap:  # the embedded broker, as make bench runs it
-            from stream.broker import EmbeddedKafka
+            from stream.tools.broker import EmbeddedKafka
 
             bootstrap = stack.enter_context(EmbeddedKafka()).bootstrap_servers
         if args.what == "join":

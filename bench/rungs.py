@@ -4,7 +4,7 @@ They read the same settings as the worker (``KAFKA_BOOTSTRAP_SERVERS``, ``STREAM
 
 - ``passthrough``: the limit. A bare confluent-kafka loop: consume in batches, produce two records
   per input (stand-ins for prediction and provenance), flush and commit every second.
-- ``bare``: the same loop doing the real work with :class:`stream.pipeline.Pipeline`.
+- ``bare``: the same loop doing the real work with :class:`stream.scoring.pipeline.Pipeline`.
 - ``naive``: what tutorials write: a Faust agent that decodes each event with the stdlib json,
   runs onnxruntime once per event, and awaits each send.
 
@@ -21,7 +21,7 @@ import time
 
 from confluent_kafka import Consumer, Producer
 
-from stream.kafka_config import client_config, faust_broker
+from stream.kafka.config import client_config, faust_broker
 from stream.settings import Settings
 
 
@@ -55,7 +55,7 @@ def _loop(settings: Settings, work: bool) -> None:
     signal.signal(signal.SIGTERM, stop)
     pipeline = None
     if work:
-        from stream.app import create_pipeline
+        from stream.worker.app import create_pipeline
 
         pipeline = create_pipeline(settings)
     pred, prov = settings.prediction_topic, settings.provenance_topic
@@ -98,7 +98,7 @@ def naive(settings: Settings) -> None:
     import faust
     import numpy as np
 
-    from stream.model import load
+    from stream.scoring.model import load
 
     model = load(settings.model_dir, settings.model_name, settings.model_version)
     names = model.feature_names

@@ -20,6 +20,9 @@ Role = Literal["champion", "canary", "shadow", "replay"]
 """Which part a model played for an event: the live answer (``champion``, or ``canary`` for the
 challenger's share of keys), a ``shadow`` answer nobody acts on, or a ``replay`` of history."""
 
+MAX_FEATURES = 256
+MAX_STRING_LENGTH = 256
+
 
 class _Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

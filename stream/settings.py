@@ -17,8 +17,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from stream.codec import MAX_FEATURES, MAX_STRING_LENGTH
+from stream.contracts import MAX_FEATURES, MAX_STRING_LENGTH
 from stream.messages import MAX_KEY_BYTES, MAX_RECORD_BYTES
+from stream.topic_layout import clash
 
 DEFAULT_METRICS_PORT = 9464
 DEFAULT_SUPERVISOR_PORT = 9463
@@ -443,8 +444,6 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _topics_do_not_loop(self) -> Settings:
         """Refuse two settings naming one topic: a worker would read its own output, or mix records."""
-        from stream.topic_layout import clash
-
         problem = clash(self)
         if problem:
             raise ValueError(problem)

@@ -7,12 +7,18 @@ topic. Topics a worker reads come first here, so that a clash says which records
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from stream.settings import Settings
+from typing import Protocol
 
 __all__ = ["clash", "worker_topics"]
+
+
+class Settings(Protocol):
+    """What a layout reads of :class:`stream.settings.Settings`: the app id, and each topic setting of
+    :data:`_TOPICS` by its name."""
+
+    @property
+    def app_id(self) -> str: ...
+
 
 # (setting, role, its records, what would become of other records in its topic)
 _TOPICS = (
@@ -25,7 +31,7 @@ _TOPICS = (
     ("drift_topic", "drift", "drift reports", "mixed with the drift reports"),
     ("model_changes_topic", "model-changes", "model-change records", "mixed with the model changes"),
 )
-# <app_id>-<suffix>: the drift state (stream.drift_reports), the outcome worker's (stream.outcomes.kafka)
+# <app_id>-<suffix>: the drift state (stream.worker.drift), the outcome worker's (stream.outcomes.kafka)
 _INTERNAL = (
     ("drift-state", "drift state", "read as the worker's drift state"),
     ("outcomes-repartition", "outcome repartition", "read as outcomes by the outcome worker"),

@@ -7,8 +7,8 @@ its tests need, on free ports and in temporary folders of its own.
 
 The broker is chosen in this order: ``KAFKA_BOOTSTRAP_SERVERS`` when set; testcontainers' Kafka
 module when a Docker engine answers; otherwise the embedded Apache Kafka broker of
-``stream.broker``. Tests under ``tests/unit`` are marked ``unit``, those under
-``tests/integration`` ``integration``. Tests marked ``chaos`` (long fault injection, fuzzing) are
+``stream.tools.broker``. Tests under ``tests/unit``, ``tests/deploy`` and ``tests/bench`` are marked ``unit``,
+those under ``tests/integration`` ``integration``. Tests marked ``chaos`` (long fault injection, fuzzing) are
 skipped unless ``-m`` selects them or ``STREAMSCORE_CHAOS=1`` (``make chaos`` sets it).
 
 Workers refuse to start without ``STREAMSCORE_SECRET``: a session makes a random one (unless one is
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.broker import EmbeddedKafka
-from stream.topics import ensure_topics
+from stream.kafka.topics import ensure_topics
+from stream.tools.broker import EmbeddedKafka
 
 TESTS = Path(__file__).parent
 os.environ.setdefault("STREAMSCORE_SECRET", secrets.token_hex(32))
@@ -45,6 +45,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip_chaos = pytest.mark.skip(reason="long chaos test: run with -m chaos or STREAMSCORE_CHAOS=1")
     for item in items:
         tier = Path(item.path).relative_to(TESTS).parts[0]
+        tier = "unit" if tier in ("deploy", "bench") else tier  # in process, as unit tests are
         if tier in ("unit", "integration"):
             item.add_marker(getattr(pytest.mark, tier))
         if tier != "unit":  # with --dist loadgroup, a module with brokers and workers runs in one process
@@ -91,8 +92,8 @@ def schema_registry() -> Iterator[str]:
     if os.environ.get("STREAMSCORE_TEST_SCHEMA_REGISTRY_URL"):
         yield os.environ["STREAMSCORE_TEST_SCHEMA_REGISTRY_URL"]
         return
-    from stream.broker import BrokerError
-    from stream.schema_registry.apicurio import Apicurio, apicurio_home
+    from stream.tools.apicurio import Apicurio, apicurio_home
+    from stream.tools.broker import BrokerError
 
     try:
         apicurio_home()
@@ -145,7 +146,7 @@ def read_topic(
     """
     from confluent_kafka import Consumer, TopicPartition
 
-    from stream.kafka_config import client_config
+    from stream.kafka.config import client_config
 
     consumer = Consumer(
         client_config(
@@ -201,7 +202,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", *self.command.split()],
+                [sys.executable, "-m", "stream.cli.main", *self.command.split()],
                 env=self.env,
                 stdout=out,
                 stderr=out,
@@ -340,7 +341,7 @@ class Traffic:
     def __init__(self, bootstrap: str, topic: str, rate: float, seed: int) -> None:
         import threading
 
-        from stream.producer import produce
+        from stream.tools.produce import produce
 
         self.count = 0
         self._stop = threading.Event()

@@ -25,7 +25,7 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from stream.producer import Produced, produce
+from stream.tools.produce import Produced, produce
 
 CHAOS = os.environ.get("STREAMSCORE_CHAOS") == "1"
 

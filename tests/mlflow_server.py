@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from stream.broker import free_port
+from stream.tools.broker import free_port
 
 START_TIMEOUT_S = 120.0
 

@@ -11,7 +11,7 @@ import onnx
 from conftest import MODELS
 from onnx import TensorProto, helper
 
-from stream.model import CARD_FILE, MODEL_FILE, sha256_file
+from stream.scoring.model import CARD_FILE, MODEL_FILE, sha256_file
 
 NAME = "loan-approval"
 SHIPPED = MODELS / NAME / "1"

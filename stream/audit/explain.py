@@ -17,12 +17,12 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from stream.audit.errors import AuditError, InputGone, ModelGone, NotFound
 from stream.audit.formats import Formats
-from stream.audit.headers import TRACEPARENT, TRACESTATE
 from stream.audit.lookup import Reader
 from stream.audit.rescore import Rescorer
 from stream.contracts import DeadLetter, InputId, Provenance
-from stream.kafka_config import client_config
+from stream.kafka.config import client_config
 from stream.messages import timestamp_ms
+from stream.scoring.headers import TRACEPARENT, TRACESTATE
 from stream.settings import Settings
 from stream.terminal import printable
 

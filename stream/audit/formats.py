@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from stream.codec import decode
 from stream.contracts import Event, ModelCard, Provenance
 from stream.errors import PoisonEvent
+from stream.scoring.codec import decode
 from stream.settings import Settings
 
 __all__ = ["Formats"]
@@ -35,7 +35,7 @@ class Formats:
 
     def _registry(self) -> Any:
         if self._client is None:
-            from stream.schema_registry.client import registry_client
+            from stream.formats.registry import registry_client
 
             self._client = registry_client(self.settings)
         return self._client
@@ -46,7 +46,8 @@ class Formats:
         if kind == "json":
             return [_or_poison(lambda v=v: decode(v, max_bytes)) for v in values]
         if card.sha256 not in self._decoders:
-            from stream.schema_registry.decode import AvroDecoder, JsonSchemaDecoder
+            from stream.formats.avro import AvroDecoder
+            from stream.formats.json_schema import JsonSchemaDecoder
 
             client = self._registry()
             made = (
@@ -62,7 +63,7 @@ class Formats:
         if self.settings.input_format == "json":
             got = _or_poison(lambda: decode(value, self.settings.max_message_bytes))
             return None if isinstance(got, PoisonEvent) else got.event_id
-        from stream.schema_registry.tools import WireReader
+        from stream.formats.reader import WireReader
 
         decoded = WireReader(self._registry())(value)
         doc = decoded[1] if decoded is not None else None
@@ -75,7 +76,7 @@ class Formats:
             if self.settings.output_format == "json":
                 return Provenance.model_validate_json(value or b"")
             if self._read_provenance is None:
-                from stream.schema_registry.startup import provenance_reader
+                from stream.formats.startup import provenance_reader
 
                 self._read_provenance = provenance_reader(self.settings)
             read = self._read_provenance

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Iterator
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from stream.audit.errors import AuditError, InputGone, NotFound
-from stream.kafka_config import Connection, client_config
-from stream.partitioning import partition_of
+from stream.kafka.config import Connection, client_config
+from stream.kafka.partitioning import partition_of
 
 __all__ = ["Reader", "parse_offsets", "parse_time"]
 

@@ -1,6 +1,6 @@
 """``streamscore replay``: re-score a bounded range of the input topic with a pinned model, to its own topics.
 
-The replay is the worker's own loop (:class:`~stream.loop.ScoringLoop`) with other settings: its own
+The replay is the worker's own loop (:class:`~stream.worker.loop.ScoringLoop`) with other settings: its own
 consumer group (never the live one), the pinned model, its own output topics, records in role
 ``replay``, drift off, and an :class:`EndBound` that drops messages past each partition's end and
 stops the loop once everything in range is scored and committed. Delivery is the loop's: at least
@@ -32,15 +32,15 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from stream.audit.errors import AuditError
 from stream.audit.lookup import Reader, parse_offsets, parse_time
-from stream.health import Health
-from stream.kafka_clients import consumer_config, producer_config
-from stream.kafka_config import client_config
-from stream.loop import ScoringLoop
-from stream.metrics import WorkerMetrics
-from stream.model import versions
+from stream.kafka.clients import consumer_config, producer_config
+from stream.kafka.config import client_config
+from stream.kafka.topics import ensure_topics
+from stream.scoring.model import versions
 from stream.settings import Settings
 from stream.topic_layout import worker_topics
-from stream.topics import ensure_topics
+from stream.worker.health import Health
+from stream.worker.loop import ScoringLoop
+from stream.worker.metrics import WorkerMetrics
 
 __all__ = ["EndBound", "ReplayPlan", "plan", "positions", "run"]
 _OFFSETS = re.compile(r"\d+:\d+(,\d+:\d+)*")

@@ -1,8 +1,8 @@
 """Re-scoring a prediction from its provenance: the input record, the model by sha256, the hot path's code.
 
 The input is decoded and its features read exactly as the worker does (its input format's decoder,
-:class:`~stream.codec.FeatureReader`), scored by the model whose sha256 the provenance names, and its
-provenance record built again by the worker's own :class:`~stream.records.RecordBuilder` with the
+:class:`~stream.scoring.codec.FeatureReader`), scored by the model whose sha256 the provenance names, and its
+provenance record built again by the worker's own :class:`~stream.scoring.records.RecordBuilder` with the
 recorded scorer, role and times. The two records are compared field by field in contract order:
 equal means bit-exact (score, feature hash, personal hashes, input, model); otherwise the first
 field that differs is named. ``explain`` and ``verify`` both use this one path.
@@ -18,15 +18,15 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from stream import model as registry
 from stream.audit.errors import ModelGone
 from stream.audit.formats import Formats
-from stream.codec import FeatureReader
 from stream.contracts import Event, ModelCard, ModelRef, Provenance
 from stream.errors import ModelError, PoisonEvent
 from stream.messages import Inbound
-from stream.model import LoadedModel
-from stream.records import RecordBuilder, Topics
+from stream.scoring import model as registry
+from stream.scoring.codec import FeatureReader
+from stream.scoring.model import LoadedModel
+from stream.scoring.records import RecordBuilder, Topics
 
 __all__ = ["Rescored", "Rescorer", "first_difference"]
 

@@ -25,7 +25,7 @@ from stream.audit.formats import Formats
 from stream.audit.lookup import Reader
 from stream.audit.rescore import Rescorer
 from stream.contracts import Provenance
-from stream.kafka_config import client_config
+from stream.kafka.config import client_config
 from stream.messages import Inbound
 from stream.settings import Settings
 from stream.terminal import printable

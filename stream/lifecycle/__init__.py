@@ -6,7 +6,8 @@
   :mod:`.folder` and :mod:`.mlflow_registry` are the two registries (register, list, promote);
 - :mod:`.changes`: the ``model-changes`` topic (every start and switch, with the first offset
   each input partition had scored by the new model);
-- :mod:`.routing`: champion, challenger in shadow, canary by key;
-- :mod:`.comparison`: the paired comparison of two models on outcomes;
-- :mod:`.cli`: ``streamscore model ...``.
+- :mod:`.comparison`: the paired comparison of two models on outcomes.
+
+Champion and challenger on the hot path: :mod:`stream.scoring.challenger`; the commands:
+:mod:`stream.cli.model`.
 """

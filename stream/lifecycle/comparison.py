@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from stream.performance import calibration_error
+from stream.drift.performance import calibration_error
 
 __all__ = ["Comparison", "Paired", "delong", "verdict_level"]
 

@@ -1,6 +1,6 @@
 """The folder registry's side of the lifecycle: its aliases, its listing, and a source over it.
 
-Versions live in ``<root>/<name>/<version>/`` (:mod:`stream.model`). An alias is a pointer in
+Versions live in ``<root>/<name>/<version>/`` (:mod:`stream.scoring.model`). An alias is a pointer in
 ``<root>/<name>/aliases.json`` (``{"champion": "3"}``), written whole and renamed into place, so
 that a watcher reads the old pointer or the new one, never half of one.
 """
@@ -12,9 +12,9 @@ import os
 from collections.abc import Hashable, Iterator
 from pathlib import Path
 
-from stream import model
 from stream.errors import ModelError
 from stream.lifecycle.uris import ModelUri
+from stream.scoring import model
 
 __all__ = ["FolderSource", "aliases", "listing", "set_alias"]
 

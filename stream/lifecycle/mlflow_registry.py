@@ -3,7 +3,7 @@
 A model version's artifacts are ``model/model.onnx`` and ``model/card.json``, logged by a run of
 the experiment ``streamscore``; the card's holdout metrics are the run's metrics and its fields
 are tags of the run and of the version. Loading downloads both artifacts into a folder of its own
-and applies every start-up check (:func:`stream.model.load_folder`); the card's version is the
+and applies every start-up check (:func:`stream.scoring.model.load_folder`); the card's version is the
 registry's version number, so that predictions name the version MLflow shows.
 
 MLflow is an optional extra (``pip install 'streamscore[mlflow]'``); the worker talks to the
@@ -21,9 +21,9 @@ from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from stream import model
 from stream.errors import ConfigError, ModelError
 from stream.lifecycle.uris import ModelUri
+from stream.scoring import model
 
 __all__ = ["MlflowSource", "client", "listing", "promote", "register"]
 

@@ -1,7 +1,7 @@
 """A model source: which version a URI names now, and that version loaded and verified.
 
 Both registries give the same three calls (:class:`Source`), so start-up, the watcher that follows
-an alias (:mod:`stream.reload`) and the challenger load models the same way.
+an alias (:mod:`stream.worker.reload`) and the challenger load models the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Protocol
 from stream.errors import StreamscoreError
 from stream.lifecycle.folder import FolderSource
 from stream.lifecycle.uris import ModelUri, of_folder, parse
-from stream.model import LoadedModel
+from stream.scoring.model import LoadedModel
 from stream.settings import Settings
 
 __all__ = ["Source", "champion_uri", "load_challenger", "open_source"]

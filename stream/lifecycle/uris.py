@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from stream.errors import ModelError
-from stream.model import CARD_FILE
+from stream.scoring.model import CARD_FILE
 
 __all__ = ["MLFLOW_PREFIX", "ModelUri", "of_folder", "parse"]
 

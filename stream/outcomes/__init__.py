@@ -1,1 +1,10 @@
-"""The outcome worker: joins true outcomes with the predictions they judge (see :mod:`.app`)."""
+"""The outcome worker: joins true outcomes with the predictions they judge.
+
+- :mod:`.app`: the worker's Faust shell: topics, the store, the loop on its own thread, metrics;
+- :mod:`.loop`: consume a batch, join it, produce, commit; one thread, top to bottom;
+- :mod:`.decode`: provenance and outcome records to join halves, a batch at a time;
+- :mod:`.join`: the join over the pending entries (no Kafka); :mod:`.entry`: one entry;
+- :mod:`.store`: the pending entries on disk; :mod:`.restore`: a store brought up to date;
+- :mod:`.kafka`: the worker's topics and clients; :mod:`.report`: its series and reports;
+- :mod:`.pairing`: a challenger's side: each event's two answers paired with its outcome.
+"""

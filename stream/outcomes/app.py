@@ -21,21 +21,21 @@ import socket
 
 import faust
 
-from stream import permissions
-from stream.app import LoopService, ShellApp
 from stream.errors import ConfigError
-from stream.health import Health
-from stream.health import serve as serve_http
-from stream.http_server import HttpLimits
-from stream.kafka_config import client_config, connect
+from stream.formats.startup import provenance_reader
+from stream.kafka import permissions
+from stream.kafka.config import client_config, connect
+from stream.kafka.topics import ensure_topics, prepare_topics
 from stream.keys import keys
 from stream.outcomes.kafka import OutcomeTopics
 from stream.outcomes.loop import OutcomeLoop
 from stream.outcomes.report import OutcomeMetrics
 from stream.outcomes.store import PendingStore
-from stream.schema_registry.startup import provenance_reader
 from stream.settings import Settings
-from stream.topics import ensure_topics, prepare_topics
+from stream.worker.health import Health
+from stream.worker.health import serve as serve_http
+from stream.worker.http_server import HttpLimits
+from stream.worker.shell import LoopService, ShellApp
 
 __all__ = ["create_outcome_app"]
 

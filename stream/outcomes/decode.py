@@ -1,6 +1,6 @@
 """The outcome worker's input, a batch at a time: provenance and outcome records to join halves.
 
-The values of each topic are validated in one pydantic call (:class:`~stream.codec.BatchDecoder`:
+The values of each topic are validated in one pydantic call (:class:`~stream.scoring.codec.BatchDecoder`:
 the same per-value fallback, bounds and reasons as the scorer's input). Of a provenance record
 only the fields the join reads are checked (event id, score, model), the rest is not parsed into
 objects; an outcome is checked against its whole contract. A record that fails is returned with
@@ -22,12 +22,12 @@ from typing import Any
 from confluent_kafka import Message
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from stream.codec import BatchDecoder, schema_error
 from stream.contracts import Identifier, ModelRef, Outcome, Role
 from stream.errors import PoisonEvent
+from stream.kafka.partitioning import sampled
 from stream.messages import TIMESTAMP_NOT_AVAILABLE
 from stream.outcomes.join import Observed, Predicted
-from stream.partitioning import sampled
+from stream.scoring.codec import BatchDecoder, schema_error
 
 __all__ = ["HalfReader", "Halves", "ProvenanceScore"]
 
@@ -94,7 +94,7 @@ class HalfReader:
             elif rate >= 1.0 or sampled(record.event_id.encode(), rate):
                 out.answers.append(record)
                 if record.role == "shadow":
-                    continue  # compared with the live answer (stream.lifecycle.pairing), not joined
+                    continue  # compared with the live answer (stream.outcomes.pairing), not joined
                 model = record.model
                 ref = (model.name, model.version)
                 name = models.get(ref)

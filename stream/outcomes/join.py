@@ -21,10 +21,10 @@ import heapq
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from stream.drift.performance import PerformanceTracker
+from stream.kafka.partitioning import partition_of
 from stream.outcomes.report import OutcomeMetrics
 from stream.outcomes.store import Change, Changed, Entry, PendingStore
-from stream.partitioning import partition_of
-from stream.performance import PerformanceTracker
 from stream.settings import Settings
 
 __all__ = ["COUNTS", "Join", "Observed", "Predicted"]

@@ -1,6 +1,6 @@
 """The outcome worker's topics and Kafka clients, built on the scoring loop's client settings.
 
-The consumer is the scoring loop's (:func:`stream.kafka_clients.consumer_config`: manual commits, committed
+The consumer is the scoring loop's (:func:`stream.kafka.clients.consumer_config`: manual commits, committed
 reads only) in group ``<app_id>-outcomes`` with range assignment, so that the same partition
 number of provenance, outcomes and the repartition topic goes to the same worker. The producer is
 the scoring loop's (idempotent, ``acks=all``, murmur2) without transactions (the outcome worker is
@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message
 
-from stream.kafka_clients import consumer_config, producer_config
+from stream.kafka.clients import consumer_config, producer_config
 from stream.settings import Settings
 
 __all__ = ["OutcomeTopics", "outcome_consumer_config", "outcome_producer_config"]

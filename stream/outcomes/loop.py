@@ -27,20 +27,20 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from pydantic import BaseModel
 
+from stream.drift.performance import PerformanceTracker
 from stream.errors import PoisonEvent
-from stream.health import Health
-from stream.kafka_clients import consume_errors, fatal
-from stream.lifecycle.pairing import Pairing
+from stream.kafka.clients import consume_errors, fatal
+from stream.kafka.partitioning import partition_of
 from stream.outcomes.decode import HalfReader
 from stream.outcomes.join import Join
 from stream.outcomes.kafka import OutcomeTopics, outcome_consumer_config, outcome_producer_config
+from stream.outcomes.pairing import Pairing
 from stream.outcomes.report import OutcomeMetrics, performance_report, set_gauges
 from stream.outcomes.restore import ChangelogReader
 from stream.outcomes.store import Changed, Entry, PendingStore
-from stream.partitioning import partition_of
-from stream.performance import PerformanceTracker
-from stream.records import fit_dead_letter
+from stream.scoring.records import fit_dead_letter
 from stream.settings import Settings
+from stream.worker.health import Health
 
 log = logging.getLogger("streamscore.outcomes")
 EXPIRE_EVERY_S = 1.0
@@ -135,7 +135,7 @@ class OutcomeLoop:
         for m in batch:
             self._pending[(m.topic(), m.partition())] = m.offset() + 1
         halves = self.read(batch)
-        self.pairing.add(halves)  # live and shadow answers with outcomes (stream.lifecycle.pairing)
+        self.pairing.add(halves)  # live and shadow answers with outcomes (stream.outcomes.pairing)
         for m, reason in halves.refused_provenance:
             self.metrics.invalid_predictions.inc()
             log.warning(

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from stream.metrics import state_rejected_counter
-from stream.performance import Performance, PerformanceTracker
+from stream.drift.performance import Performance, PerformanceTracker
+from stream.worker.metrics import state_rejected_counter
 
 __all__ = ["OutcomeMetrics", "performance_report", "set_gauges"]
 

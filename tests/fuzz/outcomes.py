@@ -26,13 +26,12 @@ import orjson
 from confluent_kafka.schema_registry import Schema
 
 from stream.contracts import DeadLetter, Prediction, Provenance
+from stream.formats.avro import AvroDecoder, event_avro_schema
+from stream.formats.registry import StaticSchemas, header
 from stream.messages import inbound
-from stream.model import load, load_card, resolve
-from stream.pipeline import Pipeline, Topics
-from stream.producer import events
-from stream.schema_registry.client import StaticSchemas, header
-from stream.schema_registry.decode import AvroDecoder
-from stream.schema_registry.schemas import event_avro_schema
+from stream.scoring.model import load, load_card, resolve
+from stream.scoring.pipeline import Pipeline, Topics
+from stream.tools.produce import events
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 TOPICS = Topics("predictions", "provenance", "events.dlq")
@@ -45,7 +44,7 @@ def make_pipeline(
     **options: Any,
 ) -> Pipeline:
     """A pipeline serving the latest loan-approval of registry ``root``; ``options`` of
-    :class:`~stream.pipeline.Pipeline` (limits, a decoder)."""
+    :class:`~stream.scoring.pipeline.Pipeline` (limits, a decoder)."""
     return Pipeline(
         load(root, "loan-approval"),
         TOPICS,

@@ -24,10 +24,10 @@ from confluent_kafka.admin import (
 )
 from conftest import MODELS, ROOT, WorkerProcess, read_topic
 
-from stream.broker import EmbeddedKafka, SaslSsl
 from stream.contracts import Outcome, PerformanceReport, Prediction
-from stream.producer import produce
-from stream.topics import ensure_topics
+from stream.kafka.topics import ensure_topics
+from stream.tools.broker import EmbeddedKafka, SaslSsl
+from stream.tools.produce import produce
 
 USERS = {"scorer": "scorer-pw", "judge": "judge-pw", "mallory": "mallory-pw", "partial": "partial-pw"}
 PARTITIONS = 3
@@ -227,7 +227,7 @@ def test_a_missing_permission_stops_the_worker_in_one_line(secured, tmp_path, mi
     user = "partial"
     _grant(kafka, user, [a for a in scoring_acls(user, app, topics) if a != (missing[0], name, missing[2])])
     done = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "worker"],
+        [sys.executable, "-m", "stream.cli.main", "worker"],
         env=_worker_env(kafka, certs, user, app, topics, tmp_path),
         capture_output=True,
         text=True,

@@ -7,8 +7,8 @@ import socket
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from stream.broker import BrokerError, EmbeddedKafka
-from stream.topics import ensure_topics
+from stream.kafka.topics import ensure_topics
+from stream.tools.broker import BrokerError, EmbeddedKafka
 
 
 def _read_all(bootstrap: str, topic: str, partitions: int) -> list[bytes]:

@@ -12,10 +12,10 @@ import pytest
 from conftest import read_topic, scrape
 from model_versions import NAME, add_version, registry
 
-from stream.broker import free_port
-from stream.lifecycle.routing import canary_mask
-from stream.producer import produce
-from stream.topics import ensure_topics
+from stream.kafka.topics import ensure_topics
+from stream.scoring.challenger import canary_mask
+from stream.tools.broker import free_port
+from stream.tools.produce import produce
 
 EVENTS = 400
 

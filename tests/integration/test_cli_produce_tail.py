@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import read_topic
 from typer.testing import CliRunner
 
-from stream.cli import app
+from stream.cli.main import app
 from stream.contracts import Event
 
 

@@ -19,10 +19,10 @@ import orjson
 from conftest import ROOT, read_topic
 from model_versions import NAME, registry
 
-from stream.lifecycle.pairing import ComparisonReport
-from stream.producer import produce
-from stream.topics import ensure_topics
-from stream.train import train
+from stream.kafka.topics import ensure_topics
+from stream.outcomes.pairing import ComparisonReport
+from stream.tools.produce import produce
+from stream.tools.train import train
 
 PARTITIONS = 3
 WINDOW = 50
@@ -74,7 +74,7 @@ def test_a_challenger_on_the_new_concept_is_called_better(
         "STREAMSCORE_DRIFT_TOPIC": worker_topics.drift,
     }
     shown = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "model", "compare"],
+        [sys.executable, "-m", "stream.cli.main", "model", "compare"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr

@@ -10,11 +10,11 @@ import time
 from conftest import read_topic, require_tool
 from typer.testing import CliRunner
 
-from stream.broker import kafka_classpath
-from stream.cli import app
-from stream.lag import consumer_lag
-from stream.producer import produce
-from stream.topics import ensure_topics
+from stream.cli.main import app
+from stream.kafka.lag import consumer_lag
+from stream.kafka.topics import ensure_topics
+from stream.tools.broker import kafka_classpath
+from stream.tools.produce import produce
 
 N_MORE = 777
 

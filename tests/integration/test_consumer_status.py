@@ -15,9 +15,9 @@ from faults import Load
 from prometheus_client import CollectorRegistry, generate_latest
 from typer.testing import CliRunner
 
-from stream.cli import app
-from stream.lag import LagCollector, sample
-from stream.lag_status import Status, Window
+from stream.cli.main import app
+from stream.kafka.lag import LagCollector, sample
+from stream.kafka.lag_status import Status, Window
 
 # A consumer reading at most RATE events/s (flat out from 1,000: then each event is committed as it
 # comes, so that the lag at the head is zero most of the time), committing after each batch; ends

@@ -25,7 +25,7 @@ def test_ctrl_c_on_the_demo_is_quick_and_quiet(tmp_path):
     log = tmp_path / "run.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "run"],
+            [sys.executable, "-m", "stream.cli.main", "run"],
             env=env,
             cwd=tmp_path,
             stdout=out,
@@ -59,9 +59,9 @@ def test_ctrl_c_on_the_demo_is_quick_and_quiet(tmp_path):
 def test_workers_stop_within_their_bound_when_the_broker_is_gone(tmp_path, start_worker, worker_topics):
     """The broker SIGKILLed under both workers, then SIGTERM: each exits within its shutdown bound
     (exit code 0, or 70 when the bound cut it short), and repeated client errors are held back."""
-    from stream.broker import EmbeddedKafka
-    from stream.producer import produce
-    from stream.topics import ensure_topics
+    from stream.kafka.topics import ensure_topics
+    from stream.tools.broker import EmbeddedKafka
+    from stream.tools.produce import produce
 
     kafka = EmbeddedKafka(data_dir=tmp_path / "kafka").start()
     try:

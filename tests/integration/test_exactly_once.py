@@ -8,8 +8,8 @@ import time
 from conftest import read_topic
 
 from stream.contracts import DeadLetter, Prediction, Provenance
-from stream.producer import produce
-from stream.topics import ensure_topics
+from stream.kafka.topics import ensure_topics
+from stream.tools.produce import produce
 
 N_EVENTS = 4_000
 

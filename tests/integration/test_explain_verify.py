@@ -21,13 +21,13 @@ from confluent_kafka.admin import AdminClient
 from conftest import MODELS, ROOT, read_topic
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.broker import free_port
 from stream.contracts import DeadLetter, Prediction, Provenance
-from stream.model import load
-from stream.producer import events, produce
-from stream.schema_registry.tools import event_serializer
+from stream.formats.events import event_serializer
+from stream.kafka.topics import ensure_topics
+from stream.scoring.model import load
 from stream.settings import Settings
-from stream.topics import ensure_topics
+from stream.tools.broker import free_port
+from stream.tools.produce import events, produce
 
 PARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 STATE = b"congo=t61rcWkgMzE"
@@ -35,7 +35,7 @@ STATE = b"congo=t61rcWkgMzE"
 
 def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "stream.cli", *args],
+        [sys.executable, "-m", "stream.cli.main", *args],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -140,7 +140,7 @@ def test_trace_cloudevents_explain_and_verify(kafka_bootstrap, worker_topics, st
     port = free_port()
     command = ["verify", "--sample", "50", "--serve", "--every", "1", "--port", str(port)]
     served = subprocess.Popen(
-        [sys.executable, "-m", "stream.cli", *command], env=env, cwd=ROOT, stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "stream.cli.main", *command], env=env, cwd=ROOT, stdout=subprocess.DEVNULL
     )
     try:
         exact, deadline = 0.0, time.monotonic() + 60

@@ -37,9 +37,9 @@ from faults import (
     written,
 )
 
-from stream.broker import EmbeddedKafka, kafka_classpath
 from stream.contracts import DeadLetter
-from stream.topics import ensure_topics
+from stream.kafka.topics import ensure_topics
+from stream.tools.broker import EmbeddedKafka, kafka_classpath
 
 pytestmark = pytest.mark.faults
 ALO, EOS = "at_least_once", "exactly_once"

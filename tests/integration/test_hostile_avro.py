@@ -19,13 +19,13 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from conftest import MODELS, read_topic
 
-from stream.model import load_card, resolve
-from stream.producer import events
-from stream.schema_registry.client import header
-from stream.schema_registry.schemas import event_avro_schema
-from stream.schema_registry.tools import event_serializer
+from stream.formats.avro import event_avro_schema
+from stream.formats.events import event_serializer
+from stream.formats.registry import header
+from stream.kafka.topics import ensure_topics
+from stream.scoring.model import load_card, resolve
 from stream.settings import Settings
-from stream.topics import ensure_topics
+from stream.tools.produce import events
 
 EVENT = event_avro_schema(load_card(resolve(MODELS, "loan-approval")))
 NULLS = {"type": "array", "items": "null"}

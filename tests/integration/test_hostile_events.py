@@ -22,10 +22,10 @@ import pytest
 from confluent_kafka import Producer
 from conftest import MODELS, ROOT, WorkerProcess, read_topic, scrape
 
-from stream.broker import free_port
 from stream.contracts import DeadLetter, DriftReport, Prediction
-from stream.producer import events
-from stream.topics import ensure_topics
+from stream.kafka.topics import ensure_topics
+from stream.tools.broker import free_port
+from stream.tools.produce import events
 
 FORGED = "\x1b[1A\x1b[2K\rscore      then 1.0  now 1.0 (approve)  bit-exact"
 BAD_IDS = {  # key -> (field, value)
@@ -119,7 +119,7 @@ def run(kafka_bootstrap, tmp_path_factory) -> Run:
 
 def _cli(run: Run, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "stream.cli", *args],
+        [sys.executable, "-m", "stream.cli.main", *args],
         env=run.worker.env,
         cwd=ROOT,
         capture_output=True,

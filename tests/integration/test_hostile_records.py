@@ -14,8 +14,8 @@ from conftest import read_topic
 from fuzz.outcomes import valid_events
 
 from stream.contracts import DeadLetter, Prediction
-from stream.records import CUT_HEADER, record_size
-from stream.topics import ensure_topics
+from stream.kafka.topics import ensure_topics
+from stream.scoring.records import CUT_HEADER, record_size
 
 VALID = valid_events(40, seed=5)
 TOPIC_MAX = 20 * 1024 * 1024

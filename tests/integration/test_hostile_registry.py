@@ -25,13 +25,13 @@ from conftest import MODELS, read_topic
 from standin_registry import StandInRegistry
 
 from stream.contracts import DeadLetter
-from stream.model import load_card, resolve
-from stream.producer import events
-from stream.schema_registry.client import header, subject
-from stream.schema_registry.schemas import event_json_schema
-from stream.schema_registry.startup import event_schema
-from stream.schema_registry.tools import event_serializer_for
-from stream.topics import ensure_topics
+from stream.formats.events import event_serializer_for
+from stream.formats.json_schema import event_json_schema
+from stream.formats.registry import header, subject
+from stream.formats.startup import event_schema
+from stream.kafka.topics import ensure_topics
+from stream.scoring.model import load_card, resolve
+from stream.tools.produce import events
 
 CARD = load_card(resolve(MODELS, "loan-approval"))
 AVRO = event_schema("avro", CARD)

@@ -14,9 +14,9 @@ from confluent_kafka import Consumer, TopicPartition
 from conftest import MODELS, ROOT, read_topic
 
 from stream.contracts import Provenance
-from stream.kafka_config import connect
-from stream.producer import produce
-from stream.topics import ensure_topics
+from stream.kafka.config import connect
+from stream.kafka.topics import ensure_topics
+from stream.tools.produce import produce
 
 N_EVENTS = 60
 PARTITIONS = 3
@@ -52,7 +52,7 @@ def events(kafka_bootstrap: str) -> Iterator[tuple[dict[str, str], dict[int, int
 def _replay(env: dict[str, str], start: str, end: str, output: str) -> subprocess.CompletedProcess:
     args = ["--from", start, "--to", end, "--model", "loan-approval/1", "--output-topic", output]
     return subprocess.run(
-        [sys.executable, "-m", "stream.cli", "replay", *args],
+        [sys.executable, "-m", "stream.cli.main", "replay", *args],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 

@@ -17,14 +17,14 @@ import orjson
 from conftest import ROOT, Traffic, assert_versions_only_rise, read_topic
 from model_versions import add_version
 
-from stream.model import CARD_FILE, MODEL_FILE
-from stream.topics import ensure_topics
+from stream.kafka.topics import ensure_topics
+from stream.scoring.model import CARD_FILE, MODEL_FILE
 
 
 def _cli(mlflow_uri, *args, timeout=120):
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}
     return subprocess.run(
-        [sys.executable, "-m", "stream.cli", "model", *args],
+        [sys.executable, "-m", "stream.cli.main", "model", *args],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
 

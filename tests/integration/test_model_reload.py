@@ -12,8 +12,8 @@ import orjson
 from conftest import Traffic, assert_versions_only_rise, read_topic, scrape
 from model_versions import add_version, registry
 
-from stream.broker import free_port
-from stream.topics import ensure_topics
+from stream.kafka.topics import ensure_topics
+from stream.tools.broker import free_port
 
 
 def test_a_new_version_is_served_and_a_tampered_one_refused(

@@ -17,8 +17,8 @@ from conftest import require_tool
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.contracts import Outcome, Provenance
-from stream.partitioning import sampled
-from stream.topics import ensure_topics
+from stream.kafka.partitioning import sampled
+from stream.kafka.topics import ensure_topics
 
 PARTITIONS = 3
 SHA = "ab" * 32

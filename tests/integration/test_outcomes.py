@@ -10,8 +10,8 @@ from confluent_kafka import Producer
 from conftest import read_topic
 
 from stream.contracts import DeadLetter, PerformanceReport
-from stream.producer import produce
-from stream.topics import ensure_topics
+from stream.kafka.topics import ensure_topics
+from stream.tools.produce import produce
 
 WINDOW = 500
 PARTITIONS = 3

@@ -17,8 +17,8 @@ from conftest import read_topic
 from fuzz.outcomes import valid_events
 from model_versions import add_version
 
-from stream.codec import keyed_hash
 from stream.keys import Keys, derive
+from stream.scoring.codec import keyed_hash
 
 SALARIES = (123456.78, 234567.89)
 ZIPCODES = (9753186, 8642097)

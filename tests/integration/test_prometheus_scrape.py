@@ -10,9 +10,9 @@ import urllib.request
 
 from conftest import read_topic, require_tool
 
-from stream.broker import free_port
-from stream.producer import MALFORMED, produce
-from stream.topics import ensure_topics
+from stream.kafka.topics import ensure_topics
+from stream.tools.broker import free_port
+from stream.tools.produce import MALFORMED, produce
 
 
 def _query(port: int, promql: str) -> list[dict]:

@@ -20,10 +20,10 @@ import pytest
 from conftest import ROOT, read_topic
 from model_versions import NAME, add_version, registry
 
+from stream.kafka.topics import ensure_topics
 from stream.lifecycle.changes import ModelChange, Timeline
 from stream.lifecycle.folder import set_alias
-from stream.producer import Produced, produce
-from stream.topics import ensure_topics
+from stream.tools.produce import Produced, produce
 
 PARTITIONS = 6
 
@@ -58,7 +58,7 @@ def test_promotion_offsets_are_exact(guarantee, kafka_bootstrap, worker_topics, 
             worker.wait_for("assigned partitions")
         time.sleep(2)  # both workers hold partitions and score
         promoted = subprocess.run(
-            [sys.executable, "-m", "stream.cli", "model", "promote", NAME, "2", "--registry", str(root)],
+            [sys.executable, "-m", "stream.cli.main", "model", "promote", NAME, "2", "--registry", str(root)],
             env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
             cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip

@@ -18,9 +18,9 @@ from model_versions import add_version, linear, registry
 from stream.audit.lookup import Reader
 from stream.audit.replay import positions
 from stream.contracts import Prediction, Provenance
-from stream.model import load
-from stream.producer import produce
-from stream.topics import ensure_topics
+from stream.kafka.topics import ensure_topics
+from stream.scoring.model import load
+from stream.tools.produce import produce
 
 N_EVENTS = 10_000
 
@@ -44,7 +44,7 @@ def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[
 
 def _replay(env: dict[str, str], log, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "stream.cli", "replay", *args], env=env, cwd=ROOT, stdout=log, stderr=log
+        [sys.executable, "-m", "stream.cli.main", "replay", *args], env=env, cwd=ROOT, stdout=log, stderr=log
     )
 
 
@@ -100,7 +100,7 @@ def test_replay_with_the_pinned_old_model_gives_its_original_scores(
     assert all(r.input.offset < ends[r.input.partition] for r in records), "nothing past --to"
     assert _committed(kafka_bootstrap, worker.env["STREAMSCORE_APP_ID"], worker_topics.input, 3) == live
     done = subprocess.run(  # the replay's own records verify as the live ones do
-        [sys.executable, "-m", "stream.cli", "verify", "--sample", str(N_EVENTS)],
+        [sys.executable, "-m", "stream.cli.main", "verify", "--sample", str(N_EVENTS)],
         env={**env, "STREAMSCORE_PROVENANCE_TOPIC": f"{out}.provenance"},
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip

@@ -21,17 +21,18 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from conftest import MODELS, ROOT, read_topic
 
 from stream.contracts import DeadLetter, Prediction, Provenance
+from stream.formats.avro import avro_schema, event_avro_schema
+from stream.formats.events import event_serializer
+from stream.formats.reader import WireReader
+from stream.formats.registry import header, subject
+from stream.kafka.topics import ensure_topics
 from stream.keys import keys
 from stream.messages import inbound
-from stream.model import load
-from stream.pipeline import Pipeline
-from stream.producer import MALFORMED, events, produce
-from stream.records import Topics
-from stream.schema_registry.client import header, subject
-from stream.schema_registry.schemas import avro_schema, event_avro_schema
-from stream.schema_registry.tools import WireReader, event_serializer
+from stream.scoring.model import load
+from stream.scoring.pipeline import Pipeline
+from stream.scoring.records import Topics
 from stream.settings import Settings
-from stream.topics import ensure_topics
+from stream.tools.produce import MALFORMED, events, produce
 
 N_EVENTS = 400
 TIMES = {"scored_at", "received_at", "emitted_at"}
@@ -219,7 +220,7 @@ def test_tail_reads_every_format(kafka_bootstrap, schema_registry, new_topic):
         "STREAMSCORE_SCHEMA_REGISTRY_URL": schema_registry,
     }
     done = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "tail", topic, "--from-beginning", "--count", "3"],
+        [sys.executable, "-m", "stream.cli.main", "tail", topic, "--from-beginning", "--count", "3"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -12,13 +12,13 @@ import pytest
 from certs import Certificates, make_certificates
 from conftest import MODELS, ROOT, WorkerProcess, read_topic
 
-from stream.broker import EmbeddedKafka, SaslSsl
 from stream.contracts import Prediction
 from stream.errors import ConfigError
-from stream.kafka_config import client_config, connect
-from stream.producer import produce
+from stream.kafka.config import client_config, connect
+from stream.kafka.topics import ensure_topics
 from stream.settings import Settings
-from stream.topics import ensure_topics
+from stream.tools.broker import EmbeddedKafka, SaslSsl
+from stream.tools.produce import produce
 
 USER, PASSWORD = "alice", "alice-secret"
 
@@ -89,7 +89,7 @@ def test_worker_scores_every_event_over_sasl_ssl(secure, unique_name, tmp_path, 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "stream.cli", *args],
+        [sys.executable, "-m", "stream.cli.main", *args],
         env={**os.environ, "STREAMSCORE_MODEL_DIR": str(MODELS), "STREAMSCORE_METRICS_PORT": "0", **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -18,12 +18,12 @@ import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 from conftest import MODELS, ROOT, read_topic
 
-from stream.broker import free_port
-from stream.drift import DriftMonitor
+from stream.drift.monitor import DriftMonitor
+from stream.kafka.topics import ensure_topics
 from stream.keys import Keys
-from stream.model import load
-from stream.producer import produce
-from stream.topics import ensure_topics
+from stream.scoring.model import load
+from stream.tools.broker import free_port
+from stream.tools.produce import produce
 
 PARTITIONS = 5
 DOCUMENTED_OLD_DEFAULT = b"streamscore-development-key"
@@ -117,7 +117,7 @@ def test_planted_state_never_runs_and_is_refused_and_counted(
     # 1. without a secret the worker does not start at all
     no_secret = {k: v for k, v in first.env.items() if k != "STREAMSCORE_SECRET"}
     refused = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "worker"],
+        [sys.executable, "-m", "stream.cli.main", "worker"],
         env=no_secret,
         capture_output=True,
         text=True,

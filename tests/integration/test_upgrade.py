@@ -18,8 +18,8 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 from conftest import ROOT, read_topic
 
-from stream.producer import produce
-from stream.topics import ensure_topics
+from stream.kafka.topics import ensure_topics
+from stream.tools.produce import produce
 
 PARTITIONS, FIRST, SECOND = 3, 3_000, 2_000
 

@@ -8,8 +8,8 @@ import re
 from conftest import read_topic
 
 from stream.contracts import DriftReport
-from stream.producer import produce
-from stream.topics import ensure_topics
+from stream.kafka.topics import ensure_topics
+from stream.tools.produce import produce
 
 WINDOW = 2_000
 PARTITIONS = 3

@@ -11,11 +11,11 @@ import orjson
 from conftest import MODELS, read_topic
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.broker import free_port
 from stream.contracts import DeadLetter, Prediction, Provenance
-from stream.model import load
-from stream.producer import MALFORMED, produce
-from stream.topics import ensure_topics
+from stream.kafka.topics import ensure_topics
+from stream.scoring.model import load
+from stream.tools.broker import free_port
+from stream.tools.produce import MALFORMED, produce
 
 N_EVENTS = 3_000
 

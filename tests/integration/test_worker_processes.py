@@ -12,10 +12,10 @@ from pathlib import Path
 
 from faults import Load, account, collect, merge, wait_written
 
-from stream.broker import free_port
-from stream.kafka_config import connect
-from stream.producer import produce
-from stream.topics import ensure_topics
+from stream.kafka.config import connect
+from stream.kafka.topics import ensure_topics
+from stream.tools.broker import free_port
+from stream.tools.produce import produce
 
 
 def _children(pid: int) -> list[int]:

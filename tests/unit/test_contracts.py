@@ -11,9 +11,9 @@ import orjson
 import pytest
 from fuzz.outcomes import check, make_pipeline, outcome, valid_events
 
-from stream.codec import BatchDecoder, decode
 from stream.contracts import Event, Outcome
 from stream.errors import SchemaError
+from stream.scoring.codec import BatchDecoder, decode
 
 CONTROL = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cc"]
 EVENT = valid_events(1)[0]

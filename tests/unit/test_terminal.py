@@ -90,7 +90,7 @@ def test_verify_renders_hostile_findings_on_lines_of_their_own():
 
 
 def test_tail_prints_a_hostile_record_without_control_characters():
-    from stream.tail import format_message
+    from stream.tools.tail import format_message
 
     value = b'{"event_id": "\\u001b[2K\\r\xc2\x9b31m", "x": "\xc2\x9b"}'
     msg = inbound(
@@ -105,7 +105,7 @@ def test_tail_prints_a_hostile_record_without_control_characters():
 
 
 def test_a_one_line_error_stays_one_line(capsys):
-    from stream.cli import fail
+    from stream.cli.common import fail
 
     assert fail(f"no record for {FORGED}").exit_code == 2
     printed = capsys.readouterr().err

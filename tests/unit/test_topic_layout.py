@@ -81,7 +81,7 @@ def test_distinct_topics_and_topics_turned_off_are_accepted():
 
 def _cli(command: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "stream.cli", *command.split()],
+        [sys.executable, "-m", "stream.cli.main", *command.split()],
         env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "STREAMSCORE_MODEL_DIR": str(MODELS)}
         | env,
         capture_output=True,

@@ -1,0 +1,173 @@
+"""``streamscore model``: train, register, list and promote models, in the folder registry or MLflow.
+
+With ``MLFLOW_TRACKING_URI`` set, ``list`` and ``promote`` speak to MLflow's registry (``--registry``
+names a folder registry instead); without it, to the folder registry (STREAMSCORE_MODEL_DIR).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stream.errors import StreamscoreError
+
+model_app = typer.Typer(help="The model registry: a folder, or MLflow.", no_args_is_help=True)
+
+Registry = Annotated[
+    Path | None,
+    typer.Option(
+        help="Folder registry (default: MLflow when MLFLOW_TRACKING_URI is set, else STREAMSCORE_MODEL_DIR)."
+    ),
+]
+
+
+def _settings():  # noqa: ANN202 - the CLI's own helper, imported late (the CLI module imports this one)
+    from stream.cli.common import settings
+
+    return settings()
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    from stream.cli.common import fail
+
+    return fail(str(exc))
+
+
+@model_app.command("train")
+def model_train(
+    name: Annotated[str, typer.Option(help="Model name.")] = "loan-approval",
+    version: Annotated[str | None, typer.Option(help="Version (default: the next number).")] = None,
+    registry: Annotated[
+        Path | None, typer.Option(help="Registry folder (default: STREAMSCORE_MODEL_DIR).")
+    ] = None,
+    samples: Annotated[int, typer.Option(help="Generated examples (75% train, 25% holdout).")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed of data and model.")] = 7,
+    concept: Annotated[
+        str, typer.Option(help="Train on the generator's concept before (base) or after (drifted) a change.")
+    ] = "base",
+) -> None:
+    """Train gradient-boosted trees on generated loan applications and register them in ONNX."""
+    from stream.tools.train import train
+
+    if concept not in ("base", "drifted"):
+        raise _fail(ValueError("--concept is base or drifted"))
+    try:
+        folder = train(
+            registry or _settings().model_dir,
+            name=name,
+            version=version,
+            samples=samples,
+            seed=seed,
+            drifted=concept == "drifted",
+        )
+    except StreamscoreError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"registered {folder}")
+
+
+@model_app.command("register")
+def model_register(
+    folder: Annotated[Path, typer.Argument(help="A folder model: <registry>/<name>/<version>.")],
+    alias: Annotated[str | None, typer.Option(help="Point this alias at the new version.")] = None,
+) -> None:
+    """Publish a folder model to MLflow (MLFLOW_TRACKING_URI): ONNX file and card, metrics, card tags."""
+    from stream.lifecycle.mlflow_registry import register
+
+    try:
+        name, version = register(_settings().mlflow_tracking_uri, folder, alias)
+    except StreamscoreError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"registered models:/{name}/{version}" + (f" as @{alias}" if alias else ""))
+
+
+@model_app.command("list")
+def model_list(registry: Registry = None) -> None:
+    """List the registered models and versions: sha256, holdout metrics, aliases."""
+    from stream.lifecycle import folder, mlflow_registry
+
+    config = _settings()
+    try:
+        if registry is None and config.mlflow_tracking_uri:
+            lines = list(mlflow_registry.listing(config.mlflow_tracking_uri))
+        else:
+            lines = list(folder.listing(registry or config.model_dir))
+    except StreamscoreError as exc:
+        raise _fail(exc) from None
+    for line in lines:
+        typer.echo(line)
+
+
+@model_app.command("promote")
+def model_promote(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="The version to promote.")],
+    alias: Annotated[str, typer.Option(help="The alias to move.")] = "champion",
+    registry: Registry = None,
+) -> None:
+    """Move an alias to a version (MLflow, or a folder registry's pointer); workers follow it."""
+    from stream.lifecycle import folder, mlflow_registry
+
+    config = _settings()
+    try:
+        if registry is None and config.mlflow_tracking_uri:
+            before = mlflow_registry.promote(config.mlflow_tracking_uri, name, version, alias)
+        else:
+            before = folder.set_alias(registry or config.model_dir, name, alias, version)
+    except StreamscoreError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"{name}@{alias}: {before or 'none'} -> {version}")
+
+
+@model_app.command("compare")
+def model_compare(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to read the drift topic.")] = 30.0,
+) -> None:
+    """Print the latest comparison of champion and challenger on outcomes (from STREAMSCORE_DRIFT_TOPIC)."""
+    from stream.errors import ConfigError
+    from stream.kafka.config import client_config
+    from stream.outcomes.pairing import latest_comparison
+
+    config = _settings()
+    try:
+        report = latest_comparison(client_config(config), config.drift_topic, timeout)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    if report is None:
+        raise _fail(
+            ValueError(
+                f"no comparison report on {config.drift_topic!r}: is a challenger set "
+                "(STREAMSCORE_CHALLENGER_URI), and the outcome worker running?"
+            )
+        )
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    from stream.terminal import printable
+
+    r = report
+    champion, challenger = (  # names read from the drift topic
+        printable(f"{r.champion.name}/{r.champion.version}"),
+        printable(f"{r.challenger.name}/{r.challenger.version}"),
+    )
+    typer.echo(
+        f"{challenger} (challenger) against {champion} (champion) on {r.pairs:,} paired outcomes: {r.verdict}"
+    )
+    low, high = r.log_loss_interval
+    typer.echo(
+        f"log loss           {r.log_loss['champion']:.4f} -> {r.log_loss['challenger']:.4f}  "
+        f"difference {r.log_loss_difference:+.4f} [{low:+.4f}, {high:+.4f}] "
+        f"(look {r.look}, level {r.level:.2g})"
+    )
+    if r.roc_auc_difference is not None and r.roc_auc_interval is not None:
+        typer.echo(
+            f"ROC AUC            {r.roc_auc['champion']:.4f} -> {r.roc_auc['challenger']:.4f}  difference "
+            f"{r.roc_auc_difference:+.4f} [{r.roc_auc_interval[0]:+.4f}, "
+            f"{r.roc_auc_interval[1]:+.4f}] (DeLong)"
+        )
+    typer.echo(f"accuracy           {r.accuracy['champion']:.4f} -> {r.accuracy['challenger']:.4f}")
+    typer.echo(
+        f"calibration error  {r.calibration_error['champion']:.4f} -> {r.calibration_error['challenger']:.4f}"
+    )

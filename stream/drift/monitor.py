@@ -1,0 +1,457 @@
+"""Data drift against the model card's reference: sliding windows, two distances, change detectors.
+
+State is kept **per input partition**, so that it moves with the partition on a rebalance and can
+be saved and restored (:meth:`DriftMonitor.snapshot`, :meth:`DriftMonitor.restore`). For each
+partition:
+
+- a sliding window of bin counts of every feature and of the score, on the card's reference bins
+  (quantile edges for numeric features, the categories for categorical ones). A batch costs one
+  vectorised ``searchsorted`` per column and one ``bincount`` per partition (no per-event Python);
+  the window drops whole old batches once it holds more than its share of ``window`` events, or
+  (with ``window_seconds``) once they are older than that in event time;
+- River's ADWIN on the score, event by event: a change in the model's output is flagged when it
+  happens (ADWIN adapts to any change size with bounded false alarms; about 0.2 µs an update);
+- River's Page-Hinkley on each feature, fed with the standardised mean of each run of exactly
+  ``DETECTOR_EVERY`` events of the partition (however they were batched),
+  z = (mean - reference mean) / (reference std / sqrt(n)), which is N(0, 1) while nothing changes.
+  Page-Hinkley is a CUSUM test: the fastest detector of a sustained mean shift for a given
+  false-alarm rate, with O(1) state.
+
+A worker's window is the union of the windows of the partitions it owns. Once that union has
+taken in ``window`` new events (scaled by the share of partitions it owns), or ``window_seconds``
+of event time, it is compared with the reference: the population stability index (PSI) and a
+distance, Kolmogorov-Smirnov over the reference quantile edges for numeric features and total
+variation for categorical ones. A detector that fires makes an alarm report at once.
+
+Conventional PSI reading: below 0.1 stable, 0.1-0.25 moderate shift, above 0.25 significant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import orjson
+from pydantic import ValidationError
+from river.drift import ADWIN, PageHinkley
+
+from stream.contracts import ModelCard, ReferenceStats
+from stream.drift.river_state import (
+    adwin_from_state,
+    adwin_state,
+    page_hinkley_from_state,
+    page_hinkley_state,
+)
+from stream.drift.state import STATE_VERSION, PartitionRecord, Shape, Slices, version_of
+from stream.errors import StateRejected
+
+PSI_THRESHOLD = 0.25
+DISTANCE_THRESHOLD = 0.1
+# Page-Hinkley on z-scores: ignore shifts under 0.5 sd of a slice mean; alarm at a cumulative 25
+# (about one false alarm in 10^6 updates for a two-sided CUSUM; see tests/unit/drift/test_monitor.py).
+PH_DELTA = 0.5
+PH_THRESHOLD = 25.0
+DETECTOR_EVERY = 32  # events of a partition per Page-Hinkley update
+_EPS = 1e-4
+
+
+def psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Population stability index between two distributions over the same bins."""
+    e = np.clip(expected, _EPS, None)
+    a = np.clip(actual, _EPS, None)
+    e, a = e / e.sum(), a / a.sum()
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def distance(expected: np.ndarray, actual: np.ndarray, categorical: bool) -> float:
+    """Total variation for categories; Kolmogorov-Smirnov over ordered bins otherwise."""
+    e = expected / expected.sum()
+    a = actual / max(actual.sum(), 1)
+    if categorical:
+        return float(0.5 * np.abs(a - e).sum())
+    return float(np.abs(np.cumsum(a) - np.cumsum(e)).max())
+
+
+class _Binning:
+    """Maps values to the bins of one reference distribution."""
+
+    def __init__(self, ref: ReferenceStats, categorical: bool) -> None:
+        self.categorical = categorical and bool(ref.categories)
+        if self.categorical and ref.categories:
+            codes = np.array([float(c) for c in ref.categories])
+            order = np.argsort(codes)
+            self.codes = codes[order]
+            # one bin per known category, and a last one for categories never seen in training
+            self.expected = np.append(np.array(list(ref.categories.values()))[order], 0.0)
+        else:
+            self.edges = np.array(ref.bin_edges)
+            self.expected = np.array(ref.bin_fractions)
+        self.size = len(self.expected)
+        self.mean, self.std = ref.mean, max(ref.std, 1e-12)
+
+    def bins(self, values: np.ndarray) -> np.ndarray:
+        if not self.categorical:
+            return np.searchsorted(self.edges, values, side="left")
+        bins = np.minimum(np.searchsorted(self.codes, values), len(self.codes) - 1)
+        bins[self.codes[bins] != values] = len(self.codes)
+        return bins
+
+
+@dataclass
+class _Slice:
+    """What one batch added to one partition's window."""
+
+    events: int
+    counts: np.ndarray  # flat bin counts of every column
+    first_time: float
+    last_time: float
+    first_offset: int
+    last_offset: int
+
+
+@dataclass
+class PartitionState:
+    """The window and the detectors of one input partition."""
+
+    slices: deque[_Slice]
+    totals: np.ndarray
+    events: int
+    score_detector: ADWIN
+    feature_detectors: list[PageHinkley]
+    feature_sums: np.ndarray  # of the events not yet given to the feature detectors
+    feature_count: int = 0
+    seen: int = 0  # events ever added
+    since_report: int = 0  # events added since the last window report
+
+
+@dataclass
+class Report:
+    """A comparison of the window with the reference: at a window's end, or when a detector fires."""
+
+    kind: Literal["window", "alarm"]
+    partitions: list[int]
+    events: int
+    window_start: float  # earliest event time in the window, epoch seconds
+    window_end: float
+    offsets: dict[int, tuple[int, int]]  # partition -> first and last offset in the window
+    psi: dict[str, float]  # per feature, and "score"
+    distance: dict[str, float]
+    drifted: list[str]  # names whose PSI or distance is above its threshold
+    alarms: list[str]  # detectors that fired since the last window report ("score" or a feature)
+
+    @property
+    def verdict(self) -> Literal["ok", "drift"]:
+        return "drift" if self.drifted or self.alarms else "ok"
+
+
+@dataclass
+class DriftMonitor:
+    """Windows and detectors of every feature and of the score, per input partition."""
+
+    card: ModelCard
+    window: int = 5_000
+    partitions: int = 1  # partition count of the input topic: each holds window / partitions
+    window_seconds: float = 0.0  # also bound windows in event time (0: by events only)
+    psi_threshold: float = PSI_THRESHOLD
+    distance_threshold: float = DISTANCE_THRESHOLD
+    names: list[str] = field(init=False)
+    _binnings: list[_Binning] = field(init=False)
+    _offsets: np.ndarray = field(init=False)
+    _states: dict[int, PartitionState] = field(init=False, default_factory=dict)
+    _report_time: float = field(init=False, default=math.nan)
+    _alarms: set[str] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        features = self.card.features
+        self.names = [f.name for f in features] + ["score"]
+        kinds = [f.kind == "categorical" for f in features] + [False]
+        self._binnings = [_Binning(self.card.reference[n], c) for n, c in zip(self.names, kinds, strict=True)]
+        self._offsets = np.cumsum([0] + [b.size for b in self._binnings])
+        self._means = np.array([b.mean for b in self._binnings[:-1]])
+        self._stderr = np.array([b.std for b in self._binnings[:-1]]) / math.sqrt(DETECTOR_EVERY)
+        self._per_partition = max(1, math.ceil(self.window / self.partitions))
+
+    # -- updates ---------------------------------------------------------------------------------
+
+    def update(
+        self,
+        x: np.ndarray,
+        scores: np.ndarray,
+        partitions: np.ndarray,
+        times: np.ndarray,
+        offsets: np.ndarray,
+    ) -> list[Report]:
+        """Add a scored batch: rows in card order, and each row's partition, event time and offset."""
+        order = np.argsort(partitions, kind="stable")  # rows of a partition together, in offset order
+        columns = np.column_stack([x, scores])[order]
+        parts, times, offsets = partitions[order], times[order], offsets[order]
+        owned, starts = np.unique(parts, return_index=True)
+        ends = np.append(starts[1:], len(parts))
+        size = int(self._offsets[-1])
+        flat = np.column_stack([b.bins(columns[:, j]) for j, b in enumerate(self._binnings)])
+        flat += self._offsets[:-1] + (np.repeat(np.arange(len(owned)), ends - starts) * size)[:, None]
+        counts = np.bincount(flat.ravel(), minlength=len(owned) * size).reshape(len(owned), size)
+        sums = np.add.reduceat(columns[:, :-1], starts)
+        first, last = np.minimum.reduceat(times, starts), np.maximum.reduceat(times, starts)
+        fired: set[str] = set()
+        for i, p in enumerate(owned.tolist()):
+            a, b = int(starts[i]), int(ends[i])
+            window = _Slice(
+                b - a, counts[i], float(first[i]), float(last[i]), int(offsets[a]), int(offsets[b - 1])
+            )
+            fired |= self._add(p, window, columns[a:b], sums[i])
+        if math.isnan(self._report_time):
+            self._report_time = float(times.min())
+        reports = []
+        new = fired - self._alarms
+        if new:
+            self._alarms |= new
+            reports.append(self._report("alarm", sorted(new)))
+        if self._window_due(float(times.max())):
+            reports.append(self._report("window", sorted(self._alarms)))
+            self._alarms.clear()
+            for state in self._states.values():
+                state.since_report = 0
+            self._report_time = float(times.max())
+        return reports
+
+    def _add(self, p: int, window: _Slice, rows: np.ndarray, sums: np.ndarray) -> set[str]:
+        """Add a partition's rows (features and score, in offset order; ``sums``: of its features);
+        the detectors that fired."""
+        state = self._states.get(p) or self._new_state()
+        self._states[p] = state
+        state.slices.append(window)
+        state.totals += window.counts
+        state.events += window.events
+        state.seen += window.events
+        state.since_report += window.events
+        horizon = window.last_time - self.window_seconds if self.window_seconds else -math.inf
+        while state.slices and (
+            state.events - state.slices[0].events >= self._per_partition
+            or state.slices[0].last_time < horizon
+        ):
+            old = state.slices.popleft()
+            state.events -= old.events
+            state.totals -= old.counts
+
+        fired = set()
+        adwin = state.score_detector
+        for score in rows[:, -1].tolist():
+            adwin.update(score)
+            if adwin.drift_detected:
+                fired.add("score")
+        # Each run of exactly DETECTOR_EVERY events makes one update, wherever batches begin and
+        # end: a partition's events give the same alarms however they were batched.
+        if state.feature_count + len(rows) < DETECTOR_EVERY:  # no run ends in these rows
+            state.feature_sums += sums
+            state.feature_count += len(rows)
+            return fired
+        features, at = rows[:, :-1], 0
+        while len(features) - at >= DETECTOR_EVERY - state.feature_count:
+            end = at + DETECTOR_EVERY - state.feature_count
+            state.feature_sums += features[at:end].sum(axis=0)
+            at, state.feature_count = end, 0
+            z = (state.feature_sums / DETECTOR_EVERY - self._means) / self._stderr
+            for name, detector, value in zip(
+                self.names[:-1], state.feature_detectors, z.tolist(), strict=True
+            ):
+                detector.update(value)
+                if detector.drift_detected:
+                    fired.add(name)
+            state.feature_sums[:] = 0.0
+        state.feature_sums += features[at:].sum(axis=0)
+        state.feature_count += len(features) - at
+        return fired
+
+    def _new_state(self) -> PartitionState:
+        return PartitionState(
+            slices=deque(),
+            totals=np.zeros(int(self._offsets[-1]), dtype=np.int64),
+            events=0,
+            score_detector=ADWIN(),
+            feature_detectors=[self._page_hinkley() for _ in self.names[:-1]],
+            feature_sums=np.zeros(len(self.names) - 1),
+        )
+
+    @staticmethod
+    def _page_hinkley() -> PageHinkley:
+        return PageHinkley(min_instances=30, delta=PH_DELTA, threshold=PH_THRESHOLD)
+
+    def _window_due(self, now: float) -> bool:
+        owned = len(self._states)
+        due = self.window * owned / self.partitions
+        states = self._states.values()
+        if sum(s.since_report for s in states) >= due and sum(s.events for s in states) >= due:
+            return True
+        return bool(self.window_seconds) and now - self._report_time >= self.window_seconds
+
+    # -- comparison ------------------------------------------------------------------------------
+
+    def current(self) -> Report:
+        """The windows as they are now, compared with the reference (no alarms, nothing reset)."""
+        return self._report("window", [])
+
+    def _report(self, kind: Literal["window", "alarm"], alarms: list[str]) -> Report:
+        states = self._states
+        totals = sum((s.totals for s in states.values()), np.zeros(int(self._offsets[-1]), dtype=np.int64))
+        psis, distances = {}, {}
+        for j, (name, b) in enumerate(zip(self.names, self._binnings, strict=True)):
+            t = totals[self._offsets[j] : self._offsets[j + 1]]
+            psis[name] = round(psi(b.expected, t), 4)
+            distances[name] = round(distance(b.expected, t, b.categorical), 4)
+        slices = [sl for s in states.values() for sl in s.slices]
+        drifted = [
+            n for n in self.names if psis[n] > self.psi_threshold or distances[n] > self.distance_threshold
+        ]
+        return Report(
+            kind=kind,
+            partitions=sorted(states),
+            events=sum(s.events for s in states.values()),
+            window_start=min((sl.first_time for sl in slices), default=math.nan),
+            window_end=max((sl.last_time for sl in slices), default=math.nan),
+            offsets={
+                p: (s.slices[0].first_offset, s.slices[-1].last_offset)
+                for p, s in sorted(states.items())
+                if s.slices
+            },
+            psi=psis,
+            distance=distances,
+            drifted=drifted,
+            alarms=alarms,
+        )
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def shape(self) -> Shape:
+        """What a saved state must match, besides the model: the window and the detectors."""
+        adwin, ph = ADWIN(), self._page_hinkley()
+        return Shape(
+            window_events=self._per_partition,
+            window_seconds=self.window_seconds,
+            bins=[b.size for b in self._binnings],
+            detector_every=DETECTOR_EVERY,
+            adwin=[adwin.delta, adwin.clock, adwin.max_buckets, adwin.min_window_length, adwin.grace_period],
+            page_hinkley=[ph.min_instances, ph.delta, ph.threshold, ph.alpha],
+        )
+
+    def snapshot(self, partition: int) -> bytes | None:
+        """The partition's state as versioned JSON (plain numbers); None if it has none."""
+        state = self._states.get(partition)
+        if state is None:
+            return None
+        slices = list(state.slices)
+        nonzero = [np.flatnonzero(sl.counts) for sl in slices]
+        record = PartitionRecord(
+            version=STATE_VERSION,
+            model=self._model_id(),
+            shape=self.shape(),
+            slices=Slices(
+                events=[sl.events for sl in slices],
+                first_time=[sl.first_time for sl in slices],
+                last_time=[sl.last_time for sl in slices],
+                first_offset=[sl.first_offset for sl in slices],
+                last_offset=[sl.last_offset for sl in slices],
+                bins=[nz.tolist() for nz in nonzero],
+                counts=[sl.counts[nz].tolist() for sl, nz in zip(slices, nonzero, strict=True)],
+            ),
+            feature_sums=state.feature_sums.tolist(),
+            feature_count=state.feature_count,
+            seen=state.seen,
+            since_report=state.since_report,
+            score_detector=adwin_state(state.score_detector),
+            feature_detectors=[page_hinkley_state(d) for d in state.feature_detectors],
+        )
+        return record.model_dump_json().encode()
+
+    def restore(self, partition: int, body: bytes) -> None:
+        """Adopt a saved state (the JSON :meth:`snapshot` makes) for ``partition``.
+
+        Raises :class:`StateRejected` (reason ``format``, ``version``, ``model`` or ``shape``) and
+        leaves the partition as it was when the record is malformed, of another version, of another
+        model, or does not fit this monitor's window and detectors.
+        """
+        what = f"drift state of partition {partition}"
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise StateRejected("format", f"{what} is not JSON: {exc}") from None
+        version = version_of(data)
+        if version != STATE_VERSION:
+            raise StateRejected("version", f"{what} has version {version!r}, not {STATE_VERSION}")
+        try:
+            record = PartitionRecord.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            raise StateRejected("format", f"{what} is malformed: {where}: {first['msg']}") from None
+        if record.model != self._model_id():
+            raise StateRejected("model", f"{what} is of model {record.model}, not {self._model_id()}")
+        try:
+            state = self._state_from(record)
+        except ValueError as exc:
+            raise StateRejected("shape", f"{what} does not fit: {exc}") from None
+        self._states[partition] = state
+
+    def _model_id(self) -> str:
+        return f"{self.card.sha256}:{self.card.version}"
+
+    def _state_from(self, record: PartitionRecord) -> PartitionState:
+        """The live state a validated record describes; ValueError when it does not fit this monitor."""
+        if record.shape != self.shape():
+            raise ValueError(f"saved for window and detectors {record.shape}, not {self.shape()}")
+        n_features, size = len(self.names) - 1, int(self._offsets[-1])
+        sl = record.slices
+        if len(sl.events) > self._per_partition:
+            raise ValueError(f"{len(sl.events)} slices, more than a window's {self._per_partition} events")
+        if len(record.feature_sums) != n_features or len(record.feature_detectors) != n_features:
+            raise ValueError(f"the feature sums or detectors are not one per feature ({n_features})")
+        if record.feature_count >= DETECTOR_EVERY or record.since_report > record.seen:
+            raise ValueError("the detector or report counters are out of range")
+        slices: deque[_Slice] = deque()
+        for i, events in enumerate(sl.events):
+            if sl.bins[i] and sl.bins[i][-1] >= size:
+                raise ValueError(f"slice {i} counts bin {sl.bins[i][-1]} of {size}")
+            counts = np.zeros(size, dtype=np.int64)
+            counts[sl.bins[i]] = sl.counts[i]
+            if (np.add.reduceat(counts, self._offsets[:-1]) != events).any():
+                raise ValueError(f"slice {i} does not count each of its {events} events once per column")
+            times, offsets = (sl.first_time[i], sl.last_time[i]), (sl.first_offset[i], sl.last_offset[i])
+            slices.append(_Slice(events, counts, *times, *offsets))
+        events = sum(sl.events)
+        if events > record.seen:
+            raise ValueError(f"the window holds {events} events, more than the {record.seen} ever seen")
+        return PartitionState(
+            slices=slices,
+            totals=sum((s.counts for s in slices), np.zeros(size, dtype=np.int64)),
+            events=events,
+            score_detector=adwin_from_state(record.score_detector),
+            feature_detectors=[
+                page_hinkley_from_state(d, self._page_hinkley()) for d in record.feature_detectors
+            ],
+            feature_sums=np.array(record.feature_sums, dtype=np.float64),
+            feature_count=record.feature_count,
+            seen=record.seen,
+            since_report=record.since_report,
+        )
+
+    def own(self, partitions: Iterable[int]) -> None:
+        """Start an empty window for each newly assigned partition that has none, so that a window's
+        share of events counts every partition the worker owns, not only those seen so far."""
+        for p in partitions:
+            if p not in self._states:
+                self._states[p] = self._new_state()
+
+    def release(self, partition: int) -> None:
+        """Forget a partition this worker no longer owns."""
+        self._states.pop(partition, None)
+
+    def owned(self) -> list[int]:
+        return sorted(self._states)
+
+    def seen(self, partition: int) -> int:
+        state = self._states.get(partition)
+        return state.seen if state else 0

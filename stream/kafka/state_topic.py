@@ -1,0 +1,94 @@
+"""Worker state kept in Kafka: one compacted topic, one record per input partition.
+
+The state of input partition *p* is written to partition *p* of the state topic under key *p*, so
+the latest state of a partition is the last record of one partition: a new owner reads exactly
+that after a rebalance or a restart. Compaction keeps the topic to one record per partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from stream.errors import StateRejected
+from stream.kafka.config import Connection, client_config
+from stream.kafka.topics import ensure_topics
+from stream.keys import Signer
+
+
+class StateTopic:
+    """Save and load signed per-partition state in a compacted topic."""
+
+    def __init__(
+        self, kafka: Connection, topic: str, partitions: int, signer: Signer, replication_factor: int = 1
+    ) -> None:
+        self.kafka, self.topic, self.signer = kafka, topic, signer
+        ensure_topics(
+            kafka,
+            {topic: partitions},
+            replication_factor=replication_factor,
+            config={"cleanup.policy": "compact", "segment.ms": "600000"},
+        )
+        self._producer = Producer(client_config(kafka, **{"acks": "all", "linger.ms": 0, "log_level": 0}))
+
+    def save(self, states: dict[int, bytes], timeout: float = 10.0) -> None:
+        """Sign and write each partition's state, wait for the broker; raise if any is not acknowledged."""
+        failed: list[str] = []
+
+        def delivered(err: object, _msg: object) -> None:
+            if err is not None:
+                failed.append(str(err))
+
+        for partition, blob in states.items():
+            signed = self.signer.sign(self._context(partition), blob)
+            self._producer.produce(
+                self.topic, signed, str(partition).encode(), partition, on_delivery=delivered
+            )
+        left = self._producer.flush(timeout)
+        if failed or left:
+            raise KafkaException(f"state of {sorted(states)} not saved to {self.topic}: {failed or left}")
+
+    def load(
+        self, partitions: Iterable[int], timeout: float = 10.0
+    ) -> tuple[dict[int, bytes], dict[int, StateRejected]]:
+        """The last saved state of each partition that has one, and why the others' were refused."""
+        consumer = Consumer(
+            client_config(
+                self.kafka,
+                **{"group.id": f"{self.topic}-reader", "enable.auto.commit": False, "log_level": 0},
+            )
+        )
+        try:
+            wanted = []
+            for p in partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=timeout)
+                if high > low:
+                    wanted.append(TopicPartition(self.topic, p, high - 1))
+            found: dict[int, bytes | None] = {}  # None: a tombstone, no state
+            if wanted:
+                consumer.assign(wanted)
+            for _ in range(100 if wanted else 0):  # bounded: one last record per partition
+                for msg in consumer.consume(len(wanted), timeout=timeout / 10):
+                    if msg.error() is None:
+                        found[msg.partition()] = msg.value()
+                if len(found) == len(wanted):
+                    break
+        finally:
+            consumer.close()
+        bodies: dict[int, bytes] = {}
+        rejected: dict[int, StateRejected] = {}
+        for partition, blob in found.items():
+            if blob is None:
+                continue
+            try:
+                bodies[partition] = self.signer.verify(self._context(partition), blob)
+            except StateRejected as exc:
+                rejected[partition] = exc
+        return bodies, rejected
+
+    def _context(self, partition: int) -> str:
+        return f"{self.topic}[{partition}]"
+
+    def close(self) -> None:
+        self._producer.flush(5)

@@ -1,0 +1,275 @@
+"""The hot path: a batch of input messages in; predictions, provenance and dead letters out.
+
+Pure and broker-free, so it is unit-tested and benchmarked on its own; a Kafka loop feeds it
+confluent-kafka messages as ``consume()`` returns them (:class:`~stream.messages.Inbound`) and sends
+the records (:class:`~stream.messages.Record`) it returns. Per batch, top to bottom:
+
+1. decode and validate the messages (contract, in one pydantic call for the batch, then the card's
+   features); a poison message becomes a dead letter carrying the original bytes and the reason;
+2. score every valid row in one onnxruntime run (row by row only if that run fails);
+3. build one prediction and one provenance record per scored event, or a dead letter where the
+   model's output is not a probability (:mod:`stream.scoring.records`).
+
+Every input yields exactly one prediction (with its provenance) or exactly one dead letter.
+Predictions and dead letters keep the input's key and partition, so ordering per key holds
+downstream; provenance is keyed by ``event_id``. The model can be
+replaced between batches (:meth:`Pipeline.swap`, used by ``stream.worker.reload``); a batch is scored
+with one model from start to end, and the first batch of a new model says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stream.contracts import MAX_FEATURES, MAX_STRING_LENGTH, Event, Role
+from stream.errors import DecodeError, FeatureError, ModelError, PoisonEvent
+from stream.messages import MAX_KEY_BYTES, MAX_RECORD_BYTES, Inbound, Record
+from stream.scoring.challenger import Challenge, columns
+from stream.scoring.codec import BatchDecoder, FeatureReader
+from stream.scoring.model import LoadedModel
+from stream.scoring.records import JSON_VALUES, RecordBuilder, Serialize, Topics
+
+log = logging.getLogger("streamscore.worker")
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """The records to send for one batch, and what happened to its events."""
+
+    records: list[Record] = field(default_factory=list)
+    scored: int = 0
+    dead_letters: dict[str, int] = field(default_factory=dict)  # stage -> count
+    latencies: list[float] = field(default_factory=list)  # event time -> emit, seconds
+    features: np.ndarray | None = None  # rows of the scored events, card order (for drift)
+    scores: np.ndarray | None = None  # their scores
+    partitions: np.ndarray | None = None  # their input partitions
+    offsets: np.ndarray | None = None  # their input offsets
+    times: np.ndarray | None = None  # their occurred_at, epoch seconds
+    switched: LoadedModel | None = None  # the model served until this batch, when a new one starts here
+    shadowed: int = 0  # shadow predictions (with their provenance), with a challenger
+
+
+@dataclass(frozen=True, slots=True)
+class _Scoring:
+    """Everything the hot path takes from one model; replaced whole by :meth:`Pipeline.swap`."""
+
+    model: LoadedModel
+    reader: FeatureReader
+    records: RecordBuilder
+    challenge: Challenge | None  # a challenger beside the model (shadow or canary)
+
+
+class Pipeline:
+    """Scores batches of messages with one model at a time."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        topics: Topics,
+        *,
+        pii_key: bytes,
+        scorer: dict[str, str | None],
+        max_message_bytes: int,
+        max_key_bytes: int = MAX_KEY_BYTES,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+        max_features: int = MAX_FEATURES,
+        max_string_length: int = MAX_STRING_LENGTH,
+        clock: Callable[[], float] = time.time,
+        decoder: Callable[[Sequence[bytes | None]], list[Event | PoisonEvent]] | None = None,
+        serialize: tuple[Serialize, Serialize] = JSON_VALUES,
+        role: Role = "champion",
+        challenger: LoadedModel | None = None,
+        shadow_topic: str = "predictions.challenger",
+        canary_percent: float = 0.0,
+    ) -> None:
+        """``decoder``, ``serialize`` (prediction, provenance): a registered input and output format
+        (default: JSON). ``challenger`` scores every event beside ``model``: in shadow to ``shadow_topic``,
+        or live for ``canary_percent`` of the keys (:mod:`stream.scoring.challenger`). An event whose key
+        is longer than ``max_key_bytes`` is a dead letter; none is larger than ``max_record_bytes``."""
+        self.topics = topics
+        self.role = role  # written on every prediction and provenance record
+        self.challenger, self._shadow_topic, self._canary = challenger, shadow_topic, canary_percent
+        self._clock = clock  # epoch seconds: every timestamp the pipeline writes
+        self._key = pii_key
+        self._decode = decoder or BatchDecoder(max_message_bytes)
+        self._max_key, self._max_record = max_key_bytes, max_record_bytes
+        self._serialize = serialize
+        self._max_features, self._max_string = max_features, max_string_length
+        self._scorer = scorer
+        self.scorer_id = str(scorer.get("worker_id"))
+        self._scoring = self._offered = self._bind(model)
+
+    @property
+    def model(self) -> LoadedModel:
+        """The model of the next batch."""
+        return self._offered.model
+
+    @property
+    def challenge_mode(self) -> str:
+        """``canary`` or ``shadow``: how a challenger scores beside the model."""
+        return "canary" if self._canary > 0 else "shadow"
+
+    @property
+    def serving(self) -> LoadedModel:
+        """The model of the last batch (until the next batch takes up one :meth:`swap` offered)."""
+        return self._scoring.model
+
+    def swap(self, model: LoadedModel) -> None:
+        """Serve ``model`` from the next batch on; a batch in progress finishes with the one it began with.
+
+        One attribute assignment, which :meth:`process` reads once per batch, so never mid-batch; the
+        batch that starts with it says so (:attr:`BatchResult.switched`). Raises :class:`ModelError`
+        (and keeps the current model) if ``model`` breaks the input bounds.
+        """
+        self._offered = self._bind(model)
+
+    def swap_challenger(self, challenger: LoadedModel) -> None:
+        """Score ``challenger`` beside the model from the next batch on; :class:`ModelError` (and the
+        current challenger kept) if it cannot read the model's rows."""
+        columns(self._offered.model, challenger)
+        self.challenger = challenger
+        self._offered = self._bind(self._offered.model)
+
+    def _bind(self, model: LoadedModel) -> _Scoring:
+        card = model.card
+        if len(card.features) > self._max_features:
+            raise ModelError(
+                f"{model.path.parent} lists {len(card.features)} features, more than the limit of "
+                f"{self._max_features}: raise STREAMSCORE_MAX_FEATURES"
+            )
+        records = RecordBuilder.for_card(
+            self.topics,
+            card,
+            pii_key=self._key,
+            scorer=self._scorer,
+            serialize=self._serialize,
+            role=self.role,
+            max_record_bytes=self._max_record,
+        )
+        reader = FeatureReader(card.features, self._max_features, self._max_string)
+        return _Scoring(model=model, reader=reader, records=records, challenge=self._challenge(model))
+
+    def _challenge(self, model: LoadedModel) -> Challenge | None:
+        """The challenger bound beside ``model``; None (the champion alone) when it cannot read its rows."""
+        if self.challenger is None:
+            return None
+        try:
+            return Challenge(
+                model, self.challenger, self.topics, self._shadow_topic, self._canary,
+                pii_key=self._key, scorer=self._scorer, serialize=self._serialize,
+                max_record_bytes=self._max_record,
+            )  # fmt: skip
+        except ModelError as exc:
+            log.error("the champion goes on alone: %s", exc)
+            self.challenger = None
+            return None
+
+    def process(self, batch: Sequence[Inbound]) -> BatchResult:
+        received_at = self._now()
+        result = BatchResult()
+        scoring = self._offered  # the model of this whole batch, whatever swap() does meanwhile
+        if scoring is not self._scoring:
+            result.switched, self._scoring = self._scoring.model, scoring
+        records = scoring.records
+
+        # 1. decode and validate: the contract, then the card's features
+        decoded = self._decode([msg.value() for msg in batch])
+        max_key = self._max_key
+        if any(len(key) > max_key for msg in batch if (key := msg.key()) is not None):
+            _refuse_keys(batch, decoded, max_key)
+        valid = [event for event in decoded if not isinstance(event, PoisonEvent)]
+        rows, errors = scoring.reader.rows([event.features for event in valid])
+        if len(valid) == len(batch) and not any(errors):  # no poison: every message is scored
+            msgs, events, x = batch, valid, rows
+        else:
+            msgs, events = self._refuse(result, records, batch, decoded, errors)
+            x = rows[[i for i, error in enumerate(errors) if error is None]]
+        if not events:
+            return result
+
+        # 2. score: the model, and a challenger beside it when there is one (one run each)
+        scores = self._score(scoring.model, x)
+        challenge = scoring.challenge
+        if challenge is not None:
+            other = self._score(challenge.model, challenge.rows(x))
+
+        # 3. records
+        times = (received_at, self._now(), self._now())  # received, scored, emitted
+        if challenge is None:
+            built, result.scored = records.scored(msgs, events, x, scores.tolist(), *times)
+        else:  # scores become the live ones: the champion's, or the challenger's for canary keys
+            built, result.scored, scores, result.shadowed = challenge.records(
+                records, msgs, events, x, scores, other, times
+            )
+        result.records += built
+        if result.scored < len(events):
+            result.dead_letters["score"] = len(events) - result.scored
+        emitted = self._clock()
+        times = np.array([event.occurred_at.timestamp() for event in events])
+        result.latencies = (emitted - times).tolist()
+        ok = (scores >= 0.0) & (scores <= 1.0)
+        result.features, result.scores, result.times = x[ok], scores[ok], times[ok]
+        result.partitions = np.array([msg.partition() for msg in msgs])[ok]
+        result.offsets = np.array([msg.offset() for msg in msgs])[ok]
+        return result
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+
+    @staticmethod
+    def _score(model: LoadedModel, x: np.ndarray) -> np.ndarray:
+        """One run for the batch; if it fails, row by row so that only failing rows are lost to NaN."""
+        try:
+            return model.predict_proba(x)
+        except Exception:  # onnxruntime raises its own exception types
+            out = np.full(len(x), np.nan, dtype=np.float32)
+            for i in range(len(x)):
+                try:
+                    out[i] = model.predict_proba(x[i : i + 1])[0]
+                except Exception:
+                    continue
+            return out
+
+    def _refuse(
+        self,
+        result: BatchResult,
+        records: RecordBuilder,
+        batch: Sequence[Inbound],
+        decoded: list[Event | PoisonEvent],
+        errors: list[FeatureError | None],
+    ) -> tuple[list[Inbound], list[Event]]:
+        """Dead letters for the poison of a batch, in input order; the messages and events left."""
+        refused = iter(errors)
+        msgs: list[Inbound] = []
+        events: list[Event] = []
+        for msg, event in zip(batch, decoded, strict=True):
+            if isinstance(event, PoisonEvent):
+                self._dead_letter(result, records.dead_letter(msg, event, None), event)
+            elif (error := next(refused)) is not None:
+                self._dead_letter(result, records.dead_letter(msg, error, event.event_id), error)
+            else:
+                msgs.append(msg)
+                events.append(event)
+        return msgs, events
+
+    @staticmethod
+    def _dead_letter(result: BatchResult, record: Record, exc: PoisonEvent) -> None:
+        result.records.append(record)
+        result.dead_letters[exc.stage] = result.dead_letters.get(exc.stage, 0) + 1
+
+
+def _refuse_keys(batch: Sequence[Inbound], decoded: list[Event | PoisonEvent], max_key: int) -> None:
+    """Make each event whose key is longer than ``max_key`` bytes a dead letter (its prediction
+    would carry the key), unless it is refused already."""
+    for i, msg in enumerate(batch):
+        key = msg.key()
+        if key is not None and len(key) > max_key and not isinstance(decoded[i], PoisonEvent):
+            decoded[i] = DecodeError(
+                f"key of {len(key)} bytes exceeds the {max_key}-byte limit (STREAMSCORE_MAX_KEY_BYTES)"
+            )

@@ -1,0 +1,304 @@
+"""Output records: a prediction and its provenance for each scored event, a dead letter for each refused one.
+
+The contracts are the pydantic models of :mod:`stream.contracts` (``Prediction``, ``Provenance``,
+``DeadLetter``); the hot path writes the same JSON directly with orjson, and tests check it against
+those models and pin its exact bytes. What is constant is serialised once: the model and scorer
+parts when a model is bound (:class:`RecordBuilder`), the batch's timestamps once per batch
+(``orjson.Fragment``). Hashes come from a BLAKE2b keyed once and copied per use. The prediction's
+and the provenance's dicts are serialised as JSON unless the builder is given other serializers
+(the wire formats of :mod:`stream.formats`).
+
+A prediction goes to the input's partition number with the input's key, so the order per key
+holds; provenance is keyed by ``event_id`` with no partition, so the producer's partitioner places
+it (co-partitioned with the outcomes); a dead letter carries the input's key, value and headers
+unchanged, with Kafka Connect's headers saying why. Predictions and provenance carry CloudEvents
+headers and the input's W3C trace context (:mod:`stream.scoring.headers`): the constant ones built
+once per builder, the time once per batch, the id per event; nothing more for an input without
+headers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import orjson
+
+from stream.contracts import Event, ModelCard, Role
+from stream.errors import PoisonEvent, ScoreError
+from stream.messages import MAX_RECORD_BYTES, TIMESTAMP_NOT_AVAILABLE, Headers, Inbound, Record, timestamp_ms
+from stream.scoring.headers import CloudEventHeaders, trace_context
+
+_dumps = orjson.dumps
+_Fragment = orjson.Fragment
+
+
+_record = partial(tuple.__new__, Record)
+"""``_record(fields)`` is ``Record(*fields)`` without NamedTuple's Python-level ``__new__``."""
+Serialize = Callable[[dict[str, Any]], bytes]
+"""A record's dict (``orjson.Fragment`` where a part is serialised once) to its value's bytes."""
+JSON_VALUES: tuple[Serialize, Serialize] = (_dumps, _dumps)
+"""Predictions and provenance in JSON (other formats: :mod:`stream.formats`)."""
+TAKES_DATETIMES = "takes_datetimes"
+"""A serializer with this attribute set is given the timestamps as datetimes, not JSON fragments."""
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    predictions: str
+    provenance: str
+    dead_letters: str
+
+
+class RecordBuilder:
+    """Builds the records of one model's batches: bound when the model is, used for every batch."""
+
+    __slots__ = (
+        "_ce_predictions", "_ce_provenance", "_fragments", "_hasher", "_labels", "_model", "_model_name",
+        "_model_version", "_personal", "_role", "_scorer", "_serialize", "_threshold", "max_record_bytes",
+        "topics",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        topics: Topics,
+        *,
+        model: dict[str, str],
+        threshold: float,
+        labels: tuple[str, str],
+        personal: Sequence[tuple[str, int]],
+        pii_key: bytes,
+        scorer: dict[str, str | None],
+        role: Role = "champion",
+        serialize: tuple[Serialize, Serialize] = JSON_VALUES,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+    ) -> None:
+        """``model``: name, version, sha256; ``labels``: negative, positive; ``personal``: (name, column).
+
+        ``role`` is written on every prediction and provenance record the builder makes;
+        ``serialize`` writes the prediction's and the provenance's values (default: JSON);
+        ``max_record_bytes`` bounds a dead letter (a larger input is cut to fit, saying so).
+        """
+        self.topics = topics
+        self.max_record_bytes = max_record_bytes
+        self._role = role
+        self._serialize = serialize
+        self._fragments = not all(getattr(s, TAKES_DATETIMES, False) for s in serialize)  # as fragments
+        json = serialize is JSON_VALUES  # a registered format's bytes are not plain JSON: no content-type
+        self._ce_predictions = CloudEventHeaders(topics.predictions, "prediction", json).constant
+        self._ce_provenance = CloudEventHeaders(topics.provenance, "provenance", json).constant
+        self._model_name, self._model_version = model["name"], model["version"]
+        self._model = _Fragment(_dumps(model))
+        self._scorer = _Fragment(_dumps(scorer))
+        self._threshold, self._labels = threshold, labels
+        self._hasher = hashlib.blake2b(digest_size=16, key=pii_key)
+        self._personal = []
+        for name, column in personal:
+            prefixed = self._hasher.copy()
+            prefixed.update(name.encode() + b"=")
+            self._personal.append((name, column * 4, prefixed))  # byte offset of a float32 column
+
+    @classmethod
+    def for_card(
+        cls,
+        topics: Topics,
+        card: ModelCard,
+        *,
+        pii_key: bytes,
+        scorer: dict[str, str | None],
+        role: Role = "champion",
+        serialize: tuple[Serialize, Serialize] = JSON_VALUES,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+    ) -> RecordBuilder:
+        """The builder of the records of the model ``card`` describes."""
+        return cls(
+            topics,
+            model={"name": card.name, "version": card.version, "sha256": card.sha256},
+            threshold=card.output.threshold,
+            labels=(card.output.negative_label, card.output.positive_label),
+            personal=[(f.name, i) for i, f in enumerate(card.features) if f.personal],
+            pii_key=pii_key,
+            scorer=scorer,
+            role=role,
+            serialize=serialize,
+            max_record_bytes=max_record_bytes,
+        )
+
+    def scored(
+        self,
+        msgs: Sequence[Inbound],
+        events: Sequence[Event],
+        rows: np.ndarray,
+        scores: Sequence[float],
+        received_at: dt.datetime,
+        scored_at: dt.datetime,
+        emitted_at: dt.datetime,
+    ) -> tuple[list[Record], int]:
+        """The records of scored events (float32 ``rows``, their ``scores``), and how many were scored.
+
+        Each event gets a prediction and its provenance, or a ``score`` dead letter when its score
+        is not a probability (NaN included). Both carry CloudEvents headers and the input's trace
+        context (:mod:`stream.scoring.headers`).
+        """
+        pred_topic, prov_topic = self.topics.predictions, self.topics.provenance
+        threshold, labels = self._threshold, self._labels
+        name, version, model, scorer = self._model_name, self._model_version, self._model, self._scorer
+        role, (dump_prediction, dump_provenance) = self._role, self._serialize
+        hasher, personal = self._hasher, self._personal
+        fragments = self._fragments
+        received, scored, emitted = (
+            (_Fragment(_dumps(t)) for t in (received_at, scored_at, emitted_at))
+            if fragments
+            else (received_at, scored_at, emitted_at)
+        )
+        ce_time = ("ce_time", scored_at.isoformat().encode())
+        ce_predictions, ce_provenance = self._ce_predictions, self._ce_provenance
+        data, width = rows.tobytes(), rows.shape[1] * 4
+        records: list[Record] = []
+        append = records.append
+        n = start = 0
+        for msg, event, score in zip(msgs, events, scores, strict=True):
+            row = data[start : start + width]
+            start += width
+            if not 0.0 <= score <= 1.0:
+                reason = ScoreError(f"model output {score!r} is not a probability")
+                append(self.dead_letter(msg, reason, event.event_id))
+                continue
+            event_id, partition = event.event_id, msg.partition()
+            key = event_id.encode()
+            tail = [("ce_id", key), ce_time]
+            inbound_headers = msg.headers()
+            if inbound_headers:
+                tail += trace_context(inbound_headers)
+            occurred_at = (  # serialised once: its tzinfo is slow to read
+                _Fragment(_dumps(event.occurred_at)) if fragments else event.occurred_at
+            )
+            prediction = {
+                "event_id": event_id,
+                "entity_id": event.entity_id,
+                "score": score,
+                "label": labels[score >= threshold],
+                "threshold": threshold,
+                "model_name": name,
+                "model_version": version,
+                "role": role,
+                "occurred_at": occurred_at,
+                "scored_at": scored,
+            }
+            value = dump_prediction(prediction)
+            append(_record((pred_topic, msg.key(), value, partition, partition, ce_predictions + tail)))
+            feature_hash = hasher.copy()
+            feature_hash.update(row)
+            hashes = {}
+            for feature, offset, prefixed in personal:
+                h = prefixed.copy()
+                h.update(row[offset : offset + 4])
+                hashes[feature] = h.hexdigest()
+            kind, ms = msg.timestamp()
+            provenance = {
+                "event_id": event_id,
+                "score": score,
+                "input": {
+                    "topic": msg.topic(),
+                    "partition": partition,
+                    "offset": msg.offset(),
+                    "timestamp_ms": None if kind == TIMESTAMP_NOT_AVAILABLE else ms,
+                },
+                "model": model,
+                "role": role,
+                "feature_hash": feature_hash.hexdigest(),
+                "personal": hashes,
+                "scorer": scorer,
+                "occurred_at": occurred_at,
+                "received_at": received,
+                "scored_at": scored,
+                "emitted_at": emitted,
+            }
+            value = dump_provenance(provenance)
+            append(_record((prov_topic, key, value, None, partition, ce_provenance + tail)))
+            n += 1
+        return records, n
+
+    def dead_letter(self, msg: Inbound, exc: PoisonEvent, event_id: str | None) -> Record:
+        """The input unchanged (key, value, headers, partition), to the dead-letter topic, saying why;
+        cut to fit :attr:`max_record_bytes` when the input is larger (see :func:`fit_dead_letter`)."""
+        partition = msg.partition()
+        key, value, headers = fit_dead_letter(msg, exc, event_id, self.max_record_bytes)
+        return Record(self.topics.dead_letters, key, value, partition, partition, headers)
+
+
+def fit_dead_letter(
+    msg: Inbound, exc: PoisonEvent, event_id: str | None, max_bytes: int
+) -> tuple[bytes | None, bytes | None, Headers]:
+    """A dead letter's key, value and headers: the input's unchanged when they fit in ``max_bytes``.
+
+    A larger input (one the producer could not send, or the topic could not take) loses what it
+    must, largest part first: its headers are left out, or its value or key cut to a prefix, and a
+    ``streamscore.dead_letter.cut`` header says what was cut from what size. The failure's own
+    headers (origin, stage, reason) are always kept, so the input can be found at its offset.
+    """
+    key, value, originals = msg.key(), msg.value(), list(msg.headers() or ())
+    own = failure_headers(msg, exc, event_id)
+    excess = record_size(key, value, originals + own) - max_bytes
+    if excess <= 0:
+        return key, value, originals + own
+    excess += CUT_NOTE_BYTES
+    cuts: list[str] = []
+    while excess > 0:
+        sizes = {"headers": headers_size(originals), "value": len(value or b""), "key": len(key or b"")}
+        part = max(sizes, key=sizes.__getitem__)
+        if not sizes[part]:  # nothing of the input left to cut (never with a sane max_bytes)
+            break
+        if part == "headers":
+            cuts.append(f"headers: {len(originals)} of {sizes[part]} bytes left out")
+            originals, excess = [], excess - sizes[part]
+            continue
+        keep = max(0, sizes[part] - excess)
+        cuts.append(f"{part}: {sizes[part]} bytes cut to {keep}")
+        if part == "value":
+            value = (value or b"")[:keep]
+        else:
+            key = (key or b"")[:keep]
+        excess -= sizes[part] - keep
+    return key, value, originals + own + [(CUT_HEADER, "; ".join(cuts).encode())]
+
+
+CUT_HEADER = "streamscore.dead_letter.cut"
+CUT_NOTE_BYTES = 256  # room for the cut header itself
+_RECORD_FRAMING = 64  # a record's own fields: length, attributes, deltas, counts (varints)
+_HEADER_FRAMING = 10  # a header's two length varints
+
+
+def headers_size(headers: Headers) -> int:
+    """Bytes the headers take in a record, at most."""
+    return sum(len(name.encode()) + len(value or b"") + _HEADER_FRAMING for name, value in headers)
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: Headers) -> int:
+    """Bytes a record takes on the wire, at most (what the producer and the topic limit)."""
+    return len(key or b"") + len(value or b"") + headers_size(headers) + _RECORD_FRAMING
+
+
+def failure_headers(msg: Inbound, exc: PoisonEvent, event_id: str | None) -> Headers:
+    """Kafka Connect's dead-letter headers: where the input was, and why it failed."""
+    headers: Headers = [
+        ("__connect.errors.topic", (msg.topic() or "").encode()),
+        ("__connect.errors.partition", str(msg.partition()).encode()),
+        ("__connect.errors.offset", str(msg.offset()).encode()),
+    ]
+    ms = timestamp_ms(msg)
+    if ms is not None:
+        headers.append(("__connect.errors.timestamp", str(ms).encode()))
+    headers += [
+        ("__connect.errors.exception.class.name", f"stream.errors.{type(exc).__name__}".encode()),
+        ("__connect.errors.exception.message", str(exc)[:1000].encode()),
+        ("__connect.errors.stage", exc.stage.encode()),
+    ]
+    if event_id is not None:
+        headers.append(("streamscore.event_id", event_id.encode()))
+    return headers

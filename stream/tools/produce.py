@@ -1,0 +1,186 @@
+"""``streamscore produce``: publish loan-application events, valid and (on request) malformed.
+
+Events follow the :class:`~stream.contracts.Event` contract, keyed by ``entity_id``. A
+``malformed_fraction`` of them is broken in one of the ways :data:`MALFORMED` lists, each of which
+the worker must dead-letter with the matching stage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import orjson
+from confluent_kafka import Producer
+
+from stream.kafka.config import Connection, client_config, connect
+from stream.tools import datagen
+
+Features = dict[str, float | int]
+
+
+def _not_json(e: dict) -> bytes:
+    return orjson.dumps(e)[:-7] + b"{{oops"
+
+
+def _oversized(e: dict) -> bytes:
+    return orjson.dumps({**e, "padding": "x" * 70_000})
+
+
+def _with_features(change: Callable[[Features], Features]) -> Callable[[dict], bytes]:
+    return lambda e: orjson.dumps({**e, "features": change(dict(e["features"]))})
+
+
+#: kind -> (stage the worker must give it, how to break an event)
+MALFORMED: dict[str, tuple[str, Callable[[dict], bytes]]] = {
+    "not_json": ("decode", _not_json),
+    "oversized": ("decode", _oversized),
+    "no_event_id": ("schema", lambda e: orjson.dumps({k: v for k, v in e.items() if k != "event_id"})),
+    "naive_time": ("schema", lambda e: orjson.dumps({**e, "occurred_at": e["occurred_at"][:19]})),
+    "missing_feature": ("features", _with_features(lambda f: {k: v for k, v in f.items() if k != "age"})),
+    "unknown_feature": ("features", _with_features(lambda f: {**f, "shoe_size": 44})),
+    "string_feature": ("features", _with_features(lambda f: {**f, "salary": "lots"})),
+    "non_finite": ("features", lambda e: orjson.dumps(e).replace(b'"loan":', b'"loan":NaN,"x":', 1)),
+}
+
+
+@dataclass
+class Produced:
+    """What was published: ids of valid events and, per malformed kind, the keys used."""
+
+    valid: dict[str, Features] = field(default_factory=dict)  # event_id -> features
+    malformed: dict[str, str] = field(default_factory=dict)  # key -> kind
+    labels: dict[str, int] = field(default_factory=dict)  # event_id -> true label, when sent
+
+    @property
+    def count(self) -> int:
+        return len(self.valid) + len(self.malformed)
+
+
+def events(
+    seed: int = 0,
+    malformed_fraction: float = 0.0,
+    drift_at: int | None = None,
+    drift_kind: datagen.DriftKind = "concept",
+) -> Iterator[tuple[bytes, bytes, str | None, str, Features, int]]:
+    """Endless ``(key, value, malformed kind or None, event_id, features, true label)``."""
+    rng = random.Random(seed)
+    kinds = sorted(MALFORMED)
+    for n, (features, label) in enumerate(datagen.applications(seed, drift_at, drift_kind)):
+        event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        entity = f"applicant-{rng.randrange(1_000_000)}"
+        event = {
+            "event_id": event_id,
+            "occurred_at": dt.datetime.now(dt.UTC).isoformat(),
+            "entity_id": entity,
+            "features": features,
+        }
+        key = f"{entity}-{n}".encode() if malformed_fraction else entity.encode()
+        if malformed_fraction and rng.random() < malformed_fraction:
+            kind = kinds[n % len(kinds)]
+            yield key, MALFORMED[kind][1](event), kind, event_id, features, label
+        else:
+            yield key, orjson.dumps(event), None, event_id, features, label
+
+
+def outcome_record(event_id: str, label: int) -> bytes:
+    """The outcome of an event, as on the outcomes topic."""
+    return orjson.dumps(
+        {"event_id": event_id, "positive": bool(label), "observed_at": dt.datetime.now(dt.UTC).isoformat()}
+    )
+
+
+def produce(
+    kafka: Connection,
+    topic: str,
+    count: int | None = None,
+    rate: float | None = None,
+    duration: float | None = None,
+    seed: int = 0,
+    malformed_fraction: float = 0.0,
+    drift_at: int | None = None,
+    drift_kind: datagen.DriftKind = "concept",
+    progress: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
+    outcome_topic: str | None = None,
+    outcome_delay: float = 0.0,
+    serialize: Callable[[bytes], bytes] | None = None,
+) -> Produced:
+    """Publish until ``count`` events, ``duration`` seconds or ``stop``, at ``rate``/s (None: flat out).
+
+    With ``outcome_topic``, each valid event's true label follows ``outcome_delay`` seconds later,
+    keyed by event_id. Keys are partitioned like Kafka's Java clients (murmur2), as the worker's are.
+    A broker that cannot be reached, or refuses the credentials, raises ConfigError before any event.
+    ``serialize`` turns each event's JSON into another format (the wire format of a registry).
+    """
+    connect(kafka)
+    producer = Producer(
+        client_config(
+            kafka, **{"linger.ms": 5, "acks": "all", "partitioner": "murmur2_random", "log_level": 3}
+        )
+    )
+    outcomes: deque[tuple[float, str, int]] = deque()  # (due, event_id, label)
+
+    def send(topic: str, key: bytes, value: bytes) -> None:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                return
+            except BufferError:
+                producer.poll(0.05)
+
+    def send_outcomes(until: float) -> None:
+        while outcomes and outcomes[0][0] <= until:
+            _, event_id, label = outcomes.popleft()
+            send(outcome_topic or "", event_id.encode(), outcome_record(event_id, label))
+
+    failures: list[str] = []
+
+    def on_delivery(err: object, _msg: object) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    produced = Produced()
+    started = time.monotonic()
+    try:  # Ctrl-C stops publishing; what was published is still flushed and reported
+        for n, (key, value, kind, event_id, features, label) in enumerate(
+            events(seed, malformed_fraction, drift_at, drift_kind)
+        ):
+            if (
+                (count is not None and n >= count)
+                or (duration is not None and time.monotonic() - started >= duration)
+                or (stop is not None and stop.is_set())
+            ):
+                break
+            if rate:
+                ahead = started + n / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+            send(topic, key, value if serialize is None else serialize(value))
+            producer.poll(0)
+            if kind is None:
+                produced.valid[event_id] = features
+                if outcome_topic:
+                    outcomes.append((time.monotonic() + outcome_delay, event_id, label))
+                    produced.labels[event_id] = label
+            else:
+                produced.malformed[key.decode()] = kind
+            send_outcomes(time.monotonic())
+            if progress is not None:
+                progress(1)
+        if outcomes:  # the last outcomes when they are due, or at once when stopped
+            due = max(0.0, outcomes[-1][0] - time.monotonic())
+            stop.wait(due) if stop is not None else time.sleep(due)
+            send_outcomes(outcomes[-1][0])
+    except KeyboardInterrupt:
+        pass
+    producer.flush(60)
+    if failures:
+        raise RuntimeError(f"{len(failures)} events were not delivered, e.g. {failures[0]}")
+    return produced

@@ -1,0 +1,402 @@
+"""The hot loop: consume a batch, score it, produce its records, commit. One thread, top to bottom.
+
+A confluent-kafka consumer reads the input topic in batches of at most ``batch_size`` messages,
+waiting at most ``batch_max_wait_ms``; :class:`~stream.scoring.pipeline.Pipeline` turns each batch into
+records (predictions, provenance, dead letters) that one producer sends. Offsets are committed
+every ``commit_interval_ms``, on a rebalance and at shutdown, and only ever for batches whose
+records are safe:
+
+- **at least once**: the producer is flushed first, so every record of every batch up to the
+  offsets committed has been acknowledged by the broker (``acks=all``, idempotent). A failed
+  delivery ends the process before anything more is committed: a restart scores those events
+  again.
+- **exactly once** (KIP-447): one transactional producer per process. A transaction holds the
+  records of every batch since the last commit and, through ``send_offsets_to_transaction`` with
+  the consumer's group metadata, their input offsets; it commits or aborts as one. The group
+  generation fences a zombie: a worker that lost its partitions cannot commit offsets for them.
+  An abortable error aborts the transaction and rewinds the consumer to the committed offsets.
+
+Rebalance callbacks run inside ``consume`` on this same thread, so they see no half-done batch:
+partitions are revoked only after their records and offsets are committed (or, when they were
+lost, the open transaction is aborted). The loop also runs the side work that must not overlap a
+batch: drift updates, reports and state saves, adopting a reloaded model's card, the stats line,
+and the records of the ``model-changes`` topic (:mod:`stream.lifecycle.changes`), which it knows
+exactly because a new model begins at a batch boundary: they go out with the batch they explain.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from stream.kafka.clients import consume_errors, consumer_config, fatal, producer_config
+from stream.lifecycle.changes import ChangeLog
+from stream.messages import Record
+from stream.scoring.pipeline import BatchResult, Pipeline
+from stream.settings import Settings
+from stream.worker.drift import DriftReporter
+from stream.worker.health import Health
+from stream.worker.metrics import WorkerMetrics
+from stream.worker.stats import Stats
+from stream.worker.watchdog import Watchdog
+
+log = logging.getLogger("streamscore.worker")
+STATS_EVERY_S = 5.0
+DRIFT_SAVE_EVERY_S = 10.0
+RETRY_FOR_S = 300.0  # a broker away longer than this ends the process (a restart reads again)
+STUCK_AFTER_S = 10.0  # a transactional call still running this long past its own timeout is stuck
+T = TypeVar("T")
+
+
+class Bound(Protocol):
+    """Where a bounded run ends (a replay, :mod:`stream.audit.replay`): which messages of a batch to
+    score, and, checked after each commit, whether everything in range is scored and committed."""
+
+    def clip(self, batch: list[Message]) -> list[Message]: ...
+
+    def done(self, consumer: Consumer) -> bool: ...
+
+
+@dataclass
+class ScoringLoop:
+    """Consumes, scores, produces and commits on one thread until :meth:`stop` (or its ``bound``)."""
+
+    settings: Settings
+    pipeline: Pipeline
+    metrics: WorkerMetrics
+    health: Health
+    drift: DriftReporter | None = None
+    changes: ChangeLog | None = None  # the model-changes topic (off when None)
+    stats: Stats = field(default_factory=Stats)
+    bound: Bound | None = None
+
+    def __post_init__(self) -> None:
+        self.exactly_once = self.settings.processing_guarantee == "exactly_once"
+        self.consumer = Consumer(consumer_config(self.settings))
+        self.producer = Producer(producer_config(self.settings, self._on_failed))
+        self._stopping = threading.Event()
+        self._pending: dict[int, int] = {}  # input partition -> next offset, not yet committed
+        self._unconfirmed: dict[str, int] = {}  # topic -> records produced since the last commit
+        self._in_transaction = False
+        self._failed: list[str] = []
+        self._watchdog = Watchdog(_stuck)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """The thread's body. Any error it does not handle ends the process without committing."""
+        try:
+            self._run()
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() == KafkaError._FENCED:
+                fatal(
+                    f"transactional id {self.settings.app_id}-{self.settings.instance_id} was taken over by "
+                    "another worker: give each worker its own STREAMSCORE_INSTANCE_ID (a restarted worker "
+                    "fences its earlier self this way); exiting without committing"
+                )
+            fatal(f"scoring loop failed: {error.str()}; exiting without committing")
+        except Exception as exc:  # a bug: nothing more is committed
+            fatal(f"scoring loop failed: {exc!r}; exiting without committing")
+
+    def _run(self) -> None:
+        settings = self.settings
+        topic = settings.input_topic
+        batch_size, wait = settings.batch_size, settings.batch_max_wait_ms / 1000.0
+        commit_every = settings.commit_interval_ms / 1000.0
+        if self.exactly_once:
+            self._transactional("init_transactions", timeout=settings.transaction_timeout_s)
+        self.consumer.subscribe(
+            [topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        consume, process = self.consumer.consume, self.pipeline.process
+        next_commit = next_stats = time.monotonic()
+        next_save = next_commit + DRIFT_SAVE_EVERY_S
+        while not self._stopping.is_set():
+            messages = consume(batch_size, wait)
+            self.health.tick()
+            batch = [m for m in messages if m.error() is None] if messages else messages
+            if len(batch) != len(messages):
+                consume_errors(messages, self.settings.input_topic, self.settings.app_id)
+            if self.bound is not None:
+                batch = self.bound.clip(batch)
+            if batch:
+                started = time.perf_counter()
+                result = process(batch)
+                changes = self._changes(batch, result)
+                self.metrics.observe(len(batch), result, time.perf_counter() - started)
+                if not self._produce(result, changes):
+                    continue  # aborted: the batch is read again
+                for m in batch:
+                    self._pending[m.partition()] = m.offset() + 1
+                if self.drift is not None:
+                    if result.switched is not None:
+                        self.drift.use_model(self.pipeline.serving.card)
+                    self.drift.update(result)
+                self.stats.add(result)
+            now = time.monotonic()
+            if now >= next_commit:
+                self.commit()
+                next_commit = now + commit_every
+                if self.bound is not None and self.bound.done(self.consumer):
+                    self.stop()
+            if now >= next_stats:
+                self._log_stats()
+                next_stats = now + STATS_EVERY_S
+            if self.drift is not None and now >= next_save:
+                self.drift.save(self.drift.monitor.owned())
+                next_save = now + DRIFT_SAVE_EVERY_S
+        self._shutdown()
+
+    def _produce(self, result: BatchResult, first: Sequence[Record] = ()) -> bool:
+        """Hand every record of a batch to the producer (inside the open transaction, exactly once).
+
+        False if the transaction failed meanwhile (exactly once): it is aborted and every owned
+        partition is read again from its committed offset, this batch included. ``first`` (the
+        batch's model-change records) goes out before the batch's own records.
+        """
+        self._begin()
+        produce = self.producer.produce
+        records = [*first, *result.records] if first else result.records
+        try:
+            for r in records:
+                partition = -1 if r.partition is None else r.partition
+                while True:
+                    try:
+                        produce(r.topic, r.value, r.key, partition, headers=r.headers)
+                        break
+                    except BufferError:  # the local queue is full: serve delivery reports, then retry
+                        self.producer.poll(0.05)
+                        self.health.tick()
+        except KafkaException as exc:  # a transaction in an error state (fenced by a new generation)
+            if not self.exactly_once or exc.args[0].fatal():
+                raise
+            log.warning("transaction failed while producing (%s): aborting it", exc.args[0].str())
+            self._abort()
+            return False
+        self.producer.poll(0)
+        if first:
+            self._count(first[0].topic, len(first))
+        topics = self.settings
+        dead = sum(result.dead_letters.values())
+        self._count(topics.prediction_topic, result.scored)
+        self._count(topics.provenance_topic, result.scored + result.shadowed)
+        self._count(topics.challenger_topic, result.shadowed)
+        self._count(topics.dlq_topic, dead)
+        return True
+
+    def _changes(self, batch: list[Message], result: BatchResult) -> list[Record]:
+        """The model-change records this batch owes (see :mod:`stream.lifecycle.changes`)."""
+        if self.changes is None:
+            return []
+        if result.switched is not None:  # a new model from this batch on
+            self.changes.switched(result.switched.card)
+        return self.changes.due(batch, self.pipeline.serving.card)
+
+    def send(self, topic: str, value: bytes) -> None:
+        """Produce one side record (a drift report) with the batch's records, in its transaction."""
+        if self._produce(BatchResult(records=[Record(topic, None, value, None, -1)])):
+            self._count(topic, 1)
+
+    def _begin(self) -> None:
+        if self.exactly_once and not self._in_transaction:
+            self.producer.begin_transaction()
+            self._in_transaction = True
+
+    def _count(self, topic: str, n: int) -> None:
+        if n:
+            self._unconfirmed[topic] = self._unconfirmed.get(topic, 0) + n
+
+    # -- commits -------------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Make the records produced so far and their input offsets durable, together."""
+        if self.exactly_once:
+            self._commit_transaction()
+        else:
+            self._flush()
+            self._commit_offsets()
+
+    def _commit_offsets(self) -> None:
+        if not self._pending:
+            return
+        offsets = [TopicPartition(self.settings.input_topic, p, o) for p, o in self._pending.items()]
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:  # e.g. a rebalance under way: the new owner reads from the last commit
+            log.warning("offsets %s not committed: %s", self._describe(offsets), exc.args[0])
+        self._pending.clear()
+        self._confirmed()
+
+    def _commit_transaction(self) -> None:
+        if not self._in_transaction:
+            return
+        offsets = [TopicPartition(self.settings.input_topic, p, o) for p, o in self._pending.items()]
+        self._pending.clear()
+        try:
+            if offsets:
+                metadata = self.consumer.consumer_group_metadata()
+                self._transactional("send_offsets_to_transaction", offsets, metadata)
+        except KafkaException as exc:  # a new generation, or a coordinator away: not these offsets
+            if exc.args[0].fatal():
+                raise
+            log.warning(
+                "offsets %s not added to the transaction (%s): aborting it, reading again from the "
+                "committed offsets",
+                self._describe(offsets),
+                exc.args[0].str(),
+            )
+            self._abort()
+            return
+        try:
+            self._retrying(lambda: self._transactional("commit_transaction"))
+        except KafkaException as exc:
+            if not exc.args[0].txn_requires_abort():
+                raise
+            log.warning("transaction with offsets %s aborted: %s", self._describe(offsets), exc.args[0].str())
+            self._abort()
+            return
+        self._in_transaction = False
+        self._confirmed()
+
+    def _abort(self, rewind: bool = True) -> None:
+        """Abort the open transaction; with ``rewind``, read every owned partition again from its
+        committed offset (partitions being lost are read again by their next owner instead)."""
+        self._in_transaction = False
+        if self.changes is not None:
+            self.changes.aborted()
+        self._pending.clear()
+        self._unconfirmed.clear()
+        timeout = self.settings.session_timeout_s
+        self._retrying(lambda: self._transactional("abort_transaction"))
+        assignment = self.consumer.assignment() if rewind else []
+        if not assignment:
+            return
+        committed = self._retrying(lambda: self.consumer.committed(assignment, timeout=timeout))
+        for tp in committed:
+            if tp.offset < 0:  # nothing committed yet: from the start, as auto.offset.reset says
+                tp.offset = OFFSET_BEGINNING
+            self.consumer.seek(tp)
+
+    def _transactional(self, call: str, *args: object, timeout: float | None = None) -> Any:
+        """``producer.<call>(*args, timeout)``; if it is still running :data:`STUCK_AFTER_S` past
+        ``timeout`` (by default the session timeout), the process ends (see :mod:`stream.worker.watchdog`)."""
+        timeout = self.settings.session_timeout_s if timeout is None else timeout
+        with self._watchdog.bound(call, timeout + STUCK_AFTER_S):
+            return getattr(self.producer, call)(*args, timeout)
+
+    def _retrying(self, call: Callable[[], T]) -> T:
+        """``call`` again while it fails with a retriable error (the broker is away), for a bounded time."""
+        deadline = time.monotonic() + RETRY_FOR_S
+        while True:
+            try:
+                return call()
+            except KafkaException as exc:
+                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                    raise
+                log.warning("retrying: %s", exc.args[0].str())
+                self.health.tick()
+
+    def _flush(self) -> None:
+        """Wait until the broker has every produced record; a failed delivery ends the process."""
+        while self.producer.flush(1.0):
+            self.health.tick()  # the broker may be away for a while: the producer keeps retrying
+            if self._failed:
+                break
+        if self._failed:
+            fatal(f"records not delivered ({self._failed[0]}); exiting without committing")
+
+    def _on_failed(self, error: KafkaError, message: Message) -> None:
+        """Delivery report of a record the broker did not take (only failures are reported).
+
+        Exactly once there is nothing to do: such a record makes the transaction's commit fail, and
+        the transaction is aborted (which purges the records still queued, reported here too).
+        """
+        if not self.exactly_once:
+            self._failed.append(f"{message.topic()}[{message.partition()}]: {error}")
+
+    def _confirmed(self) -> None:
+        """Everything produced so far is committed."""
+        self.metrics.count_delivered(self._unconfirmed)
+        self._unconfirmed = {}
+        if self.changes is not None:
+            self.changes.settled()
+
+    # -- rebalances (called inside consume, on this thread) --------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        owned = sorted(tp.partition for tp in partitions)
+        if self.drift is not None:
+            self.drift.restore(owned)
+        if self.changes is not None:
+            self.changes.assigned(owned)
+        self.health.partitions = owned
+        log.info("assigned partitions %s of %s", owned, self.settings.input_topic)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.health.partitions = []
+        self.commit()  # the records and offsets of everything scored so far, before the partitions go
+        if self.changes is not None:
+            self.changes.revoked(tp.partition for tp in partitions)
+        if self.drift is not None:
+            self.drift.save([tp.partition for tp in partitions])
+        log.info("revoked partitions %s", sorted(tp.partition for tp in partitions))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions taken away without a revoke (the session timed out): commit nothing for them."""
+        self.health.partitions = []
+        if self.changes is not None:  # their next owner records where it begins
+            self.changes.revoked(tp.partition for tp in partitions)
+        if self.exactly_once:
+            if self._in_transaction:
+                self._abort(rewind=False)
+        else:
+            self._flush()
+            self._pending.clear()
+            self._confirmed()
+        owned = sorted(tp.partition for tp in partitions)
+        log.warning("lost partitions %s: their new owner scores them from the last commit", owned)
+
+    # -- edges -------------------------------------------------------------------------------
+
+    def _log_stats(self) -> None:
+        report = self.stats.line()
+        if report:
+            log.info(report[0], extra=report[1])
+
+    def _describe(self, offsets: Sequence[TopicPartition]) -> str:
+        return ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in offsets) or "none"
+
+    def stop(self) -> None:
+        """Finish the batch in hand, commit, and leave the group."""
+        self._stopping.set()
+
+    def _shutdown(self) -> None:
+        self.consumer.close()  # revokes (so commits and saves drift state), then leaves the group
+        self.commit()
+        self.producer.flush(10.0)
+        if self.drift is not None:
+            self.drift.close()
+        self._log_stats()
+
+
+def _stuck(reason: str) -> None:
+    fatal(
+        f"exactly once: {reason} (librdkafka can wait forever for a group coordinator it lost in a "
+        "broker restart: confluentinc/librdkafka#5511); exiting without committing: the next start "
+        "of this worker aborts the open transaction and reads again from the committed offsets"
+    )

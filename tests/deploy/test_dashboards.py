@@ -1,0 +1,59 @@
+"""The Grafana dashboard and the alert rules ask only for series the worker exports."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+from prometheus_client import CollectorRegistry
+
+from stream.kafka.lag import LagCollector
+from stream.outcomes.pairing import Pairing
+from stream.outcomes.report import OutcomeMetrics
+from stream.worker.metrics import WorkerMetrics
+
+ROOT = Path(__file__).parents[2]
+DASHBOARD = json.loads((ROOT / "deploy/grafana/dashboards/streamscore.json").read_text())
+
+
+def _exported() -> set[str]:
+    """Every family the workers serve: their own metrics and the lag gauges (described, not read)."""
+    lag = LagCollector("127.0.0.1:1", ["g"], ["t"])
+    comparison = Pairing(
+        50, CollectorRegistry(), "w", print
+    ).gauges  # the outcome worker's, with a challenger
+    registries = [WorkerMetrics().registry, OutcomeMetrics().registry, comparison.registry]
+    return {f.name for r in registries for f in r.collect()} | {f.name for f in lag.describe()}
+
+
+def _referenced(expr: str) -> set[str]:
+    """Metric families named in a PromQL expression (sample suffixes of counters and histograms off)."""
+    return {re.sub(r"_(total|bucket|sum|count)$", "", n) for n in re.findall(r"streamscore_[a-z_]+", expr)}
+
+
+def test_dashboard_series_are_exported():
+    exported = _exported()
+    exprs = [t["expr"] for p in DASHBOARD["panels"] for t in p["targets"]]
+    assert exprs
+    for expr in exprs:
+        assert _referenced(expr) <= exported, expr
+
+
+def test_alert_series_are_exported():
+    exported = _exported()
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())["groups"][0]["rules"]
+    for rule in rules:
+        assert _referenced(rule["expr"]) <= exported, rule["alert"]
+
+
+def test_dashboard_has_the_panels_ops_need():
+    titles = " ".join(p["title"].lower() for p in DASHBOARD["panels"])
+    for word in ("throughput", "latency", "lag", "dead letters", "drift", "model", "outcomes"):
+        assert word in titles
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert (
+        "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro"
+        in compose["services"]["grafana"]["volumes"]
+    )
