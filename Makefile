@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DOCS_STAMP := $(VENV)/.docs-installed
+RUN_STAMP := $(VENV)/.installed-run
+PIP    := PYTHONWARNINGS=ignore $(BIN)/pip install -q --disable-pip-version-check
 QUIX   := .venv-quix
 PYTEST_ARGS ?=
 # make test runs pytest in this many processes (pytest-xdist), each with its own broker and registry
@@ -24,21 +25,21 @@ help:
 	@echo "make drift-plot drift detection delays and false alarms over seeds, into docs/drift.png"
 	@echo "make up/down  the docker compose stack (needs a Docker engine)"
 
-$(STAMP): pyproject.toml
+# make run installs the package alone; the tests, benchmarks and docs add their extras. The build
+# backend's warnings are not the user's business: pip is asked to keep them quiet.
+$(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,train,bench,mlflow]'
+	$(PIP) -e .
+	touch $@
+
+$(STAMP): $(RUN_STAMP)
+	$(PIP) -e '.[test,train,bench,mlflow,docs]'
 	touch $@
 
 venv: $(STAMP)
 
-# The documentation site's tools (the docs extra): only the docs and the tests need them, not make run.
-$(DOCS_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[test,train,bench,mlflow,docs]'
-	touch $@
-
 # The site from docs/ and mkdocs.yml; the reference and results pages are generated while it builds.
-docs: $(DOCS_STAMP)
+docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict --quiet
 
 # The Quix Streams peer of the benchmark ladder runs from a venv of its own (it pins an older
@@ -52,13 +53,13 @@ $(QUIX)/.installed: bench/quix-requirements.txt
 quix-venv: $(QUIX)/.installed
 
 # Apache Kafka's jars from Maven Central into the per-user cache (skipped when a broker is given).
-kafka: $(STAMP)
+kafka: $(RUN_STAMP)
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(BIN)/streamscore broker --fetch-only >/dev/null; fi
 
 # Apicurio Registry from Maven Central into the per-user cache: the tests' schema registry, the
 # benchmark's for its Avro and JSON Schema rungs, and the demo's when STREAMSCORE_INPUT_FORMAT or
 # STREAMSCORE_OUTPUT_FORMAT asks for a registered format.
-registry: $(STAMP)
+registry: $(RUN_STAMP)
 	$(BIN)/python -m stream.tools.apicurio >/dev/null
 
 # A random secret per run unless STREAMSCORE_SECRET is set: the demo's keys live only as long as it.
@@ -79,14 +80,14 @@ test: lint docs kafka registry k8s-tools
 
 # Faults at the long sizes (several kills, both guarantees) and every test marked chaos.
 chaos: kafka registry
-	$(BIN)/pip install -q -e '.[test,train,bench,mlflow,fuzz]'
+	$(PIP) -e '.[test,train,bench,mlflow,docs,fuzz]'
 	STREAMSCORE_CHAOS=1 STREAMSCORE_FAULTS_JSON=bench/results/faults-$$(date +%F).json \
 		$(BIN)/pytest -m "faults or chaos" $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/pytest -m unit $(PYTEST_ARGS)
 
-integration: kafka registry
+integration: $(STAMP) kafka registry
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -97,13 +98,13 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: kafka registry quix-venv
+bench: $(STAMP) kafka registry quix-venv
 	$(BIN)/python -m bench
 
-bench-quick: kafka registry quix-venv
+bench-quick: $(STAMP) kafka registry quix-venv
 	$(BIN)/python -m bench --quick
 
-dashboard: kafka
+dashboard: $(STAMP) kafka
 	$(BIN)/python -m bench.dashboard
 
 drift-plot: $(STAMP)

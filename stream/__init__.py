@@ -2,7 +2,7 @@
 
 The foundation stands here: :mod:`.settings`, :mod:`.errors`, :mod:`.contracts`, :mod:`.messages`,
 :mod:`.keys`, :mod:`.logs`, :mod:`.processes`, :mod:`.contract_types`, :mod:`.terminal`,
-:mod:`.topic_layout`. Each package imports only the foundation and the packages before it in this
+:mod:`.settings.topics`. Each package imports only the foundation and the packages before it in this
 list:
 
 - :mod:`.scoring`: the data path, pure: bytes to an event, a feature row, a score, records;

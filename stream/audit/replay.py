@@ -37,7 +37,7 @@ from stream.kafka.config import client_config
 from stream.kafka.topics import ensure_topics
 from stream.scoring.model import versions
 from stream.settings import Settings
-from stream.topic_layout import worker_topics
+from stream.settings.topics import worker_topics
 from stream.worker.health import Health
 from stream.worker.loop import ScoringLoop
 from stream.worker.metrics import WorkerMetrics

@@ -29,103 +29,22 @@ Conventional PSI reading: below 0.1 stable, 0.1-0.25 moderate shift, above 0.25 
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-import orjson
-from pydantic import ValidationError
-from river.drift import ADWIN, PageHinkley
+from river.drift import ADWIN
 
-from stream.contracts import ModelCard, ReferenceStats
-from stream.drift.river_state import (
-    adwin_from_state,
-    adwin_state,
-    page_hinkley_from_state,
-    page_hinkley_state,
-)
-from stream.drift.state import STATE_VERSION, PartitionRecord, Shape, Slices, version_of
+from stream.contracts import ModelCard
+from stream.drift.distances import Binning, distance, psi
+from stream.drift.partition import DETECTOR_EVERY, PartitionState, Slice, empty_state, page_hinkley
+from stream.drift.snapshot import read_record, record_of, state_from
+from stream.drift.state import Shape
 from stream.errors import StateRejected
 
 PSI_THRESHOLD = 0.25
 DISTANCE_THRESHOLD = 0.1
-# Page-Hinkley on z-scores: ignore shifts under 0.5 sd of a slice mean; alarm at a cumulative 25
-# (about one false alarm in 10^6 updates for a two-sided CUSUM; see tests/unit/drift/test_monitor.py).
-PH_DELTA = 0.5
-PH_THRESHOLD = 25.0
-DETECTOR_EVERY = 32  # events of a partition per Page-Hinkley update
-_EPS = 1e-4
-
-
-def psi(expected: np.ndarray, actual: np.ndarray) -> float:
-    """Population stability index between two distributions over the same bins."""
-    e = np.clip(expected, _EPS, None)
-    a = np.clip(actual, _EPS, None)
-    e, a = e / e.sum(), a / a.sum()
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
-def distance(expected: np.ndarray, actual: np.ndarray, categorical: bool) -> float:
-    """Total variation for categories; Kolmogorov-Smirnov over ordered bins otherwise."""
-    e = expected / expected.sum()
-    a = actual / max(actual.sum(), 1)
-    if categorical:
-        return float(0.5 * np.abs(a - e).sum())
-    return float(np.abs(np.cumsum(a) - np.cumsum(e)).max())
-
-
-class _Binning:
-    """Maps values to the bins of one reference distribution."""
-
-    def __init__(self, ref: ReferenceStats, categorical: bool) -> None:
-        self.categorical = categorical and bool(ref.categories)
-        if self.categorical and ref.categories:
-            codes = np.array([float(c) for c in ref.categories])
-            order = np.argsort(codes)
-            self.codes = codes[order]
-            # one bin per known category, and a last one for categories never seen in training
-            self.expected = np.append(np.array(list(ref.categories.values()))[order], 0.0)
-        else:
-            self.edges = np.array(ref.bin_edges)
-            self.expected = np.array(ref.bin_fractions)
-        self.size = len(self.expected)
-        self.mean, self.std = ref.mean, max(ref.std, 1e-12)
-
-    def bins(self, values: np.ndarray) -> np.ndarray:
-        if not self.categorical:
-            return np.searchsorted(self.edges, values, side="left")
-        bins = np.minimum(np.searchsorted(self.codes, values), len(self.codes) - 1)
-        bins[self.codes[bins] != values] = len(self.codes)
-        return bins
-
-
-@dataclass
-class _Slice:
-    """What one batch added to one partition's window."""
-
-    events: int
-    counts: np.ndarray  # flat bin counts of every column
-    first_time: float
-    last_time: float
-    first_offset: int
-    last_offset: int
-
-
-@dataclass
-class PartitionState:
-    """The window and the detectors of one input partition."""
-
-    slices: deque[_Slice]
-    totals: np.ndarray
-    events: int
-    score_detector: ADWIN
-    feature_detectors: list[PageHinkley]
-    feature_sums: np.ndarray  # of the events not yet given to the feature detectors
-    feature_count: int = 0
-    seen: int = 0  # events ever added
-    since_report: int = 0  # events added since the last window report
 
 
 @dataclass
@@ -159,7 +78,7 @@ class DriftMonitor:
     psi_threshold: float = PSI_THRESHOLD
     distance_threshold: float = DISTANCE_THRESHOLD
     names: list[str] = field(init=False)
-    _binnings: list[_Binning] = field(init=False)
+    _binnings: list[Binning] = field(init=False)
     _offsets: np.ndarray = field(init=False)
     _states: dict[int, PartitionState] = field(init=False, default_factory=dict)
     _report_time: float = field(init=False, default=math.nan)
@@ -169,7 +88,7 @@ class DriftMonitor:
         features = self.card.features
         self.names = [f.name for f in features] + ["score"]
         kinds = [f.kind == "categorical" for f in features] + [False]
-        self._binnings = [_Binning(self.card.reference[n], c) for n, c in zip(self.names, kinds, strict=True)]
+        self._binnings = [Binning(self.card.reference[n], c) for n, c in zip(self.names, kinds, strict=True)]
         self._offsets = np.cumsum([0] + [b.size for b in self._binnings])
         self._means = np.array([b.mean for b in self._binnings[:-1]])
         self._stderr = np.array([b.std for b in self._binnings[:-1]]) / math.sqrt(DETECTOR_EVERY)
@@ -200,7 +119,7 @@ class DriftMonitor:
         fired: set[str] = set()
         for i, p in enumerate(owned.tolist()):
             a, b = int(starts[i]), int(ends[i])
-            window = _Slice(
+            window = Slice(
                 b - a, counts[i], float(first[i]), float(last[i]), int(offsets[a]), int(offsets[b - 1])
             )
             fired |= self._add(p, window, columns[a:b], sums[i])
@@ -219,7 +138,7 @@ class DriftMonitor:
             self._report_time = float(times.max())
         return reports
 
-    def _add(self, p: int, window: _Slice, rows: np.ndarray, sums: np.ndarray) -> set[str]:
+    def _add(self, p: int, window: Slice, rows: np.ndarray, sums: np.ndarray) -> set[str]:
         """Add a partition's rows (features and score, in offset order; ``sums``: of its features);
         the detectors that fired."""
         state = self._states.get(p) or self._new_state()
@@ -268,18 +187,7 @@ class DriftMonitor:
         return fired
 
     def _new_state(self) -> PartitionState:
-        return PartitionState(
-            slices=deque(),
-            totals=np.zeros(int(self._offsets[-1]), dtype=np.int64),
-            events=0,
-            score_detector=ADWIN(),
-            feature_detectors=[self._page_hinkley() for _ in self.names[:-1]],
-            feature_sums=np.zeros(len(self.names) - 1),
-        )
-
-    @staticmethod
-    def _page_hinkley() -> PageHinkley:
-        return PageHinkley(min_instances=30, delta=PH_DELTA, threshold=PH_THRESHOLD)
+        return empty_state(int(self._offsets[-1]), len(self.names) - 1)
 
     def _window_due(self, now: float) -> bool:
         owned = len(self._states)
@@ -328,7 +236,7 @@ class DriftMonitor:
 
     def shape(self) -> Shape:
         """What a saved state must match, besides the model: the window and the detectors."""
-        adwin, ph = ADWIN(), self._page_hinkley()
+        adwin, ph = ADWIN(), page_hinkley()
         return Shape(
             window_events=self._per_partition,
             window_seconds=self.window_seconds,
@@ -343,29 +251,7 @@ class DriftMonitor:
         state = self._states.get(partition)
         if state is None:
             return None
-        slices = list(state.slices)
-        nonzero = [np.flatnonzero(sl.counts) for sl in slices]
-        record = PartitionRecord(
-            version=STATE_VERSION,
-            model=self._model_id(),
-            shape=self.shape(),
-            slices=Slices(
-                events=[sl.events for sl in slices],
-                first_time=[sl.first_time for sl in slices],
-                last_time=[sl.last_time for sl in slices],
-                first_offset=[sl.first_offset for sl in slices],
-                last_offset=[sl.last_offset for sl in slices],
-                bins=[nz.tolist() for nz in nonzero],
-                counts=[sl.counts[nz].tolist() for sl, nz in zip(slices, nonzero, strict=True)],
-            ),
-            feature_sums=state.feature_sums.tolist(),
-            feature_count=state.feature_count,
-            seen=state.seen,
-            since_report=state.since_report,
-            score_detector=adwin_state(state.score_detector),
-            feature_detectors=[page_hinkley_state(d) for d in state.feature_detectors],
-        )
-        return record.model_dump_json().encode()
+        return record_of(state, self._model_id(), self.shape()).model_dump_json().encode()
 
     def restore(self, partition: int, body: bytes) -> None:
         """Adopt a saved state (the JSON :meth:`snapshot` makes) for ``partition``.
@@ -375,68 +261,17 @@ class DriftMonitor:
         model, or does not fit this monitor's window and detectors.
         """
         what = f"drift state of partition {partition}"
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise StateRejected("format", f"{what} is not JSON: {exc}") from None
-        version = version_of(data)
-        if version != STATE_VERSION:
-            raise StateRejected("version", f"{what} has version {version!r}, not {STATE_VERSION}")
-        try:
-            record = PartitionRecord.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(x) for x in first["loc"])
-            raise StateRejected("format", f"{what} is malformed: {where}: {first['msg']}") from None
+        record = read_record(body, what)
         if record.model != self._model_id():
             raise StateRejected("model", f"{what} is of model {record.model}, not {self._model_id()}")
         try:
-            state = self._state_from(record)
+            state = state_from(record, self.shape(), self._offsets, self._per_partition)
         except ValueError as exc:
             raise StateRejected("shape", f"{what} does not fit: {exc}") from None
         self._states[partition] = state
 
     def _model_id(self) -> str:
         return f"{self.card.sha256}:{self.card.version}"
-
-    def _state_from(self, record: PartitionRecord) -> PartitionState:
-        """The live state a validated record describes; ValueError when it does not fit this monitor."""
-        if record.shape != self.shape():
-            raise ValueError(f"saved for window and detectors {record.shape}, not {self.shape()}")
-        n_features, size = len(self.names) - 1, int(self._offsets[-1])
-        sl = record.slices
-        if len(sl.events) > self._per_partition:
-            raise ValueError(f"{len(sl.events)} slices, more than a window's {self._per_partition} events")
-        if len(record.feature_sums) != n_features or len(record.feature_detectors) != n_features:
-            raise ValueError(f"the feature sums or detectors are not one per feature ({n_features})")
-        if record.feature_count >= DETECTOR_EVERY or record.since_report > record.seen:
-            raise ValueError("the detector or report counters are out of range")
-        slices: deque[_Slice] = deque()
-        for i, events in enumerate(sl.events):
-            if sl.bins[i] and sl.bins[i][-1] >= size:
-                raise ValueError(f"slice {i} counts bin {sl.bins[i][-1]} of {size}")
-            counts = np.zeros(size, dtype=np.int64)
-            counts[sl.bins[i]] = sl.counts[i]
-            if (np.add.reduceat(counts, self._offsets[:-1]) != events).any():
-                raise ValueError(f"slice {i} does not count each of its {events} events once per column")
-            times, offsets = (sl.first_time[i], sl.last_time[i]), (sl.first_offset[i], sl.last_offset[i])
-            slices.append(_Slice(events, counts, *times, *offsets))
-        events = sum(sl.events)
-        if events > record.seen:
-            raise ValueError(f"the window holds {events} events, more than the {record.seen} ever seen")
-        return PartitionState(
-            slices=slices,
-            totals=sum((s.counts for s in slices), np.zeros(size, dtype=np.int64)),
-            events=events,
-            score_detector=adwin_from_state(record.score_detector),
-            feature_detectors=[
-                page_hinkley_from_state(d, self._page_hinkley()) for d in record.feature_detectors
-            ],
-            feature_sums=np.array(record.feature_sums, dtype=np.float64),
-            feature_count=record.feature_count,
-            seen=record.seen,
-            since_report=record.since_report,
-        )
 
     def own(self, partitions: Iterable[int]) -> None:
         """Start an empty window for each newly assigned partition that has none, so that a window's

@@ -89,95 +89,130 @@ def _optional(kind: list[Any]) -> Any:
     return rest[0]
 
 
-def compile_writer(schema: dict[str, Any], prefix: bytes = b"") -> Callable[[dict[str, Any]], bytes]:
-    """A function writing a record in Avro's encoding after ``prefix`` (a wire header, say)."""
-    names = count()
-    body: list[str] = []
-    scope: dict[str, Any] = {
-        "_long": _long, "_double": struct.Struct("<d").pack, "_micros": _micros, "_string": _string,
-        "_Fragment": _Fragment, "_SMALL": _SMALL, "_loads": orjson.loads, "_dumps": orjson.dumps,
-        "_NOTHING": _NOTHING, "_prefix": prefix,
-    }  # fmt: skip
+_SCALARS = {
+    "string": "_string({})",
+    "long": "_long({})",
+    "int": "_long({})",
+    "double": "_double({})",
+    "boolean": "b'\\x01' if {} else b'\\x00'",
+    "timestamp-micros": "_micros({})",
+}
+"""The expression giving the bytes of a scalar type's value."""
 
-    def slot(path: str, kind: Any) -> str:
-        name = f"c{next(names)}"
-        scope[name] = _SLOTS.setdefault((path, json.dumps(kind, sort_keys=True)), [(_NOTHING, b"")])
+
+class _WriterSource:
+    """The lines of one record's writer, and the scope they run in."""
+
+    def __init__(self, prefix: bytes) -> None:
+        self.names = count()
+        self.body: list[str] = []
+        self.scope: dict[str, Any] = {
+            "_long": _long, "_double": struct.Struct("<d").pack, "_micros": _micros, "_string": _string,
+            "_Fragment": _Fragment, "_SMALL": _SMALL, "_loads": orjson.loads, "_dumps": orjson.dumps,
+            "_NOTHING": _NOTHING, "_prefix": prefix,
+        }  # fmt: skip
+
+    def local(self, letter: str) -> str:
+        """A new local's name."""
+        return f"{letter}{next(self.names)}"
+
+    def slot(self, path: str, kind: Any) -> str:
+        """The name of the cache slot of the value at ``path`` of type ``kind``."""
+        name = self.local("c")
+        self.scope[name] = _SLOTS.setdefault((path, json.dumps(kind, sort_keys=True)), [(_NOTHING, b"")])
         return name
 
-    def encode(kind: Any, expr: str, indent: str, path: str) -> str:
+    def encode(self, kind: Any, expr: str, indent: str, path: str) -> str:
         """Lines setting a new local to the bytes of ``expr`` (the value at ``path``); the local's name."""
-        out = f"p{next(names)}"
+        out = self.local("p")
         name = _name(kind) if not isinstance(kind, list) else "union"
         if name in _CACHED or (name == "union" and _name(_optional(kind)) in _CACHED):
-            value, cache = f"v{next(names)}", slot(path, kind)
-            body.append(f"{indent}{value} = {expr}")
-            body.append(f"{indent}k, {out} = {cache}[0]")
-            body.append(f"{indent}if k is not {value}:")
-            fresh(kind, name, value, out, indent + "    ", path)
-            body.append(f"{indent}    {cache}[0] = ({value}, {out})")
-            return out
-        fresh(kind, name, expr, out, indent, path)
+            self.cached(kind, name, expr, out, indent, path)
+        else:
+            self.fresh(kind, name, expr, out, indent, path)
         return out
 
-    def fresh(kind: Any, name: str, expr: str, out: str, indent: str, path: str) -> None:
+    def cached(self, kind: Any, name: str, expr: str, out: str, indent: str, path: str) -> None:
+        """Lines setting ``out`` to the bytes of ``expr``, encoded again only when another object comes."""
+        value, cache = self.local("v"), self.slot(path, kind)
+        self.body.append(f"{indent}{value} = {expr}")
+        self.body.append(f"{indent}k, {out} = {cache}[0]")
+        self.body.append(f"{indent}if k is not {value}:")
+        self.fresh(kind, name, value, out, indent + "    ", path)
+        self.body.append(f"{indent}    {cache}[0] = ({value}, {out})")
+
+    def fresh(self, kind: Any, name: str, expr: str, out: str, indent: str, path: str) -> None:
         """Lines setting ``out`` to the bytes of ``expr``, computed."""
         if name == "union":
-            value = f"v{next(names)}"
-            body.append(f"{indent}{value} = {expr}")
-            body.append(f"{indent}if {value} is None:")
-            body.append(f"{indent}    {out} = b'\\x00'")
-            body.append(f"{indent}else:")
-            inner, some = f"p{next(names)}", _optional(kind)
-            fresh(some, _name(some), value, inner, indent + "    ", path)
-            body.append(f"{indent}    {out} = b'\\x02' + {inner}")
+            self.union(kind, expr, out, indent, path)
         elif name == "record":
-            value = expr if expr == "r" else f"v{next(names)}"
-            if expr != "r":  # a nested record may come as a fragment, written once while it repeats
-                sub, cache = f"_w{next(names)}", slot(path, kind)
-                scope[sub] = compile_writer(kind)
-                body.append(f"{indent}{value} = {expr}")
-                body.append(f"{indent}if type({value}) is _Fragment:")
-                body.append(f"{indent}    k, {out} = {cache}[0]")
-                body.append(f"{indent}    if k is not {value}:")
-                body.append(f"{indent}        {out} = {sub}(_loads(_dumps({value})))")
-                body.append(f"{indent}        {cache}[0] = ({value}, {out})")
-                body.append(f"{indent}else:")
-                indent += "    "
-            parts = [
-                encode(field["type"], f"{value}[{field['name']!r}]", indent, f"{path}.{field['name']}")
-                for field in kind["fields"]
-            ]
-            if expr == "r":  # the record itself, after the prefix
-                parts.insert(0, "_prefix")
-            body.append(f"{indent}{out} = b''.join(({', '.join(parts)},))")
+            self.record(kind, expr, out, indent, path)
         elif name == "map":
-            value, key, item = f"v{next(names)}", f"m{next(names)}", f"x{next(names)}"
-            body.append(f"{indent}{value} = {expr}")
-            body.append(f"{indent}if {value}:")
-            body.append(f"{indent}    {out} = [_long(len({value}))]")
-            body.append(f"{indent}    for {key}, {item} in {value}.items():")
-            written = encode(kind["values"], item, indent + "        ", f"{path}.*")
-            body.append(f"{indent}        {out} += (_string({key}), {written})")
-            body.append(f"{indent}    {out}.append(b'\\x00')")
-            body.append(f"{indent}    {out} = b''.join({out})")
-            body.append(f"{indent}else:")
-            body.append(f"{indent}    {out} = b'\\x00'")
-        elif name == "string":
-            body.append(f"{indent}{out} = _string({expr})")
-        elif name in ("long", "int"):
-            body.append(f"{indent}{out} = _long({expr})")
-        elif name == "double":
-            body.append(f"{indent}{out} = _double({expr})")
-        elif name == "boolean":
-            body.append(f"{indent}{out} = b'\\x01' if {expr} else b'\\x00'")
-        elif name == "timestamp-micros":
-            body.append(f"{indent}{out} = _micros({expr})")
+            self.map(kind, expr, out, indent, path)
+        elif name in _SCALARS:
+            self.body.append(f"{indent}{out} = {_SCALARS[name].format(expr)}")
         else:
             raise ValueError(f"no writer for Avro type {kind!r}")
 
+    def union(self, kind: list[Any], expr: str, out: str, indent: str, path: str) -> None:
+        """Lines for a ``["null", X]`` union: its branch index, then X's bytes."""
+        value = self.local("v")
+        self.body.append(f"{indent}{value} = {expr}")
+        self.body.append(f"{indent}if {value} is None:")
+        self.body.append(f"{indent}    {out} = b'\\x00'")
+        self.body.append(f"{indent}else:")
+        inner, some = self.local("p"), _optional(kind)
+        self.fresh(some, _name(some), value, inner, indent + "    ", path)
+        self.body.append(f"{indent}    {out} = b'\\x02' + {inner}")
+
+    def record(self, kind: dict[str, Any], expr: str, out: str, indent: str, path: str) -> None:
+        """Lines for a record: its fields' bytes joined (after the prefix, for the record itself)."""
+        value = expr if expr == "r" else self.local("v")
+        if expr != "r":  # a nested record may come as a fragment, written once while it repeats
+            indent = self.fragment(kind, expr, value, out, indent, path)
+        parts = [
+            self.encode(field["type"], f"{value}[{field['name']!r}]", indent, f"{path}.{field['name']}")
+            for field in kind["fields"]
+        ]
+        if expr == "r":  # the record itself, after the prefix
+            parts.insert(0, "_prefix")
+        self.body.append(f"{indent}{out} = b''.join(({', '.join(parts)},))")
+
+    def fragment(self, kind: dict[str, Any], expr: str, value: str, out: str, indent: str, path: str) -> str:
+        """Lines writing a nested record given as a fragment, by its cache; the indent of the other case."""
+        sub, cache = self.local("_w"), self.slot(path, kind)
+        self.scope[sub] = compile_writer(kind)
+        self.body.append(f"{indent}{value} = {expr}")
+        self.body.append(f"{indent}if type({value}) is _Fragment:")
+        self.body.append(f"{indent}    k, {out} = {cache}[0]")
+        self.body.append(f"{indent}    if k is not {value}:")
+        self.body.append(f"{indent}        {out} = {sub}(_loads(_dumps({value})))")
+        self.body.append(f"{indent}        {cache}[0] = ({value}, {out})")
+        self.body.append(f"{indent}else:")
+        return indent + "    "
+
+    def map(self, kind: dict[str, Any], expr: str, out: str, indent: str, path: str) -> None:
+        """Lines for a map: one block of its entries and the empty block, or the empty block alone."""
+        value, key, item = self.local("v"), self.local("m"), self.local("x")
+        self.body.append(f"{indent}{value} = {expr}")
+        self.body.append(f"{indent}if {value}:")
+        self.body.append(f"{indent}    {out} = [_long(len({value}))]")
+        self.body.append(f"{indent}    for {key}, {item} in {value}.items():")
+        written = self.encode(kind["values"], item, indent + "        ", f"{path}.*")
+        self.body.append(f"{indent}        {out} += (_string({key}), {written})")
+        self.body.append(f"{indent}    {out}.append(b'\\x00')")
+        self.body.append(f"{indent}    {out} = b''.join({out})")
+        self.body.append(f"{indent}else:")
+        self.body.append(f"{indent}    {out} = b'\\x00'")
+
+
+def compile_writer(schema: dict[str, Any], prefix: bytes = b"") -> Callable[[dict[str, Any]], bytes]:
+    """A function writing a record in Avro's encoding after ``prefix`` (a wire header, say)."""
     if _name(schema) != "record":
         raise ValueError(f"only records are written: {schema!r}")
-    top = encode(schema, "r", "    ", "")
+    source = _WriterSource(prefix)
+    top = source.encode(schema, "r", "    ", "")
+    scope, body = source.scope, source.body
     exec("\n".join(["def write(r):", *body, f"    return {top}"]), scope)  # field names written as reprs
     write: Callable[[dict[str, Any]], bytes] = scope["write"]
     setattr(write, TAKES_DATETIMES, True)  # RecordBuilder gives it datetimes, not fragments

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from pydantic import BaseModel
 
 from stream.drift.performance import PerformanceTracker
@@ -32,13 +32,14 @@ from stream.errors import PoisonEvent
 from stream.kafka.clients import consume_errors, fatal
 from stream.kafka.partitioning import partition_of
 from stream.outcomes.decode import HalfReader
+from stream.outcomes.delivery import Delivery
 from stream.outcomes.join import Join
-from stream.outcomes.kafka import OutcomeTopics, outcome_consumer_config, outcome_producer_config
+from stream.outcomes.kafka import OutcomeTopics, outcome_consumer_config
 from stream.outcomes.pairing import Pairing
 from stream.outcomes.report import OutcomeMetrics, performance_report, set_gauges
 from stream.outcomes.restore import ChangelogReader
 from stream.outcomes.store import Changed, Entry, PendingStore
-from stream.scoring.records import fit_dead_letter
+from stream.scoring.dead_letters import fit_dead_letter
 from stream.settings import Settings
 from stream.worker.health import Health
 
@@ -70,7 +71,8 @@ class OutcomeLoop:
             settings.outcome_retention_s,
             self.health.tick,
         )
-        self.producer = Producer(outcome_producer_config(settings, self._delivered))
+        self.delivery = Delivery(settings, self.store, self.health, self.topics.changelog)
+        self.producer = self.delivery.producer
         self.join = Join(self.store, settings, self.metrics, self._report, self.partitions)
         t, sample, most = self.topics, settings.outcome_sample, settings.max_message_bytes
         self.read = HalfReader(t.provenance, t.repartition, sample, most, self.read_provenance)
@@ -78,12 +80,10 @@ class OutcomeLoop:
             settings.outcome_window,
             self.metrics.registry,
             self.worker_id,
-            lambda report: self._send(self.topics.drift, report, None, -1),
+            lambda report: self.delivery.send(self.topics.drift, report, None, -1),
         )
         self._stopping = threading.Event()
         self._pending: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to commit
-        self._changelog_next: dict[int, int] = {}  # partition -> next offset after our delivered records
-        self._failed: list[str] = []
         self._outbox: dict[int, dict[bytes, Entry | None]] = {}  # partition -> key -> entry now
         self._joins = 0
 
@@ -156,7 +156,7 @@ class OutcomeLoop:
             event_id = outcome.event_id.encode()
             home = partition_of(event_id, self.partitions)
             value = halves.outcome_values[(partition, outcome.event_id)]
-            self._send(self.topics.repartition, value, event_id, home, timestamp=outcome.at_ms)
+            self.delivery.send(self.topics.repartition, value, event_id, home, timestamp=outcome.at_ms)
         self.metrics.repartitioned.inc(len(moved))
         self._joins += len(joined)
 
@@ -164,12 +164,12 @@ class OutcomeLoop:
         counts = {**self.join.counts, "waiting": self.join.waiting()}
         rate = self.settings.outcome_sample
         report = performance_report(model, tracker, self.metrics, self.worker_id, counts, rate)
-        self._send(self.topics.drift, report, None, -1)
+        self.delivery.send(self.topics.drift, report, None, -1)
 
     def _dead_letter(self, m: Message, reason: PoisonEvent) -> None:
         self.join.count("invalid")
         key, value, headers = fit_dead_letter(m, reason, None, self.settings.max_record_bytes)
-        self._send(self.topics.dlq, value, key, -1, headers)
+        self.delivery.send(self.topics.dlq, value, key, -1, headers)
 
     def _expire(self) -> bool:
         """Expire a batch of each owned partition; True if one was full (more may be due)."""
@@ -187,42 +187,16 @@ class OutcomeLoop:
         self._outbox.setdefault(partition, {}).update(changed)
 
     def _send_changelog(self) -> None:
-        value, changelog, produce = self.store.changelog_value, self.topics.changelog, self.producer.produce
-        for partition, changed in self._outbox.items():
-            for key, entry in changed.items():
-                record = value(partition, key, entry)
-                try:
-                    produce(changelog, record, key, partition)
-                except BufferError:  # the local queue is full: _send waits for room
-                    self._send(changelog, record, key, partition)
+        self.delivery.send_changelog(self._outbox)
         self._outbox.clear()
-
-    def _send(
-        self,
-        topic: str,
-        value: bytes | None,
-        key: bytes | None,
-        partition: int,
-        headers: list[tuple[str, bytes]] | None = None,
-        timestamp: int = 0,
-    ) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value, key, partition, headers=headers, timestamp=timestamp)
-                return
-            except BufferError:  # the local queue is full: serve delivery reports, then retry
-                self.producer.poll(0.05)
-                self.health.tick()
 
     # -- commits -------------------------------------------------------------------------------
 
     def commit(self) -> None:
         """Send the changelog, flush, save the checkpoints reached, then commit the input offsets."""
         self._send_changelog()
-        self._flush()
-        for partition, offset in self._changelog_next.items():
-            self.store.set_checkpoint(partition, offset)
-        self._changelog_next.clear()
+        self.delivery.flush()
+        self.delivery.save_checkpoints()
         if not self._pending:
             return
         offsets = [TopicPartition(topic, p, o) for (topic, p), o in self._pending.items()]
@@ -231,23 +205,6 @@ class OutcomeLoop:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:  # a rebalance under way: the new owner reads again from the last commit
             log.warning("offsets not committed: %s", exc.args[0])
-
-    def _flush(self) -> None:
-        while self.producer.flush(1.0):
-            self.health.tick()
-            if self._failed:
-                break
-        if self._failed:
-            fatal(f"records not delivered ({self._failed[0]}); exiting without committing")
-
-    def _delivered(self, error: KafkaError | None, message: Message) -> None:
-        if error is not None:
-            self._failed.append(f"{message.topic()}[{message.partition()}]: {error}")
-        elif message.topic() == self.topics.changelog:
-            partition = message.partition()
-            self._changelog_next[partition] = max(
-                self._changelog_next.get(partition, 0), message.offset() + 1
-            )
 
     # -- rebalances (called inside consume, on this thread) --------------------------------------
 
@@ -271,7 +228,7 @@ class OutcomeLoop:
         """Bring the store of ``partition`` up to date from its changelog; the records applied."""
         applied, refused = self.restorer.catch_up(self.store, partition)
         for key in refused:  # refused records are dropped from the changelog too
-            self._send(self.topics.changelog, None, key, partition)
+            self.delivery.send(self.topics.changelog, None, key, partition)
         return applied
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -288,7 +245,7 @@ class OutcomeLoop:
         for tp in partitions:
             self._outbox.pop(tp.partition, None)
         self._send_changelog()
-        self._flush()
+        self.delivery.flush()
         self._pending.clear()
         self.join.owned -= {tp.partition for tp in partitions}
         self.health.partitions = sorted(self.join.owned)

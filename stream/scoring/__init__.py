@@ -7,5 +7,6 @@ No Kafka here: the worker (:mod:`stream.worker`) hands a batch of messages in an
 - :mod:`.pipeline`: a batch in; predictions, provenance and dead letters out;
 - :mod:`.challenger`: a challenger beside the champion: in shadow, or a canary by key;
 - :mod:`.records`: the output records, and a dead letter for each refused input;
+- :mod:`.dead_letters`: a dead letter's headers, and the cut of one too large to copy;
 - :mod:`.headers`: the trace context carried from the input, and the CloudEvents headers.
 """

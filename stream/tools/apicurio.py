@@ -26,7 +26,8 @@ from pathlib import Path
 from types import TracebackType
 
 from stream.processes import die_with_parent
-from stream.tools.broker import BrokerError, cache_root, free_port
+from stream.tools.broker import free_port
+from stream.tools.maven import BrokerError, cache_root
 
 APICURIO_VERSION = "3.0.9"
 ARTIFACT = "io.apicurio:apicurio-registry-app:{version}:tar.gz:all"

@@ -59,74 +59,110 @@ def worker_process(env: dict[str, str], command: str = "worker") -> Iterator[sub
             proc.kill()
 
 
+def _demo_env(bootstrap: str) -> dict[str, str]:
+    """The workers' environment: STREAMSCORE_SECRET included; their warnings only, beside the summaries."""
+    return {"STREAMSCORE_LOG_LEVEL": "warn", **os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+
+
+def _reader(kafka: Connection, settings: Settings) -> Consumer:
+    """A consumer of the predictions and drift reports from now on."""
+    consumer = Consumer(
+        client_config(
+            kafka,
+            **{
+                "group.id": "streamscore-demo-reader",
+                "auto.offset.reset": "latest",
+                "fetch.wait.max.ms": 10,
+                "log_level": 3,
+            },
+        )
+    )
+    consumer.subscribe([settings.prediction_topic, settings.drift_topic])
+    return consumer
+
+
+def _producer_thread(
+    kafka: Connection,
+    settings: Settings,
+    rate: float,
+    seconds: float,
+    stop: threading.Event,
+    serialize: Callable[[bytes], bytes] | None,
+) -> threading.Thread:
+    """A thread publishing applications (1% malformed), with their outcomes five seconds later."""
+    return threading.Thread(
+        target=lambda: produce(
+            kafka,
+            settings.input_topic,
+            rate=rate,
+            duration=seconds or None,
+            malformed_fraction=0.01,
+            seed=int(time.time()),
+            stop=stop,
+            outcome_topic=settings.outcome_topic or None,
+            outcome_delay=5.0,
+            serialize=serialize,
+        ),
+        daemon=True,
+    )
+
+
+def _print_latencies(received: int, lags: list[float], since: float) -> None:
+    """One line: predictions received, their rate since ``since``, and their p50 and p99 lag."""
+    lags.sort()
+    per_second = len(lags) / (time.monotonic() - since)
+    print(
+        f"predictions: {received} received, {per_second:.0f}/s, "
+        f"event time to visible p50 {lags[len(lags) // 2] * 1e3:.1f} ms, "
+        f"p99 {lags[int(len(lags) * 0.99)] * 1e3:.1f} ms",
+        flush=True,
+    )
+
+
+def _follow(
+    consumer: Consumer,
+    worker: subprocess.Popen[bytes],
+    settings: Settings,
+    occurred: Callable[[bytes], float],
+    seconds: float,
+) -> None:
+    """Print drift reports as they come and prediction latencies every 5 s, while the worker runs."""
+    started = last = time.monotonic()
+    received, lags = 0, []
+    while worker.poll() is None and (not seconds or time.monotonic() - started < seconds + 5):
+        first = consumer.poll(0.2)  # then take what has arrived, without waiting more
+        for msg in [first, *consumer.consume(1000, timeout=0)] if first is not None else []:
+            if msg.error() is not None:
+                continue
+            if msg.topic() == settings.drift_topic:
+                print(printable(_summary(orjson.loads(msg.value()))), flush=True)
+            else:
+                received += 1
+                lags.append(time.time() - occurred(msg.value()))
+        if time.monotonic() - last >= 5 and lags:
+            _print_latencies(received, lags, last)
+            last, lags = time.monotonic(), []
+
+
 def run_demo(bootstrap_servers: str | None, seconds: float = 0.0, rate: float = 500.0) -> None:
+    """Run the whole loop at ``rate`` events/s for ``seconds`` (0: until Ctrl-C), printing what arrives."""
     with kafka_at(bootstrap_servers) as bootstrap:
-        env = {  # STREAMSCORE_SECRET included; the workers' warnings only, beside the summaries
-            "STREAMSCORE_LOG_LEVEL": "warn",
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        }
+        env = _demo_env(bootstrap)
         settings = Settings(kafka_bootstrap_servers=bootstrap)
         kafka = client_config(settings)
         prepare_topics(settings)
-        consumer = Consumer(
-            client_config(
-                kafka,
-                **{
-                    "group.id": "streamscore-demo-reader",
-                    "auto.offset.reset": "latest",
-                    "fetch.wait.max.ms": 10,
-                    "log_level": 3,
-                },
-            )
-        )
-        consumer.subscribe([settings.prediction_topic, settings.drift_topic])
+        consumer = _reader(kafka, settings)
         serialize, occurred = wire_demo(settings)  # JSON: None, and the time read from JSON
         stop = threading.Event()
-        producer = threading.Thread(
-            target=lambda: produce(
-                kafka,
-                settings.input_topic,
-                rate=rate,
-                duration=seconds or None,
-                malformed_fraction=0.01,
-                seed=int(time.time()),
-                stop=stop,
-                outcome_topic=settings.outcome_topic or None,
-                outcome_delay=5.0,
-                serialize=serialize,
-            ),
-            daemon=True,
-        )
+        producer = _producer_thread(kafka, settings, rate, seconds, stop, serialize)
         judge_port = settings.metrics_port + 1 if settings.metrics_port else 0
         judge_env = {**env, "STREAMSCORE_METRICS_PORT": str(judge_port)}
         with worker_process(env) as worker, worker_process(judge_env, "outcomes"):
             _wait_for_group(kafka, settings.app_id)
             print(f"producing {rate:.0f} events/s to {settings.input_topic!r}; Ctrl-C stops", flush=True)
             producer.start()
-            started = last = time.monotonic()
-            received, lags = 0, []
             try:
-                while worker.poll() is None and (not seconds or time.monotonic() - started < seconds + 5):
-                    first = consumer.poll(0.2)  # then take what has arrived, without waiting more
-                    for msg in [first, *consumer.consume(1000, timeout=0)] if first is not None else []:
-                        if msg.error() is not None:
-                            continue
-                        if msg.topic() == settings.drift_topic:
-                            print(printable(_summary(orjson.loads(msg.value()))), flush=True)
-                        else:
-                            received += 1
-                            lags.append(time.time() - occurred(msg.value()))
-                    if time.monotonic() - last >= 5 and lags:
-                        lags.sort()
-                        per_second = len(lags) / (time.monotonic() - last)
-                        print(
-                            f"predictions: {received} received, {per_second:.0f}/s, "
-                            f"event time to visible p50 {lags[len(lags) // 2] * 1e3:.1f} ms, "
-                            f"p99 {lags[int(len(lags) * 0.99)] * 1e3:.1f} ms",
-                            flush=True,
-                        )
-                        last, lags = time.monotonic(), []
+                _follow(consumer, worker, settings, occurred, seconds)
             except KeyboardInterrupt:
                 pass
             finally:

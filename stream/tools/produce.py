@@ -96,6 +96,71 @@ def outcome_record(event_id: str, label: int) -> bytes:
     )
 
 
+class _Publisher:
+    """A producer of events and, once they are due, of their outcomes; it counts failed deliveries."""
+
+    def __init__(self, kafka: Connection, outcome_topic: str | None) -> None:
+        self.producer = Producer(
+            client_config(
+                kafka, **{"linger.ms": 5, "acks": "all", "partitioner": "murmur2_random", "log_level": 3}
+            )
+        )
+        self.outcome_topic = outcome_topic
+        self.outcomes: deque[tuple[float, str, int]] = deque()  # (due, event_id, label)
+        self.failures: list[str] = []
+
+    def send(self, topic: str, key: bytes, value: bytes) -> None:
+        """Hand a record to the producer, waiting while its queue is full."""
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def _on_delivery(self, err: object, _msg: object) -> None:
+        if err is not None:
+            self.failures.append(str(err))
+
+    def send_outcomes(self, until: float) -> None:
+        """Send the outcomes due by ``until``."""
+        while self.outcomes and self.outcomes[0][0] <= until:
+            _, event_id, label = self.outcomes.popleft()
+            self.send(self.outcome_topic or "", event_id.encode(), outcome_record(event_id, label))
+
+    def send_last_outcomes(self, stop: threading.Event | None) -> None:
+        """The outcomes still waiting, when they are due, or at once when stopped."""
+        if self.outcomes:
+            due = max(0.0, self.outcomes[-1][0] - time.monotonic())
+            stop.wait(due) if stop is not None else time.sleep(due)
+            self.send_outcomes(self.outcomes[-1][0])
+
+    def flush(self) -> None:
+        """Wait for every delivery; raise RuntimeError when some failed."""
+        self.producer.flush(60)
+        if self.failures:
+            raise RuntimeError(f"{len(self.failures)} events were not delivered, e.g. {self.failures[0]}")
+
+
+def _finished(
+    n: int, started: float, count: int | None, duration: float | None, stop: threading.Event | None
+) -> bool:
+    """Whether ``n`` events are enough: the count reached, the duration over, or a stop asked."""
+    return (
+        (count is not None and n >= count)
+        or (duration is not None and time.monotonic() - started >= duration)
+        or (stop is not None and stop.is_set())
+    )
+
+
+def _pace(started: float, n: int, rate: float | None) -> None:
+    """Sleep until the ``n``-th event is due at ``rate`` events/s (None: at once)."""
+    if rate:
+        ahead = started + n / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+
+
 def produce(
     kafka: Connection,
     topic: str,
@@ -120,67 +185,30 @@ def produce(
     ``serialize`` turns each event's JSON into another format (the wire format of a registry).
     """
     connect(kafka)
-    producer = Producer(
-        client_config(
-            kafka, **{"linger.ms": 5, "acks": "all", "partitioner": "murmur2_random", "log_level": 3}
-        )
-    )
-    outcomes: deque[tuple[float, str, int]] = deque()  # (due, event_id, label)
-
-    def send(topic: str, key: bytes, value: bytes) -> None:
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
-                return
-            except BufferError:
-                producer.poll(0.05)
-
-    def send_outcomes(until: float) -> None:
-        while outcomes and outcomes[0][0] <= until:
-            _, event_id, label = outcomes.popleft()
-            send(outcome_topic or "", event_id.encode(), outcome_record(event_id, label))
-
-    failures: list[str] = []
-
-    def on_delivery(err: object, _msg: object) -> None:
-        if err is not None:
-            failures.append(str(err))
-
+    publisher = _Publisher(kafka, outcome_topic)
     produced = Produced()
     started = time.monotonic()
     try:  # Ctrl-C stops publishing; what was published is still flushed and reported
         for n, (key, value, kind, event_id, features, label) in enumerate(
             events(seed, malformed_fraction, drift_at, drift_kind)
         ):
-            if (
-                (count is not None and n >= count)
-                or (duration is not None and time.monotonic() - started >= duration)
-                or (stop is not None and stop.is_set())
-            ):
+            if _finished(n, started, count, duration, stop):
                 break
-            if rate:
-                ahead = started + n / rate - time.monotonic()
-                if ahead > 0:
-                    time.sleep(ahead)
-            send(topic, key, value if serialize is None else serialize(value))
-            producer.poll(0)
+            _pace(started, n, rate)
+            publisher.send(topic, key, value if serialize is None else serialize(value))
+            publisher.producer.poll(0)
             if kind is None:
                 produced.valid[event_id] = features
                 if outcome_topic:
-                    outcomes.append((time.monotonic() + outcome_delay, event_id, label))
+                    publisher.outcomes.append((time.monotonic() + outcome_delay, event_id, label))
                     produced.labels[event_id] = label
             else:
                 produced.malformed[key.decode()] = kind
-            send_outcomes(time.monotonic())
+            publisher.send_outcomes(time.monotonic())
             if progress is not None:
                 progress(1)
-        if outcomes:  # the last outcomes when they are due, or at once when stopped
-            due = max(0.0, outcomes[-1][0] - time.monotonic())
-            stop.wait(due) if stop is not None else time.sleep(due)
-            send_outcomes(outcomes[-1][0])
+        publisher.send_last_outcomes(stop)
     except KeyboardInterrupt:
         pass
-    producer.flush(60)
-    if failures:
-        raise RuntimeError(f"{len(failures)} events were not delivered, e.g. {failures[0]}")
+    publisher.flush()
     return produced

@@ -25,7 +25,7 @@ from stream.kafka.lag import LagCollector
 from stream.kafka.topics import ensure_topics, prepare_topics
 from stream.keys import keys
 from stream.lifecycle.changes import ChangeLog
-from stream.lifecycle.sources import champion_uri, load_challenger, open_source
+from stream.lifecycle.sources import Source, champion_uri, load_challenger, open_source
 from stream.logs import logging_config
 from stream.scoring.model import LoadedModel
 from stream.scoring.pipeline import Pipeline
@@ -96,16 +96,8 @@ def create_pipeline(
     )
 
 
-def create_app(settings: Settings) -> faust.App:
-    """Load the model, prepare the topics, and wire the scoring loop into a Faust shell."""
-    keys(settings)  # first: no secret, no start
-    source = open_source(champion_uri(settings), settings)
-    serving = source.current()
-    challenger, refused, challenger_source = load_challenger(settings)
-    pipeline = create_pipeline(settings, source.load(serving), challenger)
-    needs = permissions.scoring_worker(settings)
-    permissions.check(settings, needs, settings.app_id)  # before making topics, and once they all exist
-    partitions = prepare_topics(settings)
+def _ensure_side_topics(settings: Settings, partitions: int) -> None:
+    """The challenger's topic and the model-changes topic, when the settings name them."""
     if settings.challenger_uri:  # shadow predictions: partitioned like the predictions
         ensure_topics(
             client_config(settings), {settings.challenger_topic: partitions}, settings.replication_factor
@@ -114,14 +106,24 @@ def create_app(settings: Settings) -> faust.App:
         compact = {"cleanup.policy": "compact"}
         rf = settings.replication_factor
         ensure_topics(client_config(settings), {settings.model_changes_topic: 1}, rf, config=compact)
+
+
+def _shell(settings: Settings) -> ShellApp:
+    """The Faust shell of the worker, its data in the data directory."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = ShellApp(
+    return ShellApp(
         settings.app_id,
         autodiscover=False,
         web_enabled=False,
         store="memory://",
         datadir=str(settings.data_dir / settings.app_id),
     )
+
+
+def _worker_metrics(
+    settings: Settings, pipeline: Pipeline, challenger: LoadedModel | None, refused: bool
+) -> WorkerMetrics:
+    """The worker's metrics, set to the models in service, with the consumer lag collected."""
     metrics = WorkerMetrics(max_clock_skew_s=settings.max_clock_skew_s)
     metrics.set_model(pipeline.model.card)
     if refused or (challenger is not None and pipeline.challenger is None):
@@ -134,8 +136,13 @@ def create_app(settings: Settings) -> faust.App:
             client_config(settings), [settings.app_id], [settings.input_topic], settings.lag_window_s
         )
     )
-    health = Health()
-    health.model = f"{pipeline.model.card.name}/{pipeline.model.card.version}"
+    return metrics
+
+
+def _scoring_loop(
+    settings: Settings, pipeline: Pipeline, metrics: WorkerMetrics, health: Health, partitions: int
+) -> ScoringLoop:
+    """The scoring loop, with the model-changes log and the drift reporter the settings ask for."""
     scoring = ScoringLoop(settings, pipeline, metrics, health, stats=Stats(settings.max_clock_skew_s))
     if settings.model_changes_topic:
         scoring.changes = ChangeLog(
@@ -149,11 +156,20 @@ def create_app(settings: Settings) -> faust.App:
         scoring.drift = DriftReporter(
             settings, pipeline.model.card, metrics, pipeline.scorer_id, partitions, scoring.send
         )
-    permissions.check(settings, needs, settings.app_id)
-    app.service(LoopService(scoring, loop=app.loop, beacon=app.beacon))
-    if settings.metrics_port:
-        serve_http(settings.metrics_port, metrics.registry, health, HttpLimits.of(settings))
+    return scoring
 
+
+def _add_reload_timers(
+    app: ShellApp,
+    settings: Settings,
+    sources: tuple[Source, Source | None],
+    serving: str,
+    pipeline: Pipeline,
+    metrics: WorkerMetrics,
+    health: Health,
+) -> None:
+    """Timers following the champion's and the challenger's sources, when they can move."""
+    source, challenger_source = sources
     if settings.model_reload_s and source.uri.moves:
         watcher = ModelWatcher(source, pipeline, metrics, serving)
 
@@ -174,6 +190,28 @@ def create_app(settings: Settings) -> faust.App:
         async def reload_challenger() -> None:
             await challenger_watcher.poll()
 
+
+def create_app(settings: Settings) -> faust.App:
+    """Load the model, prepare the topics, and wire the scoring loop into a Faust shell."""
+    keys(settings)  # first: no secret, no start
+    source = open_source(champion_uri(settings), settings)
+    serving = source.current()
+    challenger, refused, challenger_source = load_challenger(settings)
+    pipeline = create_pipeline(settings, source.load(serving), challenger)
+    needs = permissions.scoring_worker(settings)
+    permissions.check(settings, needs, settings.app_id)  # before making topics, and once they all exist
+    partitions = prepare_topics(settings)
+    _ensure_side_topics(settings, partitions)
+    app = _shell(settings)
+    metrics = _worker_metrics(settings, pipeline, challenger, refused)
+    health = Health()
+    health.model = f"{pipeline.model.card.name}/{pipeline.model.card.version}"
+    scoring = _scoring_loop(settings, pipeline, metrics, health, partitions)
+    permissions.check(settings, needs, settings.app_id)
+    app.service(LoopService(scoring, loop=app.loop, beacon=app.beacon))
+    if settings.metrics_port:
+        serve_http(settings.metrics_port, metrics.registry, health, HttpLimits.of(settings))
+    _add_reload_timers(app, settings, (source, challenger_source), serving, pipeline, metrics, health)
     return app
 
 

@@ -14,6 +14,9 @@ One selector thread accepts connections, reads requests and writes answers: no t
   waiting (beyond: 503), so a slow collection holds neither the probes nor more threads.
 """
 
+# Just over 300 lines: the selector loop and its connection states (read, wait, write, drain) are
+# one state machine, read in one place.
+
 from __future__ import annotations
 
 import contextlib

@@ -87,6 +87,21 @@ class WorkerMetrics:
         self.registry = registry or CollectorRegistry()
         self.max_clock_skew_s = max_clock_skew_s
         r = self.registry
+        self._add_scoring(r)
+        self._add_models(r)
+        self.delivered = Counter(
+            "streamscore_records_delivered",
+            "Output records acknowledged by the broker, by topic.",
+            ["topic"],
+            registry=r,
+        )
+        self._add_drift(r)
+        self.state_rejected = state_rejected_counter(r)
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
+        PlatformCollector(registry=r)
+
+    def _add_scoring(self, r: CollectorRegistry) -> None:
+        """Events consumed, scored and dead-lettered; batch sizes and times; end-to-end latency."""
         self.consumed = Counter("streamscore_events_consumed", "Input events consumed.", registry=r)
         self.scored = Counter("streamscore_events_scored", "Events scored.", registry=r)
         self.dead = Counter(
@@ -114,6 +129,9 @@ class WorkerMetrics:
             "they were emitted: left out of the end-to-end latency.",
             registry=r,
         )
+
+    def _add_models(self, r: CollectorRegistry) -> None:
+        """The model in service, refused reloads, and the challenger beside it."""
         self.model = Gauge(
             "streamscore_model_info", "The model in service.", ["name", "version", "sha256"], registry=r
         )
@@ -133,12 +151,9 @@ class WorkerMetrics:
             "Challengers that failed their checks: the champion went on alone.",
             registry=r,
         )
-        self.delivered = Counter(
-            "streamscore_records_delivered",
-            "Output records acknowledged by the broker, by topic.",
-            ["topic"],
-            registry=r,
-        )
+
+    def _add_drift(self, r: CollectorRegistry) -> None:
+        """Drift windows: PSI, distance and verdict by feature; change-detector alarms."""
         self.drift_psi = Gauge(
             "streamscore_drift_psi",
             "PSI of the last drift window against the reference.",
@@ -166,9 +181,6 @@ class WorkerMetrics:
             ["feature"],
             registry=r,
         )
-        self.state_rejected = state_rejected_counter(r)
-        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
-        PlatformCollector(registry=r)
 
     def set_model(self, card: ModelCard) -> None:
         self.model.clear()

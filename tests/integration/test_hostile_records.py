@@ -15,7 +15,7 @@ from fuzz.outcomes import valid_events
 
 from stream.contracts import DeadLetter, Prediction
 from stream.kafka.topics import ensure_topics
-from stream.scoring.records import CUT_HEADER, record_size
+from stream.scoring.dead_letters import CUT_HEADER, record_size
 
 VALID = valid_events(40, seed=5)
 TOPIC_MAX = 20 * 1024 * 1024

@@ -9,7 +9,9 @@ import orjson
 import pytest
 from conftest import MODELS
 
-from stream.drift.monitor import DETECTOR_EVERY, PSI_THRESHOLD, DriftMonitor, distance, psi
+from stream.drift.distances import distance, psi
+from stream.drift.monitor import PSI_THRESHOLD, DriftMonitor
+from stream.drift.partition import DETECTOR_EVERY
 from stream.errors import StateRejected
 from stream.scoring.model import load
 from stream.tools import datagen

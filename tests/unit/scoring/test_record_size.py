@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from stream.contracts import DeadLetter
 from stream.errors import DecodeError
 from stream.messages import MAX_RECORD_BYTES, inbound
-from stream.scoring.records import CUT_HEADER, fit_dead_letter, record_size
+from stream.scoring.dead_letters import CUT_HEADER, fit_dead_letter, record_size
 from stream.settings import Settings
 
 BUDGET = MAX_RECORD_BYTES

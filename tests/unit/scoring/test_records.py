@@ -16,7 +16,8 @@ from stream.contracts import DeadLetter, Event, Prediction, Provenance
 from stream.errors import FeatureError
 from stream.messages import inbound
 from stream.scoring.codec import keyed_hash
-from stream.scoring.records import RecordBuilder, Topics, fit_dead_letter
+from stream.scoring.dead_letters import fit_dead_letter
+from stream.scoring.records import RecordBuilder, Topics
 
 SCHEMAS = Path(__file__).parents[3] / "schemas"
 KEY = b"records-key"
