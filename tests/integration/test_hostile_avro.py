@@ -18,6 +18,7 @@ import orjson
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from conftest import MODELS, read_topic
+from fuzz.outcomes import zigzag
 
 from stream.formats.avro import event_avro_schema
 from stream.formats.events import event_serializer
@@ -33,16 +34,6 @@ DECIMAL = {"type": "bytes", "logicalType": "decimal", "precision": 4, "scale": 2
 NODE = {"type": "record", "name": "Node", "fields": [{"name": "next", "type": ["null", "Node"]}]}
 GROWTH_MB = 150
 """Generous: each bomb, read, makes 500 MB to 1 GB, or ends the process."""
-
-
-def zigzag(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n >= 128:
-        out.append(n & 127 | 128)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _with(*fields: dict) -> dict:

@@ -13,6 +13,7 @@ import tracemalloc
 import fastavro
 import pytest
 from confluent_kafka.schema_registry import Schema
+from fuzz.outcomes import zigzag
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,17 +25,6 @@ from stream.formats.registry import StaticSchemas, header
 PEAK_BYTES = 16 * 2**20
 """Generous: a bomb refused costs its bytes and a few small objects; accepted, hundreds of MB."""
 DECIMAL = {"type": "bytes", "logicalType": "decimal", "precision": 4, "scale": 2}  # read by fastavro only
-
-
-def zigzag(n: int) -> bytes:
-    """Avro's varint of a long."""
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n >= 128:
-        out.append(n & 127 | 128)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def record(*fields: tuple[str, object], name: str = "R") -> dict:
