@@ -23,6 +23,9 @@ from stream.scoring.model import load
 from stream.tools.produce import produce
 
 N_EVENTS = 10_000
+EVENTS_TO_STOP = 40_000
+"""Events of the replay that is stopped, killed and resumed: a replay runs at 10,000 events/s or more
+when the machine is quiet, so that each run outlives its first progress line (0.5 s) by far."""
 
 
 def _ends(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
@@ -115,7 +118,7 @@ def test_a_replay_stopped_then_killed_and_resumed_gives_each_event_once(
     kafka_bootstrap, worker_topics, tmp_path
 ):
     ensure_topics(kafka_bootstrap, {worker_topics.input: 3})
-    produced = produce(kafka_bootstrap, worker_topics.input, count=N_EVENTS, seed=43)
+    produced = produce(kafka_bootstrap, worker_topics.input, count=EVENTS_TO_STOP, seed=43)
     out = f"{worker_topics.input}.replay"
     env = {
         **os.environ,
@@ -154,16 +157,16 @@ def test_a_replay_stopped_then_killed_and_resumed_gives_each_event_once(
 
     assert stop_after(1_500, signal.SIGINT) == 130, log_path.read_text()  # Ctrl-C: commits, then stops
     assert "run the same command again to resume" in log_path.read_text()
-    stopped = read_topic(kafka_bootstrap, out, N_EVENTS, timeout=5, read_committed=True)
+    stopped = read_topic(kafka_bootstrap, out, EVENTS_TO_STOP, timeout=5, read_committed=True)
     assert stop_after(1_500, signal.SIGKILL) == -signal.SIGKILL, log_path.read_text()
-    partial = read_topic(kafka_bootstrap, out, N_EVENTS, timeout=5, read_committed=True)
-    assert 0 < len(stopped) < len(partial) < N_EVENTS, "stopped, then killed, halfway"
+    partial = read_topic(kafka_bootstrap, out, EVENTS_TO_STOP, timeout=5, read_committed=True)
+    assert 0 < len(stopped) < len(partial) < EVENTS_TO_STOP, "stopped, then killed, halfway"
 
     with open(log_path, "ab") as log:
         assert _replay(env, log, *args).wait(300) == 0, log_path.read_text()
     text = log_path.read_text()
     assert text.count("resuming replay group") == 2
-    replayed = read_topic(kafka_bootstrap, out, N_EVENTS, timeout=60, settle=3.0, read_committed=True)
+    replayed = read_topic(kafka_bootstrap, out, EVENTS_TO_STOP, timeout=60, settle=3.0, read_committed=True)
     ids = [orjson.loads(m.value())["event_id"] for m in replayed]
-    assert len(ids) == len(set(ids)) == N_EVENTS, f"{len(ids) - len(set(ids))} events twice"
+    assert len(ids) == len(set(ids)) == EVENTS_TO_STOP, f"{len(ids) - len(set(ids))} events twice"
     assert set(ids) == set(produced.valid)
