@@ -34,6 +34,9 @@ from stream.kafka.topics import ensure_topics
 from stream.tools.broker import EmbeddedKafka
 
 TESTS = Path(__file__).parent
+SPREAD_MODULES = frozenset({"test_faults"})
+"""Integration modules whose tests share no costly module fixture: each test is a group of its own,
+so that two processes share them out (a module is otherwise run whole in one process)."""
 os.environ.setdefault("STREAMSCORE_SECRET", secrets.token_hex(32))
 
 
@@ -49,7 +52,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if tier in ("unit", "integration"):
             item.add_marker(getattr(pytest.mark, tier))
         if tier != "unit":  # with --dist loadgroup, a module with brokers and workers runs in one process
-            item.add_marker(pytest.mark.xdist_group(Path(item.path).stem))
+            module = Path(item.path).stem
+            group = f"{module}::{item.originalname}" if module in SPREAD_MODULES else module
+            item.add_marker(pytest.mark.xdist_group(group))
         if not chaos and item.get_closest_marker("chaos"):
             item.add_marker(skip_chaos)
 
