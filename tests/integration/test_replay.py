@@ -23,7 +23,7 @@ from stream.scoring.model import load
 from stream.tools.produce import produce
 
 N_EVENTS = 10_000
-EVENTS_TO_STOP = 40_000
+EVENTS_TO_STOP = 25_000
 """Events of the replay that is stopped, killed and resumed: a replay runs at 10,000 events/s or more
 when the machine is quiet, so that each run outlives its first progress line (0.5 s) by far."""
 
