@@ -8,13 +8,38 @@ builds output records directly for speed; tests check those records validate aga
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from stream.contract_types import EventTime, Identifier, InputId, Sha256
+from stream.model_card import FeatureSpec, InputType, ModelCard, ModelInput, ModelOutput, ReferenceStats, Task
+
+__all__ = [
+    "CONTRACTS",
+    "MAX_FEATURES",
+    "MAX_STRING_LENGTH",
+    "DeadLetter",
+    "DriftReport",
+    "Event",
+    "FeatureSpec",
+    "InputRef",
+    "InputType",
+    "ModelCard",
+    "ModelInput",
+    "ModelOutput",
+    "ModelRef",
+    "OffsetRange",
+    "Outcome",
+    "PerformanceReport",
+    "Prediction",
+    "Provenance",
+    "ReferenceStats",
+    "Role",
+    "ScorerRef",
+    "Task",
+]  # fmt: skip
 
 Role = Literal["champion", "canary", "shadow", "replay"]
 """Which part a model played for an event: the live answer (``champion``, or ``canary`` for the
@@ -63,14 +88,23 @@ class Prediction(_Contract):
 
     event_id: Identifier
     entity_id: Identifier | None = None
-    score: float = Field(ge=0.0, le=1.0, description="Probability of the positive class.")
-    label: str = Field(description="Decided label: positive when score >= threshold.")
-    threshold: float = Field(ge=0.0, le=1.0)
+    score: float = Field(
+        description="Binary classifier: probability of the positive class. Multiclass: probability of "
+        "the decided label. Regressor: the predicted value."
+    )
+    label: str = Field(
+        description="Binary: the positive label when score >= threshold, else the negative one. "
+        "Multiclass: the most probable class. Regressor: empty (no class is decided)."
+    )
+    threshold: float = Field(ge=0.0, le=1.0, description="The card's decision threshold (binary only).")
     model_name: Identifier
     model_version: Identifier
     role: Role = Field("champion", description="The part the model played for this event.")
     occurred_at: AwareDatetime
     scored_at: AwareDatetime
+    probabilities: dict[str, float] | None = Field(
+        None, description="Multiclass: each class's probability, by label. Absent for other tasks."
+    )
 
 
 class InputRef(_Contract):
@@ -101,12 +135,13 @@ class Provenance(_Contract):
     """
 
     event_id: Identifier
-    score: float = Field(ge=0.0, le=1.0, description="The prediction's score.")
+    score: float = Field(description="The prediction's score (a regressor's value).")
     input: InputRef
     model: ModelRef
     role: Role = Field("champion", description="The part the model played for this event.")
     feature_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] = Field(
-        description="Keyed BLAKE2b-128 of the float32 feature vector in card order."
+        description="Keyed BLAKE2b-128 of the float32 feature vector in card order (a string "
+        "feature's column holds its category code), then each string feature's UTF-8 value and a zero byte."
     )
     personal: dict[str, str] = Field(
         description="Keyed hashes of the features the card marks personal; never clear values."
@@ -169,6 +204,10 @@ class DriftReport(_Contract):
         description="Change detectors that fired: 'score' (ADWIN) or a feature (Page-Hinkley)."
     )
     verdict: Literal["ok", "drift"]
+    unseen: dict[str, float] = Field(
+        default_factory=dict,
+        description="String features: the window's share of categories the reference never saw.",
+    )
 
 
 class Outcome(_Contract):
@@ -202,55 +241,6 @@ class PerformanceReport(_Contract):
         1.0, ge=0.0, le=1.0, description="Share of event ids joined (STREAMSCORE_OUTCOME_SAMPLE)."
     )
     verdict: Literal["ok", "decay"]
-
-
-class FeatureSpec(_Contract):
-    """One model input, in the card's order."""
-
-    name: Identifier
-    type: Literal["number", "integer"] = Field(description="JSON number, or a whole number.")
-    kind: Literal["numeric", "categorical"] = "numeric"
-    personal: bool = Field(False, description="Personal data: hashed in every output, never clear.")
-    values: list[int] | None = Field(None, description="Allowed codes of a categorical feature.")
-    minimum: float | None = None
-    maximum: float | None = None
-
-
-class ReferenceStats(_Contract):
-    """Training-time distribution of one feature or of the score, for drift comparison."""
-
-    count: int
-    mean: float
-    std: float
-    minimum: float
-    maximum: float
-    bin_edges: list[float] = Field(description="Inner quantile edges; bins are (-inf, e0], ... (en, inf).")
-    bin_fractions: list[float]
-    categories: dict[str, float] | None = Field(None, description="Fraction of each category.")
-
-
-class ModelOutput(_Contract):
-    tensor: str = Field(description="ONNX output holding class probabilities, shape [N, 2].")
-    positive_index: int = 1
-    positive_label: str
-    negative_label: str
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
-
-
-class ModelCard(_Contract):
-    """``models/<name>/<version>/card.json``: everything needed to serve and audit a model."""
-
-    name: Identifier
-    version: Identifier
-    created_at: datetime
-    description: str
-    sha256: Sha256 = Field(description="SHA-256 of model.onnx; loading refuses any other file.")
-    input_tensor: str
-    features: list[FeatureSpec]
-    output: ModelOutput
-    training: dict[str, Any] = Field(description="Data generator, seed, fingerprint, sizes, libraries.")
-    metrics: dict[str, float] = Field(description="Holdout metrics.")
-    reference: dict[str, ReferenceStats] = Field(description="Per feature, and 'score'.")
 
 
 CONTRACTS: dict[str, type[BaseModel]] = {

@@ -166,11 +166,11 @@ def _scored(
     card, event = checked.card, checked.event
     hashed = (checked.rebuilt or {}).get("personal", {})
     features = {
-        f.name: hashed.get(f.name, "hashed") if f.personal else float(v)
+        f.name: hashed.get(f.name, "hashed") if f.personal else _shown(f.type, v, event.features.get(f.name))
         for f, v in zip(card.features, checked.row, strict=True)
     }
     label = None
-    if checked.score is not None:
+    if checked.score is not None and card.output.task == "binary":
         label = (
             card.output.positive_label
             if checked.score >= card.output.threshold
@@ -245,3 +245,8 @@ def _lines(x: Explanation) -> list[str]:
     verdict = "bit-exact" if x.bit_exact else f"DIFFERS ({x.difference})"
     lines.append(f"score      then {x.score_then!r}  now {x.score_now!r} ({x.label_now})  {verdict}")
     return lines
+
+
+def _shown(kind: str, read: float, sent: object) -> object:
+    """A feature as the model read it: a number as float32, a string as it came."""
+    return sent if kind == "string" else float(read)

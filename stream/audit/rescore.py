@@ -24,7 +24,7 @@ from stream.contracts import Event, ModelCard, ModelRef, Provenance
 from stream.errors import ModelError, PoisonEvent
 from stream.messages import Inbound
 from stream.scoring import model as registry
-from stream.scoring.codec import FeatureReader
+from stream.scoring.features import FeatureReader
 from stream.scoring.model import LoadedModel
 from stream.scoring.records import RecordBuilder, Topics
 
@@ -115,33 +115,56 @@ class Rescorer:
                 for i in indices:
                     out[i] = Rescored(pairs[i][0], missing=str(exc))
                 continue
-            reader = FeatureReader(loaded.card.features)
-            ready: list[tuple[int, Event, list[float]]] = []
-            events = self.formats.inputs(loaded.card, [pairs[i][1].value() for i in indices])
-            for i, event in zip(indices, events, strict=True):
-                try:
-                    if isinstance(event, PoisonEvent):
-                        raise event
-                    ready.append((i, event, reader.row(event.features)))
-                except PoisonEvent as exc:
-                    out[i] = Rescored(pairs[i][0], loaded.card, difference="input", detail=f"input: {exc}")
-            if not ready:
-                continue
-            rows = np.array([row for _, _, row in ready], dtype=np.float32)
-            scores = loaded.predict_proba(rows).tolist()
-            for (i, event, _), row, score in zip(ready, rows, scores, strict=True):
-                out[i] = self._compare(pairs[i], loaded.card, event, row, score)
+            self._rescore_with(loaded, [(i, *pairs[i]) for i in indices], out)
         return [r for r in out if r is not None]
 
+    def _rescore_with(
+        self, loaded: LoadedModel, pairs: list[tuple[int, Provenance, Inbound]], out: list[Rescored | None]
+    ) -> None:
+        """Re-score the ``pairs`` one model made, in one run, into ``out`` at their indices."""
+        reader = FeatureReader(loaded.card.features, wide=loaded.feeds.wide)
+        ready: list[tuple[int, Event, list[float], tuple[str, ...]]] = []
+        events = self.formats.inputs(loaded.card, [msg.value() for _, _, msg in pairs])
+        recorded = {i: (provenance, msg) for i, provenance, msg in pairs}
+        for (i, provenance, _), event in zip(pairs, events, strict=True):
+            try:
+                if isinstance(event, PoisonEvent):
+                    raise event
+                ready.append((i, event, *reader.row(event.features)))
+            except PoisonEvent as exc:
+                out[i] = Rescored(provenance, loaded.card, difference="input", detail=f"input: {exc}")
+        if not ready:
+            return
+        dtype = np.float64 if loaded.feeds.wide else np.float32
+        rows = np.array([row for _, _, row, _ in ready], dtype=dtype)
+        texts = np.array([t for *_, t in ready], dtype=object) if loaded.string_names else None
+        answer = loaded.predict(rows, texts)
+        for k, (i, event, _, strings) in enumerate(ready):
+            label = None if answer.labels is None else answer.labels[k]
+            score = float(answer.scores[k])
+            out[i] = self._compare(
+                recorded[i], loaded.card, event, rows[k].astype(np.float32), score, strings, label
+            )
+
     def _compare(
-        self, pair: tuple[Provenance, Inbound], card: ModelCard, event: Event, row: np.ndarray, score: float
+        self,
+        pair: tuple[Provenance, Inbound],
+        card: ModelCard,
+        event: Event,
+        row: np.ndarray,
+        score: float,
+        strings: tuple[str, ...] = (),
+        label: str | None = None,
     ) -> Rescored:
         recorded, msg = pair
         builder = RecordBuilder.for_card(
             _TOPICS, card, pii_key=self._key, scorer=recorded.scorer.model_dump(), role=recorded.role
         )
         times = (recorded.received_at, recorded.scored_at, recorded.emitted_at)
-        records, scored = builder.scored([msg], [event], row[None, :], [score], *times)
+        records, scored = builder.scored(
+            [msg], [event], row[None, :], [score], *times,
+            texts=[strings] if strings else None, decided=None if label is None else [label],
+        )  # fmt: skip
         if not scored:
             detail = f"score: provenance {recorded.score!r}, re-scored {score!r} (not a probability)"
             return Rescored(recorded, card, event, row, score, difference="score", detail=detail)

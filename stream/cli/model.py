@@ -1,4 +1,4 @@
-"""``streamscore model``: train, register, list and promote models, in the folder registry or MLflow.
+"""``streamscore model``: train, import, register, list and promote models, in the folder registry or MLflow.
 
 With ``MLFLOW_TRACKING_URI`` set, ``list`` and ``promote`` speak to MLflow's registry (``--registry``
 names a folder registry instead); without it, to the folder registry (STREAMSCORE_MODEL_DIR).
@@ -65,6 +65,52 @@ def model_train(
     except StreamscoreError as exc:
         raise _fail(exc) from None
     typer.echo(f"registered {folder}")
+
+
+def _names(text: str | None) -> list[str]:
+    return [n.strip() for n in (text or "").split(",") if n.strip()]
+
+
+@model_app.command("import")
+def model_import(
+    model: Annotated[Path, typer.Argument(help="The ONNX model file.")],
+    name: Annotated[str, typer.Option(help="Model name.")],
+    reference: Annotated[Path, typer.Option(help="Reference rows as the model sees them: CSV or Parquet.")],
+    version: Annotated[str | None, typer.Option(help="Version (default: the next number).")] = None,
+    registry: Annotated[
+        Path | None, typer.Option(help="Registry folder (default: STREAMSCORE_MODEL_DIR).")
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="The reference's label column: holdout metrics.")] = None,
+    positive: Annotated[
+        str | None, typer.Option(help="Binary: the positive class (default: the larger label).")
+    ] = None,
+    features: Annotated[
+        str | None, typer.Option(help="A,B,...: the columns of a [N, F] input, in order.")
+    ] = None,
+    categorical: Annotated[str | None, typer.Option(help="C,...: numbers that are category codes.")] = None,
+    personal: Annotated[str | None, typer.Option(help="P,...: personal data, hashed in outputs.")] = None,
+    alias: Annotated[str | None, typer.Option(help="Point this alias at the new version.")] = None,
+    threshold: Annotated[float, typer.Option(help="Binary: the decision threshold.")] = 0.5,
+) -> None:
+    """Import any ONNX classifier or regressor with its reference data (and into MLflow when set)."""
+    from stream.lifecycle.importer import Options, import_model, publish
+
+    config = _settings()
+    options = Options(
+        label=label,
+        positive=positive,
+        features=_names(features) or None,
+        categorical=_names(categorical),
+        personal=_names(personal),
+        threshold=threshold,
+    )
+    try:
+        folder = import_model(model, reference, registry or config.model_dir, name, version, options)
+        typer.echo(f"imported {folder}")
+        for line in publish(folder, config.mlflow_tracking_uri, alias):
+            typer.echo(line)
+    except StreamscoreError as exc:
+        raise _fail(exc) from None
 
 
 @model_app.command("register")

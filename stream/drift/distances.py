@@ -36,9 +36,19 @@ def distance(expected: np.ndarray, actual: np.ndarray, categorical: bool) -> flo
 class Binning:
     """Maps values to the bins of one reference distribution."""
 
-    def __init__(self, ref: ReferenceStats, categorical: bool) -> None:
+    def __init__(self, ref: ReferenceStats, categorical: bool, categories: list[str] | None = None) -> None:
+        """``categories``: a string feature's, whose codes are their indices (-1: never seen)."""
         self.categorical = categorical and bool(ref.categories)
-        if self.categorical and ref.categories:
+        self.strings = categories is not None
+        self.mean, self.std = ref.mean, max(ref.std, 1e-12)
+        if categories is not None:
+            shares = np.array([(ref.categories or {}).get(c, 0.0) for c in categories])
+            self.categorical, self.codes = True, np.arange(len(categories), dtype=np.float64)
+            # the reference's share outside the kept categories is what "unseen" expects
+            self.expected = np.append(shares, max(0.0, 1.0 - shares.sum()))
+            self.mean = float(shares @ self.codes - self.expected[-1])  # of the codes the rows hold
+            self.std = max(float(np.sqrt(shares @ self.codes**2 + self.expected[-1] - self.mean**2)), 1e-12)
+        elif self.categorical and ref.categories:
             codes = np.array([float(c) for c in ref.categories])
             order = np.argsort(codes)
             self.codes = codes[order]
@@ -48,7 +58,6 @@ class Binning:
             self.edges = np.array(ref.bin_edges)
             self.expected = np.array(ref.bin_fractions)
         self.size = len(self.expected)
-        self.mean, self.std = ref.mean, max(ref.std, 1e-12)
 
     def bins(self, values: np.ndarray) -> np.ndarray:
         """The bin of each value (categories never seen in training: the last bin)."""

@@ -61,6 +61,7 @@ class Report:
     distance: dict[str, float]
     drifted: list[str]  # names whose PSI or distance is above its threshold
     alarms: list[str]  # detectors that fired since the last window report ("score" or a feature)
+    unseen: dict[str, float] = field(default_factory=dict)  # string features: share of unseen categories
 
     @property
     def verdict(self) -> Literal["ok", "drift"]:
@@ -88,7 +89,10 @@ class DriftMonitor:
         features = self.card.features
         self.names = [f.name for f in features] + ["score"]
         kinds = [f.kind == "categorical" for f in features] + [False]
-        self._binnings = [Binning(self.card.reference[n], c) for n, c in zip(self.names, kinds, strict=True)]
+        strings = [f.categories or [] if f.type == "string" else None for f in features] + [None]
+        self._binnings = [
+            Binning(self.card.reference[n], c, s) for n, c, s in zip(self.names, kinds, strings, strict=True)
+        ]
         self._offsets = np.cumsum([0] + [b.size for b in self._binnings])
         self._means = np.array([b.mean for b in self._binnings[:-1]])
         self._stderr = np.array([b.std for b in self._binnings[:-1]]) / math.sqrt(DETECTOR_EVERY)
@@ -206,11 +210,13 @@ class DriftMonitor:
     def _report(self, kind: Literal["window", "alarm"], alarms: list[str]) -> Report:
         states = self._states
         totals = sum((s.totals for s in states.values()), np.zeros(int(self._offsets[-1]), dtype=np.int64))
-        psis, distances = {}, {}
+        psis, distances, unseen = {}, {}, {}
         for j, (name, b) in enumerate(zip(self.names, self._binnings, strict=True)):
             t = totals[self._offsets[j] : self._offsets[j + 1]]
             psis[name] = round(psi(b.expected, t), 4)
             distances[name] = round(distance(b.expected, t, b.categorical), 4)
+            if b.strings:
+                unseen[name] = round(float(t[-1] / t.sum()), 4) if t.sum() else 0.0
         slices = [sl for s in states.values() for sl in s.slices]
         drifted = [
             n for n in self.names if psis[n] > self.psi_threshold or distances[n] > self.distance_threshold
@@ -230,6 +236,7 @@ class DriftMonitor:
             distance=distances,
             drifted=drifted,
             alarms=alarms,
+            unseen=unseen,
         )
 
     # -- state -----------------------------------------------------------------------------------

@@ -4,9 +4,10 @@ Prediction and Provenance come from their pydantic models (:mod:`stream.contract
 JSON Schema pydantic writes: objects with properties become records named by their title, maps
 stay maps, ``X | None`` becomes ``["null", X]``, a Literal a string, a timezone-aware datetime a
 ``timestamp-micros``, and a pydantic default the Avro default (so ``role``, added later, reads
-older records as ``champion``). The event's schema is made for a card: a record of its features,
-in card order. A registered event schema carries the card if ``features`` is a record with a
-number for every feature, or a map of numbers.
+older records as ``champion``). The event's schema is made for a card and the event's shape: a
+record of its features, in card order, under the shape's names. A registered event schema carries
+the card if the shape's features are a record with a number (a string, for a string feature) for
+every feature, or a map of them; other fields may be there, in any order (:func:`~.base.carry_refusal`).
 
 Values are read by code generated for their writer's schema (:mod:`.avro_reader`) and validated
 in one pydantic call; one that cannot be read is a dead letter (``decode``). Predictions and
@@ -16,6 +17,7 @@ provenance are written by code generated for their schema (:mod:`.avro_writer`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -24,19 +26,20 @@ from stream.contracts import Event, ModelCard
 from stream.errors import DecodeError, PoisonEvent
 from stream.formats.avro_reader import Reader, avro_reader
 from stream.formats.avro_writer import compile_writer
-from stream.formats.base import ENVELOPE, Decoded
+from stream.formats.base import Decoded, Form, Node, Want, carry_refusal
 from stream.formats.bounds import SchemaLimits
 from stream.formats.registry import SchemaSource, WriterSchemas, header, schema_id
 from stream.scoring.codec import schema_error
+from stream.scoring.events import DEFAULT_SHAPE, FIXED_SHAPE, EventShape
 from stream.scoring.records import Serialize
+from stream.settings.events import ENTITY_FIELD
 
 NAMESPACE = "streamscore"
 TIMESTAMP = {"type": "long", "logicalType": "timestamp-micros"}
 _SCALARS = {"string": "string", "number": "double", "integer": "long", "boolean": "boolean"}
 
 _AVRO_NUMBERS = frozenset(("int", "long", "float", "double"))
-
-_events = TypeAdapter(list[Event])
+_AVRO_TIMES = frozenset(("timestamp-millis", "timestamp-micros"))
 
 
 def avro_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -81,45 +84,50 @@ def _avro(node: dict[str, Any], defs: dict[str, Any], named: set[str]) -> Any:
     raise ValueError(f"no Avro form for {node}")
 
 
-def event_avro_schema(card: ModelCard) -> dict[str, Any]:
-    """The Avro schema of an event carrying ``card``'s features (a record of them, in card order)."""
-    features = [{"name": f.name, "type": "long" if f.type == "integer" else "double"} for f in card.features]
-    return {
-        "type": "record",
-        "name": "Event",
-        "namespace": NAMESPACE,
-        "doc": Event.__doc__,
-        "fields": [
-            {"name": "event_id", "type": "string"},
-            {"name": "occurred_at", "type": dict(TIMESTAMP)},
-            {"name": "entity_id", "type": ["null", "string"], "default": None},
-            {
-                "name": "features",
-                "type": {"type": "record", "name": "Features", "namespace": NAMESPACE, "fields": features},
-            },
-        ],
-    }
+_AVRO_TYPES = {"number": "double", "integer": "long", "string": "string"}
 
 
-def avro_refusal(schema: Any, card: ModelCard) -> str | None:
-    """Why an Avro event schema cannot carry ``card``'s features, or None if it can."""
-    if not isinstance(schema, dict) or schema.get("type") != "record":
+def event_avro_schema(card: ModelCard, shape: EventShape = DEFAULT_SHAPE) -> dict[str, Any]:
+    """The Avro schema of an event carrying ``card``'s features in ``shape`` (a record of them, in
+    card order, under the shape's path; a string feature a string)."""
+    features: list[dict[str, Any]] = [{"name": f.name, "type": _AVRO_TYPES[f.type]} for f in card.features]
+    envelope = [
+        {"name": shape.id_field, "type": "string"},
+        {"name": shape.time_field, "type": dict(TIMESTAMP)},
+        {"name": ENTITY_FIELD, "type": ["null", "string"], "default": None},
+    ]
+    if shape.flat:
+        return {"type": "record", "name": "Event", "namespace": NAMESPACE, "doc": Event.__doc__,
+                "fields": envelope + features}  # fmt: skip
+    kind: dict[str, Any] = {"type": "record", "name": "Features", "namespace": NAMESPACE, "fields": features}
+    path = shape.path
+    for depth in range(len(path) - 1, 0, -1):  # the records holding it, innermost first
+        fields = [{"name": path[depth], "type": kind}]
+        kind = {"type": "record", "name": f"Within{depth}", "namespace": NAMESPACE, "fields": fields}
+    return {"type": "record", "name": "Event", "namespace": NAMESPACE, "doc": Event.__doc__,
+            "fields": [*envelope, {"name": path[0], "type": kind}]}  # fmt: skip
+
+
+def avro_refusal(schema: Any, card: ModelCard, shape: EventShape = DEFAULT_SHAPE) -> str | None:
+    """Why an Avro event schema cannot carry ``card``'s features in ``shape``, or None if it can."""
+    top = _node(schema)
+    if top is None or not isinstance(schema, dict) or schema.get("type") != "record":
         return "it is not an Avro record"
-    fields = {f["name"]: f["type"] for f in schema.get("fields", [])}
-    missing = [name for name in ENVELOPE if name not in fields]
-    if missing:
-        return f"it has no field {missing[0]!r}"
-    features = _non_null(fields["features"])
-    if isinstance(features, dict) and features.get("type") == "map":
-        return None if _avro_number(features["values"]) else "its features map does not hold numbers"
-    if not isinstance(features, dict) or features.get("type") != "record":
-        return "its 'features' field is neither a record nor a map"
-    declared = {f["name"]: f["type"] for f in features.get("fields", [])}
-    for spec in card.features:
-        if spec.name not in declared:
-            return f"feature {spec.name!r} of the model card is not among its features"
-        if not _avro_number(declared[spec.name]):
-            return f"feature {spec.name!r} is {declared[spec.name]!r} there, not a number"
+    return carry_refusal(top, card, shape, _FORM)
+
+
+def _node(kind: Any) -> Node | None:
+    """A record's fields (no other name), or a map's values (any name); None for any other type."""
+    kind = _non_null(kind)
+    if not isinstance(kind, dict):
+        return None
+    if kind.get("type") == "record":
+        fields = kind.get("fields")
+        if not isinstance(fields, list) or not all(isinstance(f, dict) and "name" in f for f in fields):
+            return None
+        return Node({f["name"]: f.get("type") for f in fields}, None)
+    if kind.get("type") == "map" and "values" in kind:
+        return Node({}, kind["values"])
     return None
 
 
@@ -130,18 +138,42 @@ def _non_null(kind: Any) -> Any:
     return kind
 
 
-def _avro_number(kind: Any) -> bool:
-    kind = _non_null(kind)
-    name = kind.get("type") if isinstance(kind, dict) else kind
-    return name in _AVRO_NUMBERS
+def _holds(kind: Any, want: Want) -> bool:
+    """Every branch of ``kind`` but null reads as what is wanted."""
+    branches = [k for k in (kind if isinstance(kind, list) else [kind]) if k != "null"]
+    return bool(branches) and all(_reads_as(k, want) for k in branches)
+
+
+def _reads_as(kind: Any, want: Want) -> bool:
+    name, logical = (kind.get("type"), kind.get("logicalType")) if isinstance(kind, dict) else (kind, None)
+    if want == "string":
+        return name in ("string", "enum")
+    if want == "number":
+        return name in _AVRO_NUMBERS and logical is None
+    return (
+        name == "string"
+        or (name in _AVRO_NUMBERS and logical is None)
+        or (name == "long" and logical in _AVRO_TIMES)
+    )
+
+
+_FORM = Form(node=_node, holds=_holds, absent="it has no field", container="a record or a map")
 
 
 class AvroDecoder:
     """Avro values (each read with its writer's schema) to events, validated in one pydantic call."""
 
-    def __init__(self, client: SchemaSource, max_bytes: int, limits: SchemaLimits | None = None) -> None:
+    def __init__(
+        self,
+        client: SchemaSource,
+        max_bytes: int,
+        limits: SchemaLimits | None = None,
+        shape: EventShape = FIXED_SHAPE,
+    ) -> None:
+        """``shape``: the contract events are validated into (by default the fixed :class:`Event`)."""
         self.schemas: WriterSchemas[Reader] = WriterSchemas(client, "AVRO", avro_reader, limits=limits)
         self._max_bytes = max_bytes
+        self._contract = shape.contract
 
     def __call__(self, values: Sequence[bytes | None]) -> Decoded:
         schemas, max_bytes = self.schemas, self._max_bytes
@@ -163,22 +195,27 @@ class AvroDecoder:
                 records.append(record)
             except PoisonEvent as exc:
                 records.append(exc)
-        return _validate(records)
+        return _validate(records, self._contract)
 
 
-def _validate(records: list[Any]) -> Decoded:
+def _validate(records: list[Any], contract: type[BaseModel]) -> Decoded:
     """Events from decoded records in one pydantic call; record by record if any is refused."""
     if not any(isinstance(r, PoisonEvent) for r in records):
         try:
-            return _events.validate_python(records)  # type: ignore[return-value]
+            return _events(contract).validate_python(records)  # type: ignore[no-any-return]
         except ValidationError:
             pass
-    return [r if isinstance(r, PoisonEvent) else _one(r) for r in records]
+    return [r if isinstance(r, PoisonEvent) else _one(r, contract) for r in records]
 
 
-def _one(record: Any) -> Event | PoisonEvent:
+@cache
+def _events(contract: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    return TypeAdapter(list[contract])  # type: ignore[valid-type]
+
+
+def _one(record: Any, contract: type[BaseModel]) -> Any:
     try:
-        return Event.model_validate(record)
+        return contract.model_validate(record)
     except ValidationError as exc:
         return schema_error(exc)
 

@@ -82,6 +82,13 @@ def _name(kind: Any) -> str:
     return (kind.get("logicalType") or kind["type"]) if isinstance(kind, dict) else kind  # type: ignore[no-any-return]
 
 
+def _field(value: str, field: dict[str, Any]) -> str:
+    """How the code reads a field of a record: one that defaults to null may be left out."""
+    name = field["name"]
+    optional = "default" in field and field["default"] is None
+    return f"{value}.get({name!r})" if optional else f"{value}[{name!r}]"
+
+
 def _optional(kind: list[Any]) -> Any:
     rest = [k for k in kind if k != "null"]
     if kind != ["null", *rest] or len(rest) != 1:
@@ -171,7 +178,7 @@ class _WriterSource:
         if expr != "r":  # a nested record may come as a fragment, written once while it repeats
             indent = self.fragment(kind, expr, value, out, indent, path)
         parts = [
-            self.encode(field["type"], f"{value}[{field['name']!r}]", indent, f"{path}.{field['name']}")
+            self.encode(field["type"], _field(value, field), indent, f"{path}.{field['name']}")
             for field in kind["fields"]
         ]
         if expr == "r":  # the record itself, after the prefix

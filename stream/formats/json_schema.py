@@ -1,11 +1,12 @@
 """JSON Schema: the contracts' documents, the carry check, the decoder and the serializer.
 
-The event's document is made for a card: its features all required, no others. A registered
-event document carries the card if each feature may be a number (a property, or additional
-properties). Payloads are validated as a batch by the JSON path's decoder; a writer's schema is
-checked as well (fastjsonschema, compiled once per id), except the one streamscore makes for the
-card (:func:`event_json_schema`), whose every rule the contract and the card's check enforce. The
-payload written is the JSON the record builder writes anyway.
+The event's document is made for a card and the event's shape: its features all required, no
+others. A registered event document carries the card if each feature may only be a number (a
+string, for a string feature), as a property or as additional properties; other properties may be
+declared (:func:`~.base.carry_refusal`). Payloads are validated as a batch by the JSON path's
+decoder; a writer's schema is checked as well (fastjsonschema, compiled once per id), except the
+one streamscore makes for the card (:func:`event_json_schema`), whose every rule the contract and
+the card's check enforce. The payload written is the JSON the record builder writes anyway.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ from pydantic import BaseModel
 
 from stream.contracts import Event, ModelCard
 from stream.errors import PoisonEvent, SchemaError
-from stream.formats.base import ENVELOPE, Decoded
+from stream.formats.base import Decoded, Form, Node, Want, carry_refusal
 from stream.formats.bounds import SchemaLimits
 from stream.formats.registry import HEADER, SchemaSource, WriterSchemas, header, schema_id
 from stream.scoring.codec import BatchDecoder
+from stream.scoring.events import DEFAULT_SHAPE, FIXED_SHAPE, EventShape
 from stream.scoring.records import Serialize
-
-_JSON_NUMBERS = frozenset(("number", "integer"))
 
 Validator = Callable[[Any], object] | None
 
@@ -37,61 +37,96 @@ def json_schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema()
 
 
-def event_json_schema(card: ModelCard) -> dict[str, Any]:
-    """The JSON Schema of an event carrying ``card``'s features (all required, no others)."""
+def event_json_schema(card: ModelCard, shape: EventShape = DEFAULT_SHAPE) -> dict[str, Any]:
+    """The JSON Schema of an event carrying ``card``'s features in ``shape`` (all required, no others)."""
     document = Event.model_json_schema()
-    document["properties"]["features"] = {
+    names = {"event_id": shape.id_field, "occurred_at": shape.time_field}
+    envelope = {names.get(k, k): v for k, v in document["properties"].items() if k != "features"}
+    required = [names.get(k, k) for k in document["required"] if k != "features"]
+    features = {
         "type": "object",
         "properties": {f.name: {"type": f.type} for f in card.features},
         "required": [f.name for f in card.features],
         "additionalProperties": False,
     }
-    return document
+    if shape.flat:
+        properties, required = {**envelope, **features["properties"]}, required + features["required"]
+    else:
+        for name in reversed(shape.path[1:]):  # the objects holding it, innermost first
+            features = {"type": "object", "properties": {name: features}, "required": [name]}
+        properties, required = {**envelope, shape.path[0]: features}, [*required, shape.path[0]]
+    if names != {"event_id": "event_id", "occurred_at": "occurred_at"} or shape.path != ("features",):
+        document.pop("examples", None)  # they show the default names
+    return {**document, "properties": properties, "required": required}
 
 
-def json_refusal(schema: Any, card: ModelCard) -> str | None:
-    """Why a JSON Schema event document cannot carry ``card``'s features, or None if it can."""
-    if not isinstance(schema, dict):
+def json_refusal(schema: Any, card: ModelCard, shape: EventShape = DEFAULT_SHAPE) -> str | None:
+    """Why a JSON Schema event document cannot carry ``card``'s features in ``shape``, or None if it can."""
+    top = _node(schema)
+    if top is None:
         return "it is not a JSON Schema object"
-    properties = schema.get("properties", {})
-    if schema.get("additionalProperties") is False:
-        missing = [name for name in ENVELOPE if name not in properties]
-        if missing:
-            return f"it allows no property {missing[0]!r}"
-    features = properties.get("features", {})
-    declared = features.get("properties", {})
-    others = features.get("additionalProperties", True)
-    for spec in card.features:
-        kind = declared.get(spec.name)
-        if kind is None:
-            if others is False:
-                return f"feature {spec.name!r} of the model card is not among its features"
-            kind = others if isinstance(others, dict) else {}
-        if not _json_number(kind):
-            return f"feature {spec.name!r} is {kind!r} there, not a number"
-    return None
+    return carry_refusal(top, card, shape, _FORM)
 
 
-def _json_number(kind: dict[str, Any]) -> bool:
+def _node(kind: Any) -> Node | None:
+    """An object's properties, and what any other property may hold; None if it is not an object."""
+    if not isinstance(kind, dict):
+        return None
+    kinds = _kinds(kind)
+    if kinds is not None and "object" not in kinds:
+        return None
+    properties = kind.get("properties", {})
+    others = kind.get("additionalProperties", True)
+    if not isinstance(properties, dict):
+        return None
+    return Node(properties, None if others is False else (others if isinstance(others, dict) else {}))
+
+
+def _kinds(kind: dict[str, Any]) -> set[str] | None:
+    """The types a subschema allows (None: any)."""
     declared = kind.get("type")
-    if declared is None:  # any value
+    if declared is None:
+        return None
+    return {declared} if isinstance(declared, str) else set(declared)
+
+
+def _holds(kind: Any, want: Want) -> bool:
+    """Every type ``kind`` allows but null is what is wanted (a subschema of no type allows any)."""
+    if not isinstance(kind, dict):
+        return kind is not False
+    kinds = _kinds(kind)
+    if kinds is None:
         return True
-    kinds = {declared} if isinstance(declared, str) else set(declared)
-    return bool(kinds & _JSON_NUMBERS)
+    kinds.discard("null")
+    return bool(kinds) and kinds <= _JSON_TYPES[want]
+
+
+_JSON_TYPES: dict[Want, frozenset[str]] = {
+    "string": frozenset(("string",)),
+    "number": frozenset(("number", "integer")),
+    "time": frozenset(("string", "number", "integer")),
+}
+_FORM = Form(node=_node, holds=_holds, absent="it allows no property", container="an object")
 
 
 class JsonSchemaDecoder:
     """JSON Schema values: the header read, the payloads validated as a batch as on the JSON path."""
 
     def __init__(
-        self, client: SchemaSource, card: ModelCard, max_bytes: int, limits: SchemaLimits | None = None
+        self,
+        client: SchemaSource,
+        card: ModelCard,
+        max_bytes: int,
+        limits: SchemaLimits | None = None,
+        shape: EventShape = FIXED_SHAPE,
     ) -> None:
-        own = event_json_schema(card)
+        """``shape``: the contract payloads are validated into (by default the fixed :class:`Event`)."""
+        own = event_json_schema(card, shape)
         self.schemas: WriterSchemas[Validator] = WriterSchemas(
             client, "JSON", lambda s: _validator(s, own), limits=limits
         )
         self._max_bytes = max_bytes
-        self._payloads = BatchDecoder(max_bytes)
+        self._payloads = BatchDecoder(max_bytes, shape.contract)
 
     def __call__(self, values: Sequence[bytes | None]) -> Decoded:
         schemas, max_bytes = self.schemas, self._max_bytes

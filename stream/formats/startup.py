@@ -1,13 +1,13 @@
 """The worker's registered formats, chosen and checked once at start-up.
 
-:func:`wire_codecs` gives the pipeline its input decoder (None for plain JSON, which keeps the
-JSON path as it is) and the serializers of predictions and provenance. For a registered input
-format the schema registered as ``<input topic>-value`` must carry the model card's features;
-when none is registered yet, the worker registers the one it makes from the card. For a registered
-output format the Prediction and Provenance schemas are registered as ``<topic>-value`` under a
-compatibility level of at least ``BACKWARD`` (set on the subject when the registry says ``NONE``),
-so a change that breaks compatibility stops start-up with the registry's reason. Each failure is
-a one-line :class:`~stream.errors.ConfigError`.
+:func:`wire_codecs` gives the pipeline its input decoder (into the contract of the event's shape,
+:class:`~stream.scoring.events.EventShape`) and the serializers of predictions and provenance. For a
+registered input format the schema registered as ``<input topic>-value`` must carry the model
+card's features in that shape; when none is registered yet, the worker registers the one it makes
+from the card. For a registered output format the Prediction and Provenance schemas are registered
+as ``<topic>-value`` under a compatibility level of at least ``BACKWARD`` (set on the subject when
+the registry says ``NONE``), so a change that breaks compatibility stops start-up with the
+registry's reason. Each failure is a one-line :class:`~stream.errors.ConfigError`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from stream.formats.json_schema import (
 )
 from stream.formats.lookup import RegistryLookups
 from stream.formats.registry import one_line, registry_client, registry_errors, subject
+from stream.scoring.codec import BatchDecoder
+from stream.scoring.events import DEFAULT_SHAPE, EventShape
 from stream.scoring.records import JSON_VALUES, Serialize
 from stream.settings import Settings, WireFormat
 
@@ -42,11 +44,11 @@ SCHEMA_TYPES: dict[WireFormat, str] = {"avro": "AVRO", "json-schema": "JSON"}
 NOT_FOUND = (40401, 40402)  # subject, version not found
 
 
-def wire_codecs(settings: Settings, card: ModelCard) -> tuple[Decoder | None, Serializers]:
-    """The input decoder (None for JSON) and the prediction and provenance serializers the settings
-    ask for."""
+def wire_codecs(settings: Settings, card: ModelCard) -> tuple[Decoder, Serializers]:
+    """The input decoder, into the contract of the event's shape the settings give, and the
+    prediction and provenance serializers the settings ask for."""
     if settings.input_format == "json" and settings.output_format == "json":
-        return None, JSON_VALUES
+        return _json_decoder(settings), JSON_VALUES
     client = registry_client(settings)
     with registry_errors(settings.schema_registry_url, settings.schema_registry_timeout_s):
         return _decoder(client, settings, card), _serializers(client, settings)
@@ -71,9 +73,9 @@ def provenance_reader(settings: Settings) -> Callable[[bytes], Provenance] | Non
     return provenance
 
 
-def event_schema(kind: WireFormat, card: ModelCard) -> Schema:
-    """The input schema streamscore makes for a card, in the registry's form."""
-    document = event_avro_schema(card) if kind == "avro" else event_json_schema(card)
+def event_schema(kind: WireFormat, card: ModelCard, shape: EventShape = DEFAULT_SHAPE) -> Schema:
+    """The input schema streamscore makes for a card and an event shape, in the registry's form."""
+    document = event_avro_schema(card, shape) if kind == "avro" else event_json_schema(card, shape)
     return Schema(dumps(document), SCHEMA_TYPES[kind])
 
 
@@ -82,21 +84,28 @@ def output_schema(kind: WireFormat, name: str) -> dict[str, Any]:
     return avro_schema(model) if kind == "avro" else json_schema(model)
 
 
-def _decoder(client: SchemaRegistryClient, settings: Settings, card: ModelCard) -> Decoder | None:
+def _json_decoder(settings: Settings) -> Decoder:
+    """Plain JSON values validated as a batch into the contract of the event's shape."""
+    return BatchDecoder(settings.max_message_bytes, EventShape.of(settings).contract)
+
+
+def _decoder(client: SchemaRegistryClient, settings: Settings, card: ModelCard) -> Decoder:
     """The input decoder, holding the schema registered as the input subject (registered from the
-    card when there is none) once it is checked: within the bounds, carrying the card's features."""
-    kind = settings.input_format
+    card when there is none) once it is checked: within the bounds, carrying the card's features in
+    the event's shape."""
+    kind, shape = settings.input_format, EventShape.of(settings)
     if kind == "json":
-        return None
+        return _json_decoder(settings)
     lookups, limits = RegistryLookups(settings), SchemaLimits.of(settings)
+    max_bytes = settings.max_message_bytes
     if kind == "avro":
-        decoder: AvroDecoder | JsonSchemaDecoder = AvroDecoder(lookups, settings.max_message_bytes, limits)
+        decoder: AvroDecoder | JsonSchemaDecoder = AvroDecoder(lookups, max_bytes, limits, shape)
     else:
-        decoder = JsonSchemaDecoder(lookups, card, settings.max_message_bytes, limits)
+        decoder = JsonSchemaDecoder(lookups, card, max_bytes, limits, shape)
     name = subject(settings.input_topic)
     latest = _latest(client, settings, name)
     if latest is None:
-        schema = event_schema(kind, card)
+        schema = event_schema(kind, card, shape)
         schema_id = register(client, name, schema)
         where = f"the schema made for {name} from the card (id {schema_id})"
     else:
@@ -111,11 +120,12 @@ def _decoder(client: SchemaRegistryClient, settings: Settings, card: ModelCard) 
     if refused is not None:
         raise ConfigError(f"{where} is refused: {refused}")
     refuse = avro_refusal if kind == "avro" else json_refusal
-    reason = refuse(json.loads(schema.schema_str), card)
+    reason = refuse(json.loads(schema.schema_str), card, shape)
     if reason is not None:
         raise ConfigError(
             f"{where} cannot carry the features of model {card.name} {card.version}: {reason}; "
-            "register one that can"
+            "register one that can, or name the event's fields (STREAMSCORE_EVENT_ID_FIELD, "
+            "STREAMSCORE_EVENT_TIME_FIELD, STREAMSCORE_FEATURES_FIELD, STREAMSCORE_UNKNOWN_FIELDS)"
         )
     return decoder
 

@@ -7,14 +7,24 @@ that after a rebalance or a restart. Compaction keeps the topic to one record pe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from stream.errors import StateRejected
 from stream.kafka.config import Connection, client_config
 from stream.kafka.topics import ensure_topics
 from stream.keys import Signer
+
+_NOT_YET = frozenset(
+    (
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+    )
+)
 
 
 class StateTopic:
@@ -61,8 +71,9 @@ class StateTopic:
         )
         try:
             wanted = []
+            deadline = time.monotonic() + timeout
             for p in partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=timeout)
+                low, high = _watermarks(consumer, TopicPartition(self.topic, p), deadline)
                 if high > low:
                     wanted.append(TopicPartition(self.topic, p, high - 1))
             found: dict[int, bytes | None] = {}  # None: a tombstone, no state
@@ -92,3 +103,15 @@ class StateTopic:
 
     def close(self) -> None:
         self._producer.flush(5)
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, deadline: float) -> tuple[int, int]:
+    """The partition's low and high offsets. A topic created a moment ago may not be in a new
+    client's metadata yet, or have no leader yet: asked again until ``deadline``."""
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=max(0.1, deadline - time.monotonic()))  # type: ignore[no-any-return]
+        except KafkaException as exc:
+            if exc.args[0].code() not in _NOT_YET or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)

@@ -144,7 +144,8 @@ def register(tracking_uri: str | None, folder: Path, alias: str | None = None) -
         "streamscore.card_version": card.version,
         "streamscore.sha256": card.sha256,
         "streamscore.created_at": card.created_at.isoformat(),
-        "streamscore.input_tensor": card.input_tensor,
+        "streamscore.inputs": ",".join(i.name for i in card.inputs),
+        "streamscore.task": card.output.task,
         "streamscore.features": ",".join(f.name for f in card.features),
         "streamscore.threshold": str(card.output.threshold),
     }

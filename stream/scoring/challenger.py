@@ -22,16 +22,18 @@ from __future__ import annotations
 import datetime as dt
 import zlib
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from stream.contracts import Event, Role
 from stream.errors import ModelError
 from stream.messages import MAX_RECORD_BYTES, Inbound, Record
+from stream.scoring.features import FeatureReader
 from stream.scoring.model import LoadedModel
 from stream.scoring.records import JSON_VALUES, RecordBuilder, Serialize, Topics
 
-__all__ = ["Challenge", "canary_mask", "columns"]
+__all__ = ["Challenge", "Side", "canary_mask", "check_pair", "columns"]
 
 _BUCKETS = 10_000
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -45,17 +47,27 @@ def canary_mask(keys: Sequence[bytes], percent: float) -> np.ndarray:
 
 
 def columns(champion: LoadedModel, challenger: LoadedModel) -> list[int] | None:
-    """Columns of the champion's rows the challenger reads, in its order (None: the same rows)."""
-    have = champion.feature_names
-    wants = challenger.feature_names
+    """Columns of the champion's rows the challenger reads, in its order (None: the same rows).
+
+    :class:`ModelError` when the challenger cannot take the champion's rows (it reads a feature
+    the champion does not, or either reads strings): then it reads its own features from the events.
+    """
+    have, wants = champion.feature_names, challenger.feature_names
     missing = [f for f in wants if f not in have]
-    if missing:
-        raise ModelError(
-            f"challenger {challenger.card.name}/{challenger.card.version} needs features {missing} that the "
-            f"champion's events do not carry: it must accept the champion's features"
-        )
+    if missing or champion.string_names or challenger.string_names:
+        raise ModelError(f"challenger {challenger.card.name} reads features of its own: {missing}")
     cols = [have.index(f) for f in wants]
     return None if cols == list(range(len(have))) else cols
+
+
+def check_pair(champion: LoadedModel, challenger: LoadedModel) -> None:
+    """:class:`ModelError` unless ``challenger`` answers the same question as ``champion``."""
+    tasks = champion.card.output.task, challenger.card.output.task
+    if tasks[0] != tasks[1] or "multiclass" in tasks:
+        raise ModelError(
+            f"challenger {challenger.card.name}/{challenger.card.version} is a {tasks[1]} model beside a "
+            f"{tasks[0]} champion: a challenger answers the champion's question (binary or regression)"
+        )
 
 
 class Challenge:
@@ -74,8 +86,14 @@ class Challenge:
         serialize: tuple[Serialize, Serialize] = JSON_VALUES,
         max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> None:
+        check_pair(champion, challenger)
         self.model, self.percent = challenger, canary_percent
-        self.cols = columns(champion, challenger)
+        try:
+            self.cols: list[int] | None = columns(champion, challenger)
+            self.reader: FeatureReader | None = None
+        except ModelError:
+            self.cols, self.reader = None, FeatureReader(challenger.card.features, wide=challenger.feeds.wide)
+        self.bounds = (-np.inf, np.inf) if challenger.card.output.task == "regression" else (0.0, 1.0)
         shadow_topics = Topics(shadow_topic, topics.provenance, topics.dead_letters)
 
         def builder(model: LoadedModel, where: Topics, role: Role) -> RecordBuilder:
@@ -88,10 +106,19 @@ class Challenge:
         self.canary = builder(challenger, topics, "canary")
         self.champion_shadow = builder(champion, shadow_topics, "shadow")
         self.dropped = 0  # shadow scores that were not probabilities
+        self.missed = 0  # events that lacked a feature only the challenger reads
 
-    def rows(self, x: np.ndarray) -> np.ndarray:
-        """The champion's feature rows in the challenger's column order."""
-        return x if self.cols is None else x[:, self.cols]
+    def rows(
+        self, x: np.ndarray, events: Sequence[Event]
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """The challenger's rows and texts for a batch, and where it cannot read an event (its feature
+        missing or refused: the champion's answer stands, the miss is counted)."""
+        if self.reader is None:
+            return (x if self.cols is None else x[:, self.cols]), None, np.zeros(len(x), dtype=bool)
+        rows = self.reader.rows([event.features for event in events])
+        missed = np.array([error is not None for error in rows.errors], dtype=bool)
+        self.missed += int(missed.sum())
+        return rows.x, rows.texts, missed
 
     @property
     def mode(self) -> str:
@@ -102,26 +129,27 @@ class Challenge:
         live: RecordBuilder,
         msgs: Sequence[Inbound],
         events: Sequence[Event],
-        x: np.ndarray,
-        champion: np.ndarray,
-        challenger: np.ndarray,
+        champion: Side,
+        challenger: Side,
+        missed: np.ndarray,
         times: tuple[dt.datetime, dt.datetime, dt.datetime],
     ) -> tuple[list[Record], int, np.ndarray, int]:
-        """Records of a batch both models scored: records, live ones scored, live scores, shadow ones."""
-        cx = self.rows(x)
+        """Records of a batch both models scored: records, live ones scored, live scores, shadow ones.
+
+        ``missed``: the events the challenger could not read; the champion answers them live."""
+        scores, other = champion.scores, challenger.scores
         if self.percent <= 0:
-            built, n = live.scored(msgs, events, x, champion.tolist(), *times)
-            every = np.ones(len(challenger), dtype=bool)
-            shadow = self._shadow(self.shadow, every, msgs, events, cx, challenger, times)
-            return built + shadow, n, champion, len(shadow) // 2
+            built, n = _build(live, _take(None, msgs, events, champion), times)
+            shadow = self._shadow(self.shadow, ~missed, msgs, events, challenger, times)
+            return built + shadow, n, scores, len(shadow) // 2
         keys = [m.key() or e.event_id.encode() for m, e in zip(msgs, events, strict=True)]
-        mask = canary_mask(keys, self.percent)
+        mask = canary_mask(keys, self.percent) & ~missed
         rest = ~mask
-        built, n = live.scored(*_take(rest, msgs, events, x, champion), *times)
-        canary, m = self.canary.scored(*_take(mask, msgs, events, cx, challenger), *times)
-        shadow = self._shadow(self.shadow, rest, msgs, events, cx, challenger, times)
-        shadow += self._shadow(self.champion_shadow, mask, msgs, events, x, champion, times)
-        return built + canary + shadow, n + m, np.where(mask, challenger, champion), len(shadow) // 2
+        built, n = _build(live, _take(rest, msgs, events, champion), times)
+        canary, m = _build(self.canary, _take(mask, msgs, events, challenger), times)
+        shadow = self._shadow(self.shadow, rest & ~missed, msgs, events, challenger, times)
+        shadow += self._shadow(self.champion_shadow, mask, msgs, events, champion, times)
+        return built + canary + shadow, n + m, np.where(mask, other, scores), len(shadow) // 2
 
     def _shadow(
         self,
@@ -129,25 +157,45 @@ class Challenge:
         mask: np.ndarray,
         msgs: Sequence[Inbound],
         events: Sequence[Event],
-        x: np.ndarray,
-        scores: np.ndarray,
+        side: Side,
         times: tuple[dt.datetime, dt.datetime, dt.datetime],
     ) -> list[Record]:
-        """Shadow records of the rows in ``mask`` whose score is a probability (the others are counted)."""
-        ok = mask & _valid(scores)
+        """Shadow records of the rows in ``mask`` whose score is valid (the others are counted)."""
+        low, high = self.bounds
+        ok = mask & (side.scores >= low) & (side.scores <= high)  # NaN is neither
         self.dropped += int((mask & ~ok).sum())
-        return builder.scored(*_take(ok, msgs, events, x, scores), *times)[0]
+        return _build(builder, _take(ok, msgs, events, side), times)[0]
 
 
-def _valid(scores: np.ndarray) -> np.ndarray:
-    return (scores >= 0.0) & (scores <= 1.0)  # NaN is neither
+class Side(NamedTuple):
+    """One model's view of a batch: float32 rows, string values, scores."""
+
+    x: np.ndarray
+    texts: np.ndarray | None
+    scores: np.ndarray
 
 
 def _take(
-    mask: np.ndarray, msgs: Sequence[Inbound], events: Sequence[Event], x: np.ndarray, scores: np.ndarray
-) -> tuple[Sequence[Inbound], Sequence[Event], np.ndarray, list[float]]:
-    """The rows of a batch where ``mask`` is True (the batch itself when it is all True)."""
-    if mask.all():
-        return msgs, events, x, scores.tolist()
+    mask: np.ndarray | None, msgs: Sequence[Inbound], events: Sequence[Event], side: Side
+) -> tuple[Sequence[Inbound], Sequence[Event], np.ndarray, list[float], np.ndarray | None]:
+    """The rows of a batch where ``mask`` is True (the batch itself when it is None or all True)."""
+    if mask is None or mask.all():
+        return msgs, events, side.x, side.scores.tolist(), side.texts
     where = np.flatnonzero(mask).tolist()
-    return [msgs[i] for i in where], [events[i] for i in where], x[mask], scores[mask].tolist()
+    texts = None if side.texts is None else side.texts[mask]
+    return (
+        [msgs[i] for i in where],
+        [events[i] for i in where],
+        side.x[mask],
+        side.scores[mask].tolist(),
+        texts,
+    )
+
+
+def _build(
+    builder: RecordBuilder,
+    taken: tuple[Sequence[Inbound], Sequence[Event], np.ndarray, list[float], np.ndarray | None],
+    times: tuple[dt.datetime, dt.datetime, dt.datetime],
+) -> tuple[list[Record], int]:
+    msgs, events, x, scores, texts = taken
+    return builder.scored(msgs, events, x, scores, *times, texts=texts)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -19,6 +21,7 @@ from pydantic import ValidationError
 
 from stream.contracts import ModelCard
 from stream.errors import ModelError
+from stream.scoring.feeds import ORT_TYPES, Answers, Feeds, Scored
 
 MODEL_FILE = "model.onnx"
 CARD_FILE = "card.json"
@@ -79,20 +82,36 @@ def session_options() -> ort.SessionOptions:
 
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
-    """A verified model ready to score: its card, its session and the names it is run with."""
+    """A verified model ready to score: its card, its session, and how a batch feeds and answers it."""
 
     card: ModelCard
     path: Path
     session: ort.InferenceSession
+    feeds: Feeds
+    answers: Answers
 
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.card.features]
 
-    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
-        """Positive-class probability of each row of a float32 ``[n, features]`` array."""
-        out = self.session.run([self.card.output.tensor], {self.card.input_tensor: rows})[0]
-        return out[:, self.card.output.positive_index]
+    @property
+    def string_names(self) -> list[str]:
+        """The string features, in card order: the columns of ``texts``."""
+        return self.feeds.string_names
+
+    def predict(self, x: np.ndarray, texts: np.ndarray | None = None) -> Scored:
+        """The answers for rows ``x`` in card order (a string feature's column its category code) and
+        the string features' values ``texts``."""
+        return self.answers(self.session.run(self.answers.outputs, self.feeds(x, texts)))
+
+    def predict_proba(self, x: np.ndarray, texts: np.ndarray | None = None) -> np.ndarray:
+        """The score of each row: a binary classifier's positive-class probability, a multiclass
+        classifier's top probability, a regressor's value."""
+        return self.predict(x, texts).scores
+
+    def predict_columns(self, columns: Mapping[str, Sequence[Any] | np.ndarray]) -> Scored:
+        """The answers for columns by feature name (numbers, and strings for string features)."""
+        return self.predict(*self.feeds.table(self.card, columns))
 
 
 def load_card(folder: Path) -> ModelCard:
@@ -131,45 +150,108 @@ def load_folder(folder: Path) -> LoadedModel:
         )
     except Exception as exc:  # onnxruntime raises its own unrelated exception types
         raise ModelError(f"onnxruntime cannot open {model_path}: {exc}") from exc
-    model = LoadedModel(card=card, path=model_path, session=session)
-    _check_signature(model)
+    _check_signature(card, model_path, session)
+    ranks = {i.name: len(i.shape) for i in session.get_inputs()}
+    model = LoadedModel(card, model_path, session, Feeds(card, ranks), Answers(card))
     _check_probe(model)
     return model
 
 
-def _check_signature(model: LoadedModel) -> None:
-    card, session = model.card, model.session
+def _check_signature(card: ModelCard, path: Path, session: ort.InferenceSession) -> None:
+    """The graph takes exactly the card's inputs, of their types and widths, and has its output."""
     inputs = {i.name: i for i in session.get_inputs()}
-    if list(inputs) != [card.input_tensor]:
-        raise ModelError(f"{model.path} takes inputs {list(inputs)}, its card says [{card.input_tensor!r}]")
-    tensor = inputs[card.input_tensor]
-    width = tensor.shape[1] if len(tensor.shape) == 2 else None
-    if tensor.type != "tensor(float)" or width != len(card.features):
-        raise ModelError(
-            f"{model.path} input {tensor.name} is {tensor.type}{tensor.shape}; its card lists "
-            f"{len(card.features)} features: expected tensor(float)[N, {len(card.features)}]"
-        )
+    named = [i.name for i in card.inputs]
+    if sorted(inputs) != sorted(named):
+        raise ModelError(f"{path} takes inputs {list(inputs)}, its card says {named}")
+    for spec in card.inputs:
+        graph = inputs[spec.name]
+        width = graph.shape[1] if len(graph.shape) == 2 else 1
+        fits = ORT_TYPES.get(graph.type) == spec.type and width in (len(spec.features), None, "N")
+        if not fits or (isinstance(width, str) and len(spec.features) != 1) or len(graph.shape) not in (1, 2):
+            raise ModelError(
+                f"{path} input {graph.name} is {graph.type}{graph.shape}; its card feeds it "
+                f"{len(spec.features)} features as tensor({spec.type})[N, {len(spec.features)}]"
+            )
     outputs = {o.name: o for o in session.get_outputs()}
-    if card.output.tensor not in outputs:
+    tensor = outputs.get(card.output.tensor)
+    if tensor is None:
         raise ModelError(
-            f"{model.path} has outputs {list(outputs)}, its card names {card.output.tensor!r}: "
-            "export without ZipMap and name the probability tensor in the card"
+            f"{path} has outputs {list(outputs)}, its card names {card.output.tensor!r}: name the "
+            "probability tensor (or a regressor's value) in the card"
         )
+    if card.output.zipmap != tensor.type.startswith("seq(map("):
+        raise ModelError(
+            f"{path} output {tensor.name} is {tensor.type}: the card says zipmap={card.output.zipmap}"
+        )
+
+
+def _probe_rows(model: LoadedModel, n: int = 4) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows made from the card's reference: each number's mean (whole where the feature is), each
+    string's most frequent category."""
+    columns: dict[str, list[Any]] = {}
+    for f in model.card.features:
+        ref = model.card.reference.get(f.name)
+        if f.type == "string":
+            columns[f.name] = [(f.categories or [""])[0]] * n
+        else:
+            mean = ref.mean if ref is not None else 0.0
+            columns[f.name] = [round(mean) if f.type == "integer" else mean] * n
+    return model.feeds.table(model.card, columns)
 
 
 def _check_probe(model: LoadedModel) -> None:
-    """Score a probe batch built from the card's reference ranges; refuse non-probabilities."""
+    """Score a probe batch built from the card's reference; refuse answers of the wrong kind."""
     card = model.card
-    probe = np.array(
-        [[card.reference[f.name].mean if f.name in card.reference else 0.0 for f in card.features]] * 4,
-        dtype=np.float32,
-    )
     try:
-        scores = model.predict_proba(probe)
+        answer = model.predict(*_probe_rows(model))
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ModelError(f"{model.path} fails on a probe batch: {exc}") from exc
-    if scores.shape != (4,) or not np.all(np.isfinite(scores)) or scores.min() < 0 or scores.max() > 1:
+    scores = answer.scores
+    bounded = card.output.task != "regression"
+    values = scores if answer.probabilities is None else answer.probabilities
+    if (
+        scores.shape != (4,)
+        or not np.all(np.isfinite(values))
+        or (bounded and (values.min() < 0 or values.max() > 1))
+    ):
+        what = "finite values" if not bounded else "probabilities in [0, 1]"
         raise ModelError(
-            f"{model.path} returns {scores!r} for a probe batch: not probabilities in [0, 1]; "
+            f"{model.path} returns {scores!r} for a probe batch: not {what}; "
             f"check output {card.output.tensor!r} and positive_index {card.output.positive_index}"
         )
+
+
+def predict_safely(model: LoadedModel, x: np.ndarray, texts: np.ndarray | None) -> Scored:
+    """One run for the batch; if it fails, row by row so that only failing rows are lost to NaN."""
+    try:
+        return model.predict(x, texts)
+    except Exception:  # onnxruntime raises its own exception types
+        answers = []
+        for i in range(len(x)):
+            try:
+                answers.append(model.predict(x[i : i + 1], None if texts is None else texts[i : i + 1]))
+            except Exception:
+                answers.append(None)
+        return _rows_answered(model, answers)
+
+
+def _rows_answered(model: LoadedModel, answers: list[Scored | None]) -> Scored:
+    """One answer of the rows answered one by one; NaN (and no label) for a row that failed."""
+    scores = np.array([np.nan if a is None else a.scores[0] for a in answers], dtype=np.float64)
+    classes = model.card.output.classes
+    if model.card.output.task != "multiclass" or classes is None:
+        return Scored(scores)
+    nan = np.full(len(classes), np.nan)
+    labels = ["" if a is None or a.labels is None else a.labels[0] for a in answers]
+    probabilities = np.array(
+        [nan if a is None or a.probabilities is None else a.probabilities[0] for a in answers]
+    )
+    return Scored(scores, labels, probabilities)
+
+
+def by_label(model: LoadedModel, answer: Scored) -> list[dict[str, float]] | None:
+    """A multiclass model's probabilities of each event, by label."""
+    if answer.probabilities is None:
+        return None
+    classes = model.card.output.classes or []
+    return [dict(zip(classes, row, strict=True)) for row in answer.probabilities.tolist()]

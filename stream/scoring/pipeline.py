@@ -22,20 +22,24 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from stream.contracts import MAX_FEATURES, MAX_STRING_LENGTH, Event, Role
-from stream.errors import DecodeError, FeatureError, ModelError, PoisonEvent
+from stream.errors import FeatureError, ModelError, PoisonEvent
 from stream.messages import MAX_KEY_BYTES, MAX_RECORD_BYTES, Inbound, Record
-from stream.scoring.challenger import Challenge, columns
-from stream.scoring.codec import BatchDecoder, FeatureReader
-from stream.scoring.model import LoadedModel
+from stream.scoring.challenger import Challenge, Side, check_pair
+from stream.scoring.codec import BatchDecoder, refuse_long_keys
+from stream.scoring.features import FeatureReader
+from stream.scoring.model import LoadedModel, by_label, predict_safely
 from stream.scoring.records import JSON_VALUES, RecordBuilder, Serialize, Topics
 
 log = logging.getLogger("streamscore.worker")
+Complete = Callable[[Sequence[Inbound], list[Event | PoisonEvent]], None]
+"""Fills in place what an event's shape left out (its id, its time) from its record."""
 
 
 @dataclass(slots=True)
@@ -53,6 +57,8 @@ class BatchResult:
     times: np.ndarray | None = None  # their occurred_at, epoch seconds
     switched: LoadedModel | None = None  # the model served until this batch, when a new one starts here
     shadowed: int = 0  # shadow predictions (with their provenance), with a challenger
+    ignored: Counter[str] = field(default_factory=Counter)  # fields no model read -> events carrying each
+    missed: int = 0  # events the challenger could not read (a feature only it needs missing or refused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +93,17 @@ class Pipeline:
         challenger: LoadedModel | None = None,
         shadow_topic: str = "predictions.challenger",
         canary_percent: float = 0.0,
+        strict_fields: bool = False,
+        complete: Complete | None = None,
+        extras: Callable[[Sequence[Event]], dict[str, int]] | None = None,
     ) -> None:
         """``decoder``, ``serialize`` (prediction, provenance): a registered input and output format
         (default: JSON). ``challenger`` scores every event beside ``model``: in shadow to ``shadow_topic``,
         or live for ``canary_percent`` of the keys (:mod:`stream.scoring.challenger`). An event whose key
-        is longer than ``max_key_bytes`` is a dead letter; none is larger than ``max_record_bytes``."""
+        is longer than ``max_key_bytes`` is a dead letter; none is larger than ``max_record_bytes``.
+        ``strict_fields``: a field no model reads refuses its event (else it is ignored and counted);
+        ``complete``: fills what the producer's event shape leaves out (id, time) from each record;
+        ``extras``: the names of the fields of events no model reads, outside their features."""
         self.topics = topics
         self.role = role  # written on every prediction and provenance record
         self.challenger, self._shadow_topic, self._canary = challenger, shadow_topic, canary_percent
@@ -102,6 +114,7 @@ class Pipeline:
         self._serialize = serialize
         self._max_features, self._max_string = max_features, max_string_length
         self._scorer = scorer
+        self._strict, self._complete, self._extras = strict_fields, complete, extras
         self.scorer_id = str(scorer.get("worker_id"))
         self._scoring = self._offered = self._bind(model)
 
@@ -131,8 +144,8 @@ class Pipeline:
 
     def swap_challenger(self, challenger: LoadedModel) -> None:
         """Score ``challenger`` beside the model from the next batch on; :class:`ModelError` (and the
-        current challenger kept) if it cannot read the model's rows."""
-        columns(self._offered.model, challenger)
+        current challenger kept) if it does not answer the model's question."""
+        check_pair(self._offered.model, challenger)
         self.challenger = challenger
         self._offered = self._bind(self._offered.model)
 
@@ -152,7 +165,9 @@ class Pipeline:
             role=self.role,
             max_record_bytes=self._max_record,
         )
-        reader = FeatureReader(card.features, self._max_features, self._max_string)
+        reader = FeatureReader(
+            card.features, self._max_features, self._max_string, wide=model.feeds.wide, strict=self._strict
+        )
         return _Scoring(model=model, reader=reader, records=records, challenge=self._challenge(model))
 
     def _challenge(self, model: LoadedModel) -> Challenge | None:
@@ -180,61 +195,82 @@ class Pipeline:
 
         # 1. decode and validate: the contract, then the card's features
         decoded = self._decode([msg.value() for msg in batch])
+        if self._complete is not None:
+            self._complete(batch, decoded)
         max_key = self._max_key
         if any(len(key) > max_key for msg in batch if (key := msg.key()) is not None):
-            _refuse_keys(batch, decoded, max_key)
+            refuse_long_keys(batch, decoded, max_key)
         valid = [event for event in decoded if not isinstance(event, PoisonEvent)]
-        rows, errors = scoring.reader.rows([event.features for event in valid])
-        if len(valid) == len(batch) and not any(errors):  # no poison: every message is scored
-            msgs, events, x = batch, valid, rows
+        rows = scoring.reader.rows([event.features for event in valid])
+        result.ignored = rows.ignored
+        if self._extras is not None:
+            result.ignored.update(self._extras(valid))
+        if len(valid) == len(batch) and not any(rows.errors):  # no poison: every message is scored
+            msgs, events, x, texts = batch, valid, rows.x, rows.texts
         else:
-            msgs, events = self._refuse(result, records, batch, decoded, errors)
-            x = rows[[i for i, error in enumerate(errors) if error is None]]
+            msgs, events = self._refuse(result, records, batch, decoded, rows.errors)
+            keep = [i for i, error in enumerate(rows.errors) if error is None]
+            x, texts = rows.x[keep], None if rows.texts is None else rows.texts[keep]
         if not events:
             return result
+        x32 = x if x.dtype == np.float32 else x.astype(np.float32)
 
         # 2. score: the model, and a challenger beside it when there is one (one run each)
-        scores = self._score(scoring.model, x)
+        answer = predict_safely(scoring.model, x, texts)
+        scores = answer.scores
         challenge = scoring.challenge
-        if challenge is not None:
-            other = self._score(challenge.model, challenge.rows(x))
+        times = (received_at, self._now(), self._now())  # received, scored, emitted
 
         # 3. records
-        times = (received_at, self._now(), self._now())  # received, scored, emitted
         if challenge is None:
-            built, result.scored = records.scored(msgs, events, x, scores.tolist(), *times)
+            shares = by_label(scoring.model, answer)
+            built, result.scored = records.scored(
+                msgs,
+                events,
+                x32,
+                scores.tolist(),
+                *times,
+                texts=texts,
+                decided=answer.labels,
+                probabilities=shares,
+            )
         else:  # scores become the live ones: the champion's, or the challenger's for canary keys
+            cx, ctexts, missed = challenge.rows(x, events)
+            other = predict_safely(challenge.model, cx, ctexts).scores
+            other[missed] = np.nan
+            result.missed = int(missed.sum())
+            champion = Side(x32, texts, scores)
+            challenger = Side(cx.astype(np.float32, copy=False), ctexts, other)
             built, result.scored, scores, result.shadowed = challenge.records(
-                records, msgs, events, x, scores, other, times
+                records, msgs, events, champion, challenger, missed, times
             )
         result.records += built
         if result.scored < len(events):
             result.dead_letters["score"] = len(events) - result.scored
+        self._observe(result, scoring.model, msgs, events, x32, scores)
+        return result
+
+    def _observe(
+        self,
+        result: BatchResult,
+        model: LoadedModel,
+        msgs: Sequence[Inbound],
+        events: Sequence[Event],
+        x32: np.ndarray,
+        scores: np.ndarray,
+    ) -> None:
+        """What drift, metrics and stats read of the scored events: latencies, rows, scores, origins."""
         emitted = self._clock()
         times = np.array([event.occurred_at.timestamp() for event in events])
         result.latencies = (emitted - times).tolist()
-        ok = (scores >= 0.0) & (scores <= 1.0)
-        result.features, result.scores, result.times = x[ok], scores[ok], times[ok]
+        regression = model.card.output.task == "regression"
+        ok = np.isfinite(scores) if regression else (scores >= 0.0) & (scores <= 1.0)
+        result.features, result.scores, result.times = x32[ok], scores[ok], times[ok]
         result.partitions = np.array([msg.partition() for msg in msgs])[ok]
         result.offsets = np.array([msg.offset() for msg in msgs])[ok]
-        return result
 
     def _now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
-
-    @staticmethod
-    def _score(model: LoadedModel, x: np.ndarray) -> np.ndarray:
-        """One run for the batch; if it fails, row by row so that only failing rows are lost to NaN."""
-        try:
-            return model.predict_proba(x)
-        except Exception:  # onnxruntime raises its own exception types
-            out = np.full(len(x), np.nan, dtype=np.float32)
-            for i in range(len(x)):
-                try:
-                    out[i] = model.predict_proba(x[i : i + 1])[0]
-                except Exception:
-                    continue
-            return out
 
     def _refuse(
         self,
@@ -245,9 +281,7 @@ class Pipeline:
         errors: list[FeatureError | None],
     ) -> tuple[list[Inbound], list[Event]]:
         """Dead letters for the poison of a batch, in input order; the messages and events left."""
-        refused = iter(errors)
-        msgs: list[Inbound] = []
-        events: list[Event] = []
+        refused, msgs, events = iter(errors), list[Inbound](), list[Event]()
         for msg, event in zip(batch, decoded, strict=True):
             if isinstance(event, PoisonEvent):
                 self._dead_letter(result, records.dead_letter(msg, event, None), event)
@@ -262,14 +296,3 @@ class Pipeline:
     def _dead_letter(result: BatchResult, record: Record, exc: PoisonEvent) -> None:
         result.records.append(record)
         result.dead_letters[exc.stage] = result.dead_letters.get(exc.stage, 0) + 1
-
-
-def _refuse_keys(batch: Sequence[Inbound], decoded: list[Event | PoisonEvent], max_key: int) -> None:
-    """Make each event whose key is longer than ``max_key`` bytes a dead letter (its prediction
-    would carry the key), unless it is refused already."""
-    for i, msg in enumerate(batch):
-        key = msg.key()
-        if key is not None and len(key) > max_key and not isinstance(decoded[i], PoisonEvent):
-            decoded[i] = DecodeError(
-                f"key of {len(key)} bytes exceeds the {max_key}-byte limit (STREAMSCORE_MAX_KEY_BYTES)"
-            )

@@ -28,6 +28,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ from stream.scoring.dead_letters import fit_dead_letter
 from stream.scoring.headers import CloudEventHeaders, trace_context
 
 _dumps = orjson.dumps
+FLOAT64_MAX = 1.7976931348623157e308
 _Fragment = orjson.Fragment
 
 
@@ -64,9 +66,9 @@ class RecordBuilder:
     """Builds the records of one model's batches: bound when the model is, used for every batch."""
 
     __slots__ = (
-        "_ce_predictions", "_ce_provenance", "_fragments", "_hasher", "_labels", "_model", "_model_name",
-        "_model_version", "_personal", "_role", "_scorer", "_serialize", "_threshold", "max_record_bytes",
-        "topics",
+        "_bounds", "_ce_predictions", "_ce_provenance", "_fragments", "_hasher", "_labels", "_model",
+        "_model_name", "_model_version", "_personal", "_personal_strings", "_role", "_scorer", "_serialize",
+        "_threshold", "max_record_bytes", "topics",
     )  # fmt: skip
 
     def __init__(
@@ -82,8 +84,12 @@ class RecordBuilder:
         role: Role = "champion",
         serialize: tuple[Serialize, Serialize] = JSON_VALUES,
         max_record_bytes: int = MAX_RECORD_BYTES,
+        personal_strings: Sequence[tuple[str, int]] = (),
+        values: bool = False,
     ) -> None:
-        """``model``: name, version, sha256; ``labels``: negative, positive; ``personal``: (name, column).
+        """``model``: name, version, sha256; ``labels``: negative, positive; ``personal``: (name, column)
+        of numbers, ``personal_strings``: (name, column of the texts); ``values``: a regressor's scores
+        (any finite number, no label) rather than probabilities.
 
         ``role`` is written on every prediction and provenance record the builder makes;
         ``serialize`` writes the prediction's and the provenance's values (default: JSON);
@@ -102,11 +108,14 @@ class RecordBuilder:
         self._scorer = _Fragment(_dumps(scorer))
         self._threshold, self._labels = threshold, labels
         self._hasher = hashlib.blake2b(digest_size=16, key=pii_key)
-        self._personal = []
-        for name, column in personal:
-            prefixed = self._hasher.copy()
-            prefixed.update(name.encode() + b"=")
-            self._personal.append((name, column * 4, prefixed))  # byte offset of a float32 column
+        self._bounds = (-FLOAT64_MAX, FLOAT64_MAX) if values else (0.0, 1.0)
+        self._personal = [(n, column * 4, self._prefixed(n)) for n, column in personal]  # float32 offsets
+        self._personal_strings = [(n, column, self._prefixed(n)) for n, column in personal_strings]
+
+    def _prefixed(self, name: str) -> Any:
+        prefixed = self._hasher.copy()
+        prefixed.update(name.encode() + b"=")
+        return prefixed
 
     @classmethod
     def for_card(
@@ -121,12 +130,15 @@ class RecordBuilder:
         max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> RecordBuilder:
         """The builder of the records of the model ``card`` describes."""
+        strings = [f for f in card.features if f.type == "string"]
         return cls(
             topics,
             model={"name": card.name, "version": card.version, "sha256": card.sha256},
             threshold=card.output.threshold,
             labels=(card.output.negative_label, card.output.positive_label),
-            personal=[(f.name, i) for i, f in enumerate(card.features) if f.personal],
+            personal=[(f.name, i) for i, f in enumerate(card.features) if f.personal and f.type != "string"],
+            personal_strings=[(f.name, i) for i, f in enumerate(strings) if f.personal],
+            values=card.output.task == "regression",
             pii_key=pii_key,
             scorer=scorer,
             role=role,
@@ -143,15 +155,27 @@ class RecordBuilder:
         received_at: dt.datetime,
         scored_at: dt.datetime,
         emitted_at: dt.datetime,
+        *,
+        texts: Sequence[Sequence[str]] | None = None,
+        decided: Sequence[str | None] | None = None,
+        probabilities: Sequence[dict[str, float]] | None = None,
     ) -> tuple[list[Record], int]:
         """The records of scored events (float32 ``rows``, their ``scores``), and how many were scored.
 
-        Each event gets a prediction and its provenance, or a ``score`` dead letter when its score
-        is not a probability (NaN included). Both carry CloudEvents headers and the input's trace
-        context (:mod:`stream.scoring.headers`).
+        ``texts``: each event's string features (hashed after its row); ``decided``: a multiclass
+        model's labels with each event's ``probabilities`` by label (a binary classifier's label
+        comes from its threshold, a regressor has none). Each event gets a prediction and its
+        provenance, or a ``score`` dead letter when its score is not a probability (a regressor's:
+        not finite; NaN included). Both carry CloudEvents headers and the input's trace context
+        (:mod:`stream.scoring.headers`).
         """
         pred_topic, prov_topic = self.topics.predictions, self.topics.provenance
-        threshold, labels = self._threshold, self._labels
+        threshold, labels, (low, high) = self._threshold, self._labels, self._bounds
+        if decided is None:  # a binary classifier's label comes from its threshold, a regressor has none
+            decided = repeat(None) if low == 0.0 else repeat("")
+        strings = repeat(None) if texts is None else texts
+        shares = repeat(None) if probabilities is None else probabilities
+        personal_strings = self._personal_strings
         name, version, model, scorer = self._model_name, self._model_version, self._model, self._scorer
         role, (dump_prediction, dump_provenance) = self._role, self._serialize
         hasher, personal = self._hasher, self._personal
@@ -167,12 +191,15 @@ class RecordBuilder:
         records: list[Record] = []
         append = records.append
         n = start = 0
-        for msg, event, score in zip(msgs, events, scores, strict=True):
+        lanes = zip(msgs, events, scores, decided, strings, shares, strict=False)  # repeat(None) is endless
+        for msg, event, score, label, values, share in lanes:
             row = data[start : start + width]
             start += width
-            if not 0.0 <= score <= 1.0:
-                reason = ScoreError(f"model output {score!r} is not a probability")
-                append(self.dead_letter(msg, reason, event.event_id))
+            if not low <= score <= high:
+                what = "a probability" if low == 0.0 else "a finite value"
+                append(
+                    self.dead_letter(msg, ScoreError(f"model output {score!r} is not {what}"), event.event_id)
+                )
                 continue
             event_id, partition = event.event_id, msg.partition()
             key = event_id.encode()
@@ -187,7 +214,7 @@ class RecordBuilder:
                 "event_id": event_id,
                 "entity_id": event.entity_id,
                 "score": score,
-                "label": labels[score >= threshold],
+                "label": labels[score >= threshold] if label is None else label,
                 "threshold": threshold,
                 "model_name": name,
                 "model_version": version,
@@ -195,6 +222,8 @@ class RecordBuilder:
                 "occurred_at": occurred_at,
                 "scored_at": scored,
             }
+            if share is not None:
+                prediction["probabilities"] = share
             value = dump_prediction(prediction)
             append(_record((pred_topic, msg.key(), value, partition, partition, ce_predictions + tail)))
             feature_hash = hasher.copy()
@@ -204,6 +233,13 @@ class RecordBuilder:
                 h = prefixed.copy()
                 h.update(row[offset : offset + 4])
                 hashes[feature] = h.hexdigest()
+            if values is not None:
+                encoded = [v.encode() for v in values]
+                feature_hash.update(b"".join(v + b"\0" for v in encoded))
+                for feature, column, prefixed in personal_strings:
+                    h = prefixed.copy()
+                    h.update(encoded[column])
+                    hashes[feature] = h.hexdigest()
             kind, ms = msg.timestamp()
             provenance = {
                 "event_id": event_id,

@@ -9,6 +9,7 @@ frozen once read. :class:`Settings` is one object made of groups, each a module 
 - :mod:`.registry`: wire formats and the schema registry, and what a writer's schema may cost;
 - :mod:`.limits`: what one input may cost, and the largest record produced;
 - :mod:`.endpoints`: the HTTP endpoints' address and bounds;
+- :mod:`.events`: where an input event keeps its id, time and features, and what becomes of the rest;
 - :mod:`.topics`: the topics the workers read and write, and the layouts refused because they loop.
 """
 
@@ -24,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.settings.connection import KafkaConnection
 from stream.settings.endpoints import DEFAULT_METRICS_PORT, Endpoints
+from stream.settings.events import EventFields
 from stream.settings.limits import DEFAULT_MAX_CLOCK_SKEW_S, InputLimits
 from stream.settings.registry import SchemaRegistry, WireFormat
 from stream.settings.topics import clash
@@ -47,7 +49,7 @@ MIN_SECRET_LENGTH = 32
 _RETIRED = ("pii_key",)  # refused when set, left out of the configuration table
 
 
-class Settings(Endpoints, InputLimits, SchemaRegistry, KafkaConnection, BaseSettings):
+class Settings(EventFields, Endpoints, InputLimits, SchemaRegistry, KafkaConnection, BaseSettings):
     """streamscore's settings, each from ``STREAMSCORE_<NAME>`` unless said otherwise."""
 
     @field_validator("drift_window")

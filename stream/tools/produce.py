@@ -41,10 +41,10 @@ def _with_features(change: Callable[[Features], Features]) -> Callable[[dict], b
 MALFORMED: dict[str, tuple[str, Callable[[dict], bytes]]] = {
     "not_json": ("decode", _not_json),
     "oversized": ("decode", _oversized),
-    "no_event_id": ("schema", lambda e: orjson.dumps({k: v for k, v in e.items() if k != "event_id"})),
+    "blank_event_id": ("schema", lambda e: orjson.dumps({**e, "event_id": ""})),
     "naive_time": ("schema", lambda e: orjson.dumps({**e, "occurred_at": e["occurred_at"][:19]})),
     "missing_feature": ("features", _with_features(lambda f: {k: v for k, v in f.items() if k != "age"})),
-    "unknown_feature": ("features", _with_features(lambda f: {**f, "shoe_size": 44})),
+    "null_feature": ("features", _with_features(lambda f: {**f, "age": None})),
     "string_feature": ("features", _with_features(lambda f: {**f, "salary": "lots"})),
     "non_finite": ("features", lambda e: orjson.dumps(e).replace(b'"loan":', b'"loan":NaN,"x":', 1)),
 }

@@ -1,63 +1,37 @@
 """``streamscore model train``: train, export to ONNX, check, and register a model with its card.
 
 Gradient-boosted trees from scikit-learn on generated loan applications with a fixed seed,
-exported with skl2onnx without the ZipMap label dictionary. The ONNX model must reproduce
-scikit-learn's probabilities on the holdout within ``TOLERANCE`` or nothing is registered.
+exported with skl2onnx without the ZipMap label dictionary; the graph is named after the model, so
+the same seed gives the same ONNX bytes. The ONNX model must reproduce scikit-learn's probabilities
+on the holdout within ``TOLERANCE`` or nothing is registered. The card comes from the builder
+``model import`` uses too (:mod:`stream.lifecycle.cards`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import itertools
-import json
-import platform
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 
-from stream.contracts import FeatureSpec, ModelCard, ModelOutput, ReferenceStats
 from stream.errors import ModelError
-from stream.scoring.model import CARD_FILE, MODEL_FILE, load, sha256_file, versions
+from stream.lifecycle import cards
+from stream.model_card import FeatureSpec, ModelCard, ModelInput, ModelOutput, ReferenceStats
+from stream.scoring.model import CARD_FILE, MODEL_FILE, load_folder, session_options
 from stream.tools import datagen
 
 TOLERANCE = 1e-5
 INPUT_TENSOR = "features"
 OUTPUT_TENSOR = "probabilities"
-BINS = 10
-
-
-def _reference(values: np.ndarray, categories: list[int] | None = None) -> ReferenceStats:
-    values = values.astype(np.float64)
-    edges = np.unique(np.quantile(values, np.linspace(0, 1, BINS + 1)[1:-1]))
-    counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
-    cats = None
-    if categories is not None:
-        cats = {str(c): float(np.mean(values == c)) for c in categories}
-    return ReferenceStats(
-        count=len(values),
-        mean=float(values.mean()),
-        std=float(values.std()),
-        minimum=float(values.min()),
-        maximum=float(values.max()),
-        bin_edges=[float(e) for e in edges],
-        bin_fractions=[float(c) / len(values) for c in counts],
-        categories=cats,
-    )
 
 
 def _import_training_libraries() -> None:
     """Import the ``train`` extra's libraries first: without them, fail before any work."""
     import skl2onnx.common.data_types  # noqa: F401
-    import sklearn.ensemble
-    import sklearn.metrics  # noqa: F401
-
-
-def _next_version(registry: Path, name: str) -> str:
-    """One more than the highest numbered version of ``name`` (1 for the first)."""
-    return str(max((int(v) for v in versions(registry, name) if v.isdigit()), default=0) + 1)
+    import sklearn.ensemble  # noqa: F401
 
 
 def _dataset(samples: int, seed: int, drifted: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -78,8 +52,8 @@ def _fit(x_train: np.ndarray, y_train: np.ndarray, trees: int, depth: int, seed:
     return clf
 
 
-def _export_onnx(clf: Any) -> bytes:
-    """``clf`` as an ONNX model, without the ZipMap label dictionary."""
+def _export_onnx(clf: Any, name: str) -> bytes:
+    """``clf`` as an ONNX model, without the ZipMap label dictionary, its graph named ``name``."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -89,20 +63,19 @@ def _export_onnx(clf: Any) -> bytes:
         options={id(clf): {"zipmap": False}},
         target_opset={"": 17, "ai.onnx.ml": 3},
     )
+    onx.graph.name = name  # else a random uuid: the same training would give other bytes
     return onx.SerializeToString()  # type: ignore[no-any-return]
 
 
-def _feature_specs(x: np.ndarray) -> list[FeatureSpec]:
-    """The card's features, with the range seen in ``x``."""
+def _features(x_train: np.ndarray) -> list[tuple[FeatureSpec, ReferenceStats]]:
+    """The card's features, with their reference distributions on the training rows."""
     return [
-        FeatureSpec(
-            name=f,
-            type="integer" if f in datagen.INTEGER else "number",
-            kind="categorical" if f in datagen.CATEGORICAL else "numeric",
+        cards.numeric_feature(
+            f,
+            x_train[:, i],
+            integer=f in datagen.INTEGER,
+            codes=datagen.CATEGORICAL.get(f),
             personal=f in datagen.PERSONAL,
-            values=datagen.CATEGORICAL.get(f),
-            minimum=float(x[:, i].min()),
-            maximum=float(x[:, i].max()),
         )
         for i, f in enumerate(datagen.FEATURES)
     ]
@@ -123,63 +96,47 @@ def _training(
         "data_sha256": hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest(),
         "estimator": f"sklearn.ensemble.GradientBoostingClassifier(n_estimators={trees}, "
         f"max_depth={depth}, random_state={seed})",
-        "libraries": {
-            p: package_version(p) for p in ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "river")
-        }
-        | {"python": platform.python_version()},
+        "libraries": cards.libraries("scikit-learn", "skl2onnx", "onnx", "river"),
     }
 
 
-def _holdout_metrics(y_test: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    """Accuracy, ROC AUC, log loss and positive rate of ``scores`` on the holdout."""
-    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
-
-    return {
-        "accuracy": float(accuracy_score(y_test, scores >= 0.5)),
-        "roc_auc": float(roc_auc_score(y_test, scores)),
-        "log_loss": float(log_loss(y_test, scores)),
-        "positive_rate": float(y_test.mean()),
-    }
-
-
-def _write_card(
-    folder: Path,
-    name: str,
-    version: str,
-    trees: int,
-    depth: int,
-    features: list[FeatureSpec],
-    reference: dict[str, ReferenceStats],
-    training: dict[str, Any],
-    metrics: dict[str, float],
-) -> None:
-    """Write the card of the model in ``folder``."""
-    card = ModelCard(
+def _card(
+    name: str, version: str, model: bytes, x_train: np.ndarray, y_test: np.ndarray, scores: np.ndarray
+) -> ModelCard:
+    """The card of the trained model (its training yet to be told), from the builder ``model import``
+    shares: features referenced on the training rows, the score and metrics on the holdout."""
+    return cards.build(
         name=name,
         version=version,
-        created_at=dt.datetime.now(dt.UTC),
-        description=f"Loan approval: gradient-boosted trees ({trees} trees, depth {depth}).",
-        sha256=sha256_file(folder / MODEL_FILE),
-        input_tensor=INPUT_TENSOR,
-        features=features,
+        description="",
+        sha256=cards.sha256_bytes(model),
+        inputs=[ModelInput(name=INPUT_TENSOR, type="float", features=list(datagen.FEATURES))],
+        features=_features(x_train),
         output=ModelOutput(
             tensor=OUTPUT_TENSOR, positive_label=datagen.POSITIVE, negative_label=datagen.NEGATIVE
         ),
-        training=training,
-        metrics=metrics,
-        reference=reference,
+        scores=scores,
+        training={},
+        metrics=cards.binary_metrics(y_test == 1, scores),
     )
-    (folder / CARD_FILE).write_text(json.dumps(card.model_dump(mode="json"), indent=2) + "\n")
 
 
-def _check_onnx(registry: Path, name: str, version: str, x_test: np.ndarray, sk_scores: np.ndarray) -> None:
-    """Unregister the version unless its ONNX model gives scikit-learn's scores within ``TOLERANCE``."""
-    folder = registry / name / version
+def _check_onnx(model: bytes, x_test: np.ndarray, sk_scores: np.ndarray) -> None:
+    """Refuse the model unless onnxruntime gives scikit-learn's scores within ``TOLERANCE``."""
+    session = ort.InferenceSession(model, session_options(), providers=["CPUExecutionProvider"])
+    onnx_scores = session.run([OUTPUT_TENSOR], {INPUT_TENSOR: x_test})[0][:, 1]
+    gap = float(np.max(np.abs(onnx_scores - sk_scores)))
+    if gap > TOLERANCE:
+        raise ModelError(f"ONNX differs from scikit-learn by {gap:.2e} > {TOLERANCE} on the holdout")
+
+
+def _register(folder: Path, model: bytes, card: ModelCard) -> None:
+    """Write the version's files and load it with every start-up check; nothing is left on failure."""
+    folder.mkdir(parents=True)
     try:
-        onnx_scores = load(registry, name, version).predict_proba(x_test)
-        gap = float(np.max(np.abs(onnx_scores - sk_scores)))
-        if gap > TOLERANCE:
-            raise ModelError(f"ONNX differs from scikit-learn by {gap:.2e} > {TOLERANCE} on the holdout")
+        (folder / MODEL_FILE).write_bytes(model)
+        cards.write(folder, card)
+        load_folder(folder)
     except ModelError:
         for p in (folder / MODEL_FILE, folder / CARD_FILE):
             p.unlink(missing_ok=True)
@@ -202,7 +159,7 @@ def train(
     ``drifted`` trains on the generator's concept after its change (``produce --drift-kind concept``).
     """
     _import_training_libraries()
-    version = version or _next_version(registry, name)
+    version = version or cards.next_version(registry, name)
     folder = registry / name / version
     if folder.exists():
         raise ModelError(f"{folder} exists: choose another --version")
@@ -211,17 +168,14 @@ def train(
     split = int(samples * 0.75)
     x_train, y_train, x_test, y_test = x[:split], y[:split], x[split:], y[split:]
     clf = _fit(x_train, y_train, trees, depth, seed)
-    model = _export_onnx(clf)
-    folder.mkdir(parents=True)
-    (folder / MODEL_FILE).write_bytes(model)
-
+    model = _export_onnx(clf, name)
     sk_scores = clf.predict_proba(x_test)[:, 1]
-    reference = {
-        f: _reference(x_train[:, i], datagen.CATEGORICAL.get(f)) for i, f in enumerate(datagen.FEATURES)
-    }
-    reference["score"] = _reference(sk_scores)
-    training = _training(x, y, samples, split, seed, trees, depth, drifted)
-    metrics = _holdout_metrics(y_test, sk_scores)
-    _write_card(folder, name, version, trees, depth, _feature_specs(x), reference, training, metrics)
-    _check_onnx(registry, name, version, x_test, sk_scores)
+    _check_onnx(model, x_test, sk_scores)
+    card = _card(name, version, model, x_train, y_test, sk_scores).model_copy(
+        update={
+            "description": f"Loan approval: gradient-boosted trees ({trees} trees, depth {depth}).",
+            "training": _training(x, y, samples, split, seed, trees, depth, drifted),
+        }
+    )
+    _register(folder, model, card)
     return folder

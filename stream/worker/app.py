@@ -27,6 +27,7 @@ from stream.keys import keys
 from stream.lifecycle.changes import ChangeLog
 from stream.lifecycle.sources import Source, champion_uri, load_challenger, open_source
 from stream.logs import logging_config
+from stream.scoring.events import EventShape
 from stream.scoring.model import LoadedModel
 from stream.scoring.pipeline import Pipeline
 from stream.scoring.records import Topics
@@ -72,7 +73,8 @@ def create_pipeline(
     if loaded is None:
         source = open_source(champion_uri(settings), settings)
         loaded = source.load(source.current())
-    decoder, serialize = wire_codecs(settings, loaded.card)  # JSON: None, orjson.dumps
+    decoder, serialize = wire_codecs(settings, loaded.card)  # into the event shape's contract
+    shape = EventShape.of(settings)
     return Pipeline(
         loaded,
         Topics(settings.prediction_topic, settings.provenance_topic, settings.dlq_topic),
@@ -89,6 +91,9 @@ def create_pipeline(
         max_string_length=settings.max_string_length,
         decoder=decoder,
         serialize=serialize,
+        strict_fields=shape.strict,
+        complete=shape.complete if shape.completes else None,
+        extras=shape.ignored,
         role=role,
         challenger=challenger,
         shadow_topic=settings.challenger_topic,

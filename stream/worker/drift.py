@@ -110,6 +110,8 @@ class DriftReporter:
             "alarms": report.alarms,
             "verdict": report.verdict,
         }
+        if report.unseen:
+            record["unseen"] = report.unseen
         self.send(self.settings.drift_topic, orjson.dumps(record))
         log.log(
             logging.WARNING if report.verdict == "drift" else logging.INFO,

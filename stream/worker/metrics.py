@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -31,6 +32,10 @@ LATENCY_BUCKETS = (
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+IGNORED_NAMES = 100
+"""Distinct field names ``streamscore_ignored_fields_total`` labels; later ones count as ``other``."""
+IGNORED_NAME_LENGTH = 64
+_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f-\x9f]+")
 
 
 def state_rejected_counter(registry: CollectorRegistry) -> Counter:
@@ -129,6 +134,15 @@ class WorkerMetrics:
             "they were emitted: left out of the end-to-end latency.",
             registry=r,
         )
+        self.ignored = Counter(
+            "streamscore_ignored_fields",
+            f"Events carrying a field no model read (STREAMSCORE_UNKNOWN_FIELDS=ignore), by field: the "
+            f"first {IGNORED_NAMES} names seen (printable, up to {IGNORED_NAME_LENGTH} characters), the "
+            "rest 'other'.",
+            ["field"],
+            registry=r,
+        )
+        self._ignored_names: set[str] = set()
 
     def _add_models(self, r: CollectorRegistry) -> None:
         """The model in service, refused reloads, and the challenger beside it."""
@@ -197,6 +211,18 @@ class WorkerMetrics:
         self.end_to_end.observe_many(kept)
         if skewed:
             self.clock_skewed.inc(skewed)
+        for name, n in result.ignored.items():
+            self.ignored.labels(self._ignored_label(name)).inc(n)
+
+    def _ignored_label(self, name: str) -> str:
+        """``name`` as a label while the names are few, short and printable; else ``other``."""
+        names = self._ignored_names
+        if name in names:
+            return name
+        if len(names) < IGNORED_NAMES and len(name) <= IGNORED_NAME_LENGTH and _PRINTABLE.fullmatch(name):
+            names.add(name)
+            return name
+        return "other"
 
     def count_delivered(self, by_topic: Mapping[str, int]) -> None:
         """Count records, by topic, once the broker has acknowledged them (or their transaction)."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import itertools
 import json
 
+import fastavro
 import fastjsonschema
 import orjson
 import pytest
@@ -14,10 +17,12 @@ from conftest import MODELS
 from stream.errors import DecodeError, PoisonEvent, SchemaError
 from stream.formats.avro import AvroDecoder
 from stream.formats.events import event_serializer_for
-from stream.formats.json_schema import JsonSchemaDecoder
+from stream.formats.json_schema import JsonSchemaDecoder, event_json_schema
 from stream.formats.registry import StaticSchemas, header
 from stream.formats.startup import event_schema
-from stream.scoring.codec import BatchDecoder, FeatureReader
+from stream.scoring.codec import BatchDecoder
+from stream.scoring.events import DEFAULT_SHAPE, FIXED_SHAPE, EventShape
+from stream.scoring.features import FeatureReader
 from stream.scoring.model import load_card, resolve
 from stream.tools.produce import MALFORMED, events
 
@@ -86,5 +91,73 @@ def test_what_breaks_streamscores_own_json_schema_the_contract_and_card_refuse(k
         )  # e.g. a time without an offset: format is not asserted
     decoded = JsonSchemaDecoder(_source(), CARD, 65_536)([header(2) + value])[0]
     if not isinstance(decoded, PoisonEvent):
-        _, errors = FeatureReader(CARD.features).rows([decoded.features])
+        errors = FeatureReader(CARD.features).rows([decoded.features]).errors
         assert errors[0] is not None, kind
+
+
+MS = 1_795_771_800_125  # 2026-11-27T09:30:00.125Z
+
+
+def _read(event):
+    """What the hot path reads of an event."""
+    return event.event_id, event.occurred_at, event.entity_id, event.features
+
+
+def _producers_avro() -> dict:
+    """The schema made for the card as a producer evolves it: an optional field more, fields reordered."""
+    schema = json.loads(AVRO.schema_str)
+    fields = [*schema["fields"], {"name": "channel", "type": ["null", "string"], "default": None}][::-1]
+    fields[1]["type"]["fields"] = fields[1]["type"]["fields"][::-1]
+    return {**schema, "fields": fields}
+
+
+def _write_avro(schema: dict, schema_id: int, records: list[dict]) -> list[bytes]:
+    parsed, values = fastavro.parse_schema(schema), []
+    for record in records:
+        out = io.BytesIO(header(schema_id))
+        out.seek(0, io.SEEK_END)
+        fastavro.schemaless_writer(out, parsed, record, strict=True)
+        values.append(out.getvalue())
+    return values
+
+
+def _records(channel: str | None = "web") -> list[dict]:
+    return [
+        {**e, "occurred_at": dt.datetime.fromisoformat(e["occurred_at"]), "channel": channel}
+        for e in map(orjson.loads, JSON)
+    ]
+
+
+@pytest.mark.parametrize("kind", ["avro", "json-schema"])
+def test_a_producers_extra_field_is_ignored_in_the_default_shape_and_refused_in_the_strict_one(kind):
+    if kind == "avro":
+        source = StaticSchemas({4: Schema(json.dumps(_producers_avro()), "AVRO")})
+        values = _write_avro(_producers_avro(), 4, _records())
+        decoders = [AvroDecoder(source, 65_536, shape=shape) for shape in (DEFAULT_SHAPE, FIXED_SHAPE)]
+    else:
+        document = event_json_schema(CARD)
+        document["properties"]["channel"] = {"type": ["string", "null"]}
+        source = StaticSchemas({4: Schema(json.dumps(document), "JSON")})
+        values = [header(4) + orjson.dumps({**orjson.loads(v), "channel": "web"}) for v in JSON]
+        decoders = [JsonSchemaDecoder(source, CARD, 65_536, shape=s) for s in (DEFAULT_SHAPE, FIXED_SHAPE)]
+    ignoring, strict = (decoder(values) for decoder in decoders)
+    want = BatchDecoder(65_536)(JSON)
+    assert list(map(_read, ignoring)) == list(map(_read, want))
+    assert DEFAULT_SHAPE.ignored(ignoring) == {"channel": len(JSON)}
+    assert all(isinstance(e, SchemaError) and str(e).startswith("channel: Extra inputs") for e in strict)
+
+
+def test_a_flat_avro_event_with_its_own_names_and_epoch_milliseconds_decodes():
+    shape = EventShape("txn_id", "ts", "")
+    features = [{"name": f.name, "type": "long" if f.type == "integer" else "double"} for f in CARD.features]
+    fields = [{"name": "ts", "type": "long"}, {"name": "txn_id", "type": "string"},
+              {"name": "channel", "type": "string"}, *features]  # fmt: skip
+    schema = {"type": "record", "name": "Txn", "fields": fields}
+    events = list(map(orjson.loads, JSON))
+    records = [{"ts": MS, "txn_id": e["event_id"], "channel": "app", **e["features"]} for e in events]
+    got = AvroDecoder(StaticSchemas({5: Schema(json.dumps(schema), "AVRO")}), 65_536, shape=shape)(
+        _write_avro(schema, 5, records)
+    )
+    assert [g.event_id for g in got] == [e["event_id"] for e in events]
+    assert [g.features for g in got] == [{**e["features"], "channel": "app"} for e in events]
+    assert {g.occurred_at for g in got} == {dt.datetime(2026, 11, 27, 9, 30, 0, 125_000, tzinfo=dt.UTC)}

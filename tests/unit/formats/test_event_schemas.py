@@ -12,6 +12,7 @@ from conftest import MODELS
 from stream.contracts import Prediction, Provenance
 from stream.formats.avro import TIMESTAMP, avro_refusal, avro_schema, event_avro_schema
 from stream.formats.json_schema import event_json_schema, json_refusal
+from stream.scoring.events import EventShape
 from stream.scoring.model import load_card, resolve
 
 CARD = load_card(resolve(MODELS, "loan-approval"))
@@ -74,7 +75,7 @@ def test_an_avro_map_of_numbers_carries_any_features():
     schema["fields"][3]["type"] = {"type": "map", "values": "double"}
     assert avro_refusal(schema, CARD) is None
     schema["fields"][3]["type"] = {"type": "map", "values": "string"}
-    assert "does not hold numbers" in avro_refusal(schema, CARD)
+    assert "feature 'salary' is 'string' there, not a number" in avro_refusal(schema, CARD)
 
 
 def test_a_json_schema_that_cannot_carry_the_features_is_refused():
@@ -84,3 +85,108 @@ def test_a_json_schema_that_cannot_carry_the_features_is_refused():
     schema["properties"]["features"]["additionalProperties"] = {"type": "string"}
     assert "'age' is {'type': 'string'} there" in json_refusal(schema, CARD)
     assert json_refusal({"type": "object"}, CARD) is None  # any object may carry them
+
+
+CHANNEL = {"name": "channel", "type": ["null", "string"], "default": None}
+FLAT = EventShape("txn_id", "ts", "")
+STRICT = EventShape(unknown_fields="dead-letter")
+TEXT_CARD = CARD.model_copy(
+    update={"features": [CARD.features[0].model_copy(update={"type": "string"}), *CARD.features[1:]]}
+)
+
+
+def _producers_avro() -> dict:
+    """The schema made for the card, as a producer evolves it: an optional field more, fields reordered."""
+    schema = event_avro_schema(CARD)
+    fields = [*schema["fields"], CHANNEL][::-1]
+    fields[1]["type"]["fields"] = fields[1]["type"]["fields"][::-1]  # the features record, reordered
+    return {**schema, "fields": fields}
+
+
+def test_a_producers_extra_optional_field_and_order_are_carried_unless_strict():
+    avro = _producers_avro()
+    assert avro_refusal(avro, CARD) is None
+    assert "it declares 'channel'" in avro_refusal(avro, CARD, STRICT)
+    document = event_json_schema(CARD)
+    document["properties"] = {"channel": {"type": ["string", "null"]}, **document["properties"]}
+    assert json_refusal(document, CARD) is None
+    assert "it declares 'channel'" in json_refusal(document, CARD, STRICT)
+
+
+def test_features_the_card_does_not_list_are_carried_unless_strict():
+    avro = event_avro_schema(CARD)
+    avro["fields"][3]["type"]["fields"].append({"name": "shoe_size", "type": "long"})
+    assert avro_refusal(avro, CARD) is None
+    assert "its features declare 'shoe_size'" in avro_refusal(avro, CARD, STRICT)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        EventShape(),
+        STRICT,
+        FLAT,
+        EventShape("id", "at", "payload.inputs"),
+        EventShape(features_field="x.y.z"),
+    ],
+)
+def test_the_schemas_made_for_each_shape_carry_the_card_in_that_shape(shape):
+    avro, document = event_avro_schema(CARD, shape), event_json_schema(CARD, shape)
+    fastavro.parse_schema(avro)
+    assert avro_refusal(avro, CARD, shape) is None and json_refusal(document, CARD, shape) is None
+    fixed = shape.id_field, shape.time_field, shape.features_field
+    if fixed != ("event_id", "occurred_at", "features"):
+        assert avro_refusal(avro, CARD) is not None and json_refusal(document, CARD) is not None
+
+
+def test_a_flat_producer_schema_is_carried_in_the_flat_shape():
+    fields = [
+        {"name": "channel", "type": "string"},
+        {"name": "ts", "type": "long"},  # epoch milliseconds
+        *[{"name": f.name, "type": "long" if f.type == "integer" else "double"} for f in CARD.features],
+        {"name": "txn_id", "type": "string"},
+    ]
+    flat = {"type": "record", "name": "Txn", "fields": fields}
+    assert avro_refusal(flat, CARD, FLAT) is None
+    assert avro_refusal(flat, CARD) == "it has no field 'features'"
+    assert "it declares 'channel'" in avro_refusal(flat, CARD, EventShape("txn_id", "ts", "", "dead-letter"))
+
+
+@pytest.mark.parametrize(
+    ("field", "kind", "ok"),
+    [
+        ("event_id", "long", False),
+        ("event_id", ["null", "string"], True),
+        ("occurred_at", "long", True),
+        ("occurred_at", "string", True),
+        ("occurred_at", {"type": "long", "logicalType": "timestamp-millis"}, True),
+        ("occurred_at", {"type": "long", "logicalType": "local-timestamp-millis"}, False),
+        ("occurred_at", "boolean", False),
+        ("entity_id", "long", False),
+    ],
+)
+def test_the_id_time_and_entity_must_read_as_the_contract_reads_them(field, kind, ok):
+    schema = event_avro_schema(CARD)
+    schema["fields"] = [{**f, "type": kind} if f["name"] == field else f for f in schema["fields"]]
+    reason = avro_refusal(schema, CARD)
+    assert (reason is None) == ok, reason
+    assert ok or f"its field {field!r} is" in reason
+
+
+def test_without_an_id_or_a_time_a_schema_is_carried_unless_strict():
+    schema = event_avro_schema(CARD)
+    schema["fields"] = [f for f in schema["fields"] if f["name"] not in ("event_id", "occurred_at")]
+    assert avro_refusal(schema, CARD) is None, "the record's key and timestamp stand in"
+    assert avro_refusal(schema, CARD, STRICT) == "it has no field 'event_id'"
+
+
+def test_a_string_feature_is_a_string_in_the_schemas_made_and_checked():
+    avro, document = event_avro_schema(TEXT_CARD), event_json_schema(TEXT_CARD)
+    assert avro["fields"][3]["type"]["fields"][0] == {"name": "salary", "type": "string"}
+    assert document["properties"]["features"]["properties"]["salary"] == {"type": "string"}
+    assert avro_refusal(avro, TEXT_CARD) is None and json_refusal(document, TEXT_CARD) is None
+    assert "feature 'salary' is 'double' there, not a string" in avro_refusal(
+        event_avro_schema(CARD), TEXT_CARD
+    )
+    assert "not a string" in json_refusal(event_json_schema(CARD), TEXT_CARD)
+    assert "not a number" in avro_refusal(avro, CARD)

@@ -35,5 +35,5 @@ def test_tail_shows_each_format_decoded():
 
 def test_a_malformed_event_goes_out_behind_the_header_as_it_is():
     serialize = event_serializer_for("avro", 1, json.loads(AVRO.schema_str))
-    broken = MALFORMED["unknown_feature"][1](orjson.loads(VALUE))
+    broken = MALFORMED["null_feature"][1](orjson.loads(VALUE))
     assert serialize(broken) == header(1) + broken

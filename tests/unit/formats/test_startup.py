@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
 import fastavro
 import pytest
 from confluent_kafka.schema_registry import Schema
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from conftest import MODELS
+from standin_registry import StandInRegistry
 
 from stream.contracts import Provenance
 from stream.errors import ConfigError, DecodeError
 from stream.formats import startup
-from stream.formats.avro import avro_schema
+from stream.formats.avro import avro_schema, event_avro_schema
 from stream.formats.base import dumps
 from stream.formats.registry import StaticSchemas, header
+from stream.scoring.codec import BatchDecoder
 from stream.scoring.model import load_card, resolve
 from stream.scoring.records import JSON_VALUES
 from stream.settings import Settings
@@ -32,9 +35,55 @@ PROVENANCE = {
 }  # fmt: skip
 
 
-def test_json_needs_no_registry():
-    assert startup.wire_codecs(Settings(), CARD) == (None, JSON_VALUES)
+def test_json_needs_no_registry(monkeypatch):
+    monkeypatch.setattr(startup, "registry_client", None)  # would fail if called
+    decoder, serializers = startup.wire_codecs(Settings(), CARD)
+    assert isinstance(decoder, BatchDecoder) and serializers == JSON_VALUES
     assert startup.provenance_reader(Settings()) is None
+
+
+def test_plain_json_is_decoded_in_the_shape_the_settings_give():
+    settings = Settings(event_id_field="txn_id", event_time_field="ts", features_field="")
+    decoder, _ = startup.wire_codecs(settings, CARD)
+    (event,) = decoder([b'{"txn_id": "t1", "ts": 1795771800125, "salary": 1.5, "channel": "web"}'])
+    assert (event.event_id, event.features) == ("t1", {"salary": 1.5, "channel": "web"})
+
+
+@pytest.fixture
+def standin() -> Iterator[StandInRegistry]:
+    with StandInRegistry() as registry:
+        yield registry
+
+
+def _registered(standin: StandInRegistry, document: dict, settings: Settings) -> None:
+    standin.schemas[3] = (dumps(document), "AVRO")
+    standin.subjects[f"{settings.input_topic}-value"] = 3
+
+
+def test_start_up_checks_the_registered_schema_in_the_events_shape(standin):
+    fields = [{"name": "channel", "type": "string"}, {"name": "ts", "type": "long"},
+              *[{"name": f.name, "type": "long" if f.type == "integer" else "double"} for f in CARD.features],
+              {"name": "txn_id", "type": "string"}]  # fmt: skip
+    flat = Settings(input_format="avro", schema_registry_url=standin.url, schema_registry_timeout_s=1.0,
+                    event_id_field="txn_id", event_time_field="ts", features_field="")  # fmt: skip
+    _registered(standin, {"type": "record", "name": "Txn", "fields": fields}, flat)
+    decoder, _ = startup.wire_codecs(flat, CARD)
+    assert decoder([]) == []
+    default = Settings(input_format="avro", schema_registry_url=standin.url, schema_registry_timeout_s=1.0)
+    with pytest.raises(ConfigError, match=r"it has no field 'features'; .*STREAMSCORE_FEATURES_FIELD"):
+        startup.wire_codecs(default, CARD)
+
+
+def test_the_strict_mode_refuses_a_schema_declaring_a_field_it_does_not_read(standin):
+    schema = event_avro_schema(CARD)
+    schema["fields"].append({"name": "channel", "type": ["null", "string"], "default": None})
+    strict = Settings(input_format="avro", schema_registry_url=standin.url, schema_registry_timeout_s=1.0,
+                      unknown_fields="dead-letter")  # fmt: skip
+    _registered(standin, schema, strict)
+    with pytest.raises(ConfigError, match=r"it declares 'channel'.*STREAMSCORE_UNKNOWN_FIELDS=dead-letter"):
+        startup.wire_codecs(strict, CARD)
+    ignoring = Settings(input_format="avro", schema_registry_url=standin.url, schema_registry_timeout_s=1.0)
+    assert startup.wire_codecs(ignoring, CARD)[0]([]) == []
 
 
 class Registry:

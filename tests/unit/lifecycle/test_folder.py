@@ -81,12 +81,21 @@ def test_the_challenger_follows_its_alias_and_a_bad_one_is_refused(root, caplog)
     assert card is not None and pipeline.challenger.card.version == "2" and pipeline.model.card.version == "1"
     assert pipeline._offered.challenge is not None and pipeline._offered.challenge.model.card.version == "2"
 
-    # a version reading a feature the champion's events lack is refused
+    # a version reading a feature the champion's events lack reads it from the events itself
     add_version(root, "3", linear(width=WIDTH + 1), edit_card=lambda c: c["features"].append(
         {"name": "extra", "type": "number"}
     ))  # fmt: skip
     set_alias(root, NAME, "challenger", "3")
+    assert asyncio.run(watcher.poll()) is not None and pipeline.challenger.card.version == "3"
+    set_alias(root, NAME, "challenger", "2")
+    assert asyncio.run(watcher.poll()) is not None and pipeline.challenger.card.version == "2"
+
+    # a version answering another question (a multiclass model beside a binary one) is refused
+    add_version(root, "4", linear(width=WIDTH), edit_card=lambda c: c.update(
+        output={"task": "multiclass", "tensor": "probabilities", "classes": ["deny", "approve"]}
+    ))  # fmt: skip
+    set_alias(root, NAME, "challenger", "4")
     assert asyncio.run(watcher.poll()) is None
     assert pipeline.challenger.card.version == "2", "the previous challenger keeps scoring"
     assert metrics.registry.get_sample_value("streamscore_challenger_refused_total") == 1
-    assert "challenger loan-approval/3 refused at reload, loan-approval/2 keeps serving" in caplog.text
+    assert "challenger loan-approval/4 refused at reload, loan-approval/2 keeps serving" in caplog.text

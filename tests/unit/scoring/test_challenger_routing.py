@@ -92,14 +92,27 @@ def test_canary_answers_its_keys_live_and_the_champion_shadows_them(root):
     assert 0.2 < np.mean(list(expected.values())) < 0.4
 
 
-def test_a_challenger_without_the_champions_features_is_dropped(root, caplog):
+def test_a_challenger_reads_its_own_features_and_its_misses_are_counted(root):
     add_version(root, "3", linear(width=WIDTH + 1), edit_card=lambda c: c["features"].append(
         {"name": "extra", "type": "number"}
     ))  # fmt: skip
-    pipeline = _pipeline(root, challenger="3")
-    assert pipeline.challenger is None and "the champion goes on alone" in caplog.text
-    result = pipeline.process(_batch(8))
-    assert result.shadowed == 0 and not _docs(result, SHADOW)
+    batch = _batch(8)
+    carrying = {0, 3, 5}  # events that carry the feature only the challenger reads
+    for i in carrying:
+        event = orjson.loads(batch[i].value())
+        event["features"]["extra"] = 1.5
+        batch[i] = inbound(orjson.dumps(event), batch[i].key(), "events", batch[i].partition(), i)
+    for percent in (0.0, 100.0):
+        pipeline = _pipeline(root, challenger="3", percent=percent)
+        result = pipeline.process(batch)
+        assert result.scored == 8 and not result.dead_letters
+        live = _docs(result, TOPICS.predictions)
+        challenged = {d["event_id"] for d in live + _docs(result, SHADOW) if d["model_version"] == "3"}
+        ids = [orjson.loads(m.value())["event_id"] for m in batch]
+        assert challenged == {ids[i] for i in carrying}
+        assert pipeline._scoring.challenge.missed == 8 - len(carrying)
+        if percent:  # the challenger answers live where it can read the event, the champion elsewhere
+            assert {d["event_id"] for d in live if d["role"] == "canary"} == challenged
 
 
 class _NaNSession:

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from stream.errors import PoisonEvent
 from stream.scoring import codec
-from stream.scoring.codec import JSON_MAX_DEPTH, BatchDecoder, FeatureReader, decode
+from stream.scoring.codec import JSON_MAX_DEPTH, BatchDecoder, decode
+from stream.scoring.features import FeatureReader
 from stream.scoring.model import load
 
 MAX_BYTES = 4096
@@ -150,7 +151,7 @@ def _features(draw):
 
 def _row_alone(features):
     try:
-        return np.array([READER.row(features)], dtype=np.float32)[0], None
+        return np.array([READER.row(features)[0]], dtype=np.float32)[0], None
     except PoisonEvent as exc:
         return np.zeros(len(FEATURES), np.float32), str(exc)
 
@@ -158,7 +159,7 @@ def _row_alone(features):
 @settings(max_examples=400, deadline=None)
 @given(batch=st.lists(_features(), min_size=1, max_size=6))
 def test_rows_of_a_batch_are_what_each_row_gives_alone(batch):
-    x, errors = READER.rows(batch)
+    x, _, errors, _ = READER.rows(batch)
     assert x.dtype == np.float32 and x.shape == (len(batch), len(FEATURES))
     for features, row, error in zip(batch, x, errors, strict=True):
         expected_row, expected_error = _row_alone(features)

@@ -63,7 +63,7 @@ def test_unreadable_card_is_refused(registry):
 
 def test_inputs_that_disagree_with_the_card_are_refused(registry):
     replace_model(_folder(registry), linear(width=4))
-    with pytest.raises(ModelError, match=r"expected tensor\(float\)\[N, 9\]"):
+    with pytest.raises(ModelError, match=r"as tensor\(float\)\[N, 9\]"):
         load(registry, "loan-approval")
 
 

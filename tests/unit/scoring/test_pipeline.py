@@ -14,6 +14,7 @@ from conftest import MODELS
 from stream.contracts import DeadLetter, Prediction, Provenance
 from stream.messages import inbound
 from stream.scoring.codec import keyed_hash
+from stream.scoring.feeds import Scored
 from stream.scoring.model import load
 from stream.scoring.pipeline import Pipeline, Topics
 from stream.tools.produce import MALFORMED, events
@@ -151,7 +152,7 @@ def test_mixed_batch_accounts_for_every_offset(pipeline):
 def test_non_probability_output_is_a_dead_letter_not_a_prediction(pipeline, monkeypatch):
     batch = _batch(3)
     monkeypatch.setattr(
-        pipeline.model.__class__, "predict_proba", lambda self, x: np.array([0.2, np.nan, 1.5], np.float32)
+        pipeline.model.__class__, "predict", lambda self, x, texts=None: Scored(np.array([0.2, np.nan, 1.5]))
     )
     result = pipeline.process([m for m, *_ in batch])
     assert result.scored == 1 and result.dead_letters == {"score": 2}

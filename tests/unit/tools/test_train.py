@@ -50,3 +50,20 @@ def test_next_version_and_no_overwrite(trained):
     assert train(registry, samples=1_000, seed=4, trees=5).name == "2"
     with pytest.raises(ModelError, match="exists"):
         train(registry, version="1", samples=1_000, trees=5)
+
+
+def test_same_seed_same_onnx_bytes(trained, tmp_path):
+    """Training again with the same seed into another registry writes the very same model file."""
+    _, folder = trained
+    again = train(tmp_path, samples=3_000, seed=3, trees=20)
+    assert sha256_file(again / "model.onnx") == sha256_file(folder / "model.onnx")
+    first = ModelCard.model_validate_json((folder / "card.json").read_text())
+    assert first.sha256 == ModelCard.model_validate_json((again / "card.json").read_text()).sha256
+
+
+def test_card_names_its_input_and_libraries(trained):
+    _, folder = trained
+    card = ModelCard.model_validate_json((folder / "card.json").read_text())
+    assert [(i.name, i.type, len(i.features)) for i in card.inputs] == [("features", "float", 9)]
+    assert card.output.task == "binary"
+    assert {"python", "numpy", "onnxruntime", "scikit-learn", "skl2onnx"} <= set(card.training["libraries"])

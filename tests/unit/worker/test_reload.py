@@ -95,7 +95,7 @@ def test_good_new_version_is_swapped_in(watched, root, caplog):
 
 BAD = {
     "tampered": ({"tamper": True}, "changed or corrupted"),
-    "wrong-inputs": ({"model": linear(width=4)}, r"expected tensor(float)[N, 9]"),
+    "wrong-inputs": ({"model": linear(width=4)}, r"as tensor(float)[N, 9]"),
     "nan-div": ({"model": nan_model("div")}, "not probabilities"),
     "nan-log": ({"model": nan_model("log")}, "not probabilities"),
     "bad-card": ({"edit_card": lambda c: c.pop("features")}, "is invalid at features"),

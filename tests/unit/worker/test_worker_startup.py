@@ -26,7 +26,7 @@ def _worker(env):
     ("bad", "reason"),
     [
         ({"tamper": True}, "changed or corrupted"),
-        ({"model": linear(width=4)}, r"expected tensor(float)[N, 9]"),
+        ({"model": linear(width=4)}, r"as tensor(float)[N, 9]"),
         ({"model": nan_model("div")}, "not probabilities"),
     ],
     ids=["tampered", "wrong-inputs", "nan"],
