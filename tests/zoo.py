@@ -258,3 +258,17 @@ ZOO: dict[str, Callable[[Path], Zoo]] = {
     "multiclass_zipmap": lambda folder: multiclass(folder, zipmap=True),
 }
 """Every zoo model by name: ``ZOO[name](folder)`` writes it."""
+
+
+MAKERS: dict[str, Callable[[Path], Zoo]] = {
+    "pipeline": pipeline,
+    "pipeline-double": lambda folder: pipeline(folder, zipmap=False, double=True),
+    "random-forest": random_forest,
+    "gradient-boosting": gradient_boosting,
+    "xgboost": xgboost,
+    "lightgbm": lightgbm,
+    "regressor": regressor,
+    "three-classes": multiclass,
+}
+"""Every kind of model, by name: ``pipeline`` has one input per column and ZipMap, ``pipeline-double``
+takes doubles and gives a probability tensor."""

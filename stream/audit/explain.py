@@ -117,7 +117,7 @@ def _explain(
         found = reader.read_at(topic, partition, [offset]).get(offset)
         if found is None:
             raise NotFound(f"no record at {topic}[{partition}]@{offset}")
-        event_id = rescorer.formats.event_id(found.value())
+        event_id = rescorer.formats.event_id(found)
     candidates = reader.provenance(settings.provenance_topic, event_id, since_ms) if event_id else []
     records = [(m, rescorer.formats.provenance(m.value())) for m in candidates]
     matching = [

@@ -16,7 +16,9 @@ from pydantic import ValidationError
 
 from stream.contracts import Event, ModelCard, Provenance
 from stream.errors import PoisonEvent
+from stream.messages import Inbound
 from stream.scoring.codec import decode
+from stream.scoring.events import EventShape
 from stream.settings import Settings
 
 __all__ = ["Formats"]
@@ -40,35 +42,52 @@ class Formats:
             self._client = registry_client(self.settings)
         return self._client
 
-    def inputs(self, card: ModelCard, values: Sequence[bytes | None]) -> Decoded:
-        """The events in ``values`` (or why each is not one), as the worker of ``card`` decodes them."""
-        kind, max_bytes = self.settings.input_format, self.settings.max_message_bytes
+    def inputs(self, card: ModelCard, msgs: Sequence[Inbound]) -> Decoded:
+        """The events of ``msgs`` (or why each is not one), as the worker of ``card`` decodes them: in
+        the event shape of the settings, an id or time left out taken from the record."""
+        kind, max_bytes, shape = self.settings.input_format, self.settings.max_message_bytes, self._shape
         if kind == "json":
-            return [_or_poison(lambda v=v: decode(v, max_bytes)) for v in values]
+            return self._json(msgs)
         if card.sha256 not in self._decoders:
             from stream.formats.avro import AvroDecoder
             from stream.formats.json_schema import JsonSchemaDecoder
 
             client = self._registry()
-            made = (
-                AvroDecoder(client, max_bytes)
+            self._decoders[card.sha256] = (
+                AvroDecoder(client, max_bytes, shape=shape)
                 if kind == "avro"
-                else JsonSchemaDecoder(client, card, max_bytes)
+                else JsonSchemaDecoder(client, card, max_bytes, shape=shape)
             )
-            self._decoders[card.sha256] = made
-        return self._decoders[card.sha256](values)
+        decoded = self._decoders[card.sha256]([msg.value() for msg in msgs])
+        if shape.completes:
+            shape.complete(msgs, decoded)
+        return decoded
 
-    def event_id(self, value: bytes | None) -> str | None:
-        """The event id of an input, when its envelope is readable."""
+    def _json(self, msgs: Sequence[Inbound]) -> Decoded:
+        shape, max_bytes = self._shape, self.settings.max_message_bytes
+        decoded: Decoded = [
+            _or_poison(lambda m=m: decode(m.value(), max_bytes, shape.contract)) for m in msgs
+        ]
+        if shape.completes:
+            shape.complete(msgs, decoded)
+        return decoded
+
+    def event_id(self, msg: Inbound) -> str | None:
+        """The event id of an input, when its envelope is readable (the record's key or place when
+        the shape lets an event leave it out)."""
         if self.settings.input_format == "json":
-            got = _or_poison(lambda: decode(value, self.settings.max_message_bytes))
+            got = self._json([msg])[0]
             return None if isinstance(got, PoisonEvent) else got.event_id
         from stream.formats.reader import WireReader
 
-        decoded = WireReader(self._registry())(value)
+        decoded = WireReader(self._registry())(msg.value())
         doc = decoded[1] if decoded is not None else None
-        found = doc.get("event_id") if isinstance(doc, dict) else None
+        found = doc.get(self._shape.id_field) if isinstance(doc, dict) else None
         return found if isinstance(found, str) else None
+
+    @property
+    def _shape(self) -> EventShape:
+        return EventShape.of(self.settings)
 
     def provenance(self, value: bytes | None) -> Provenance | str:
         """The provenance record in ``value``, or why it breaks the contract."""

@@ -124,7 +124,7 @@ class Rescorer:
         """Re-score the ``pairs`` one model made, in one run, into ``out`` at their indices."""
         reader = FeatureReader(loaded.card.features, wide=loaded.feeds.wide)
         ready: list[tuple[int, Event, list[float], tuple[str, ...]]] = []
-        events = self.formats.inputs(loaded.card, [msg.value() for _, _, msg in pairs])
+        events = self.formats.inputs(loaded.card, [msg for _, _, msg in pairs])
         recorded = {i: (provenance, msg) for i, provenance, msg in pairs}
         for (i, provenance, _), event in zip(pairs, events, strict=True):
             try:

@@ -8,7 +8,6 @@ standard library; Parquet through pyarrow, an optional dependency.
 from __future__ import annotations
 
 import csv
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from stream.errors import ModelError
+from stream.scoring.model import sha256_file
 
 __all__ = ["Column", "Reference", "read"]
 
@@ -58,14 +58,6 @@ class Reference:
             "rows": self.rows,
             "columns": list(self.columns),
         }
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _column(name: str, texts: np.ndarray, numbers: np.ndarray | None = None) -> Column:
@@ -158,4 +150,4 @@ def read(path: Path) -> Reference:
     rows = len(next(iter(columns.values())).texts) if columns else 0
     if rows == 0:
         raise ModelError(f"reference {path} has no rows: give rows as the model sees them")
-    return Reference(path, "parquet" if parquet else "csv", columns, rows, _sha256(path))
+    return Reference(path, "parquet" if parquet else "csv", columns, rows, sha256_file(path))

@@ -165,6 +165,12 @@ class WorkerMetrics:
             "Challengers that failed their checks: the champion went on alone.",
             registry=r,
         )
+        self.challenger_missed = Counter(
+            "streamscore_challenger_missed",
+            "Events the challenger could not read (a feature only it needs missing or refused): the "
+            "champion answered them alone.",
+            registry=r,
+        )
 
     def _add_drift(self, r: CollectorRegistry) -> None:
         """Drift windows: PSI, distance and verdict by feature; change-detector alarms."""
@@ -213,6 +219,8 @@ class WorkerMetrics:
             self.clock_skewed.inc(skewed)
         for name, n in result.ignored.items():
             self.ignored.labels(self._ignored_label(name)).inc(n)
+        if result.missed:
+            self.challenger_missed.inc(result.missed)
 
     def _ignored_label(self, name: str) -> str:
         """``name`` as a label while the names are few, short and printable; else ``other``."""

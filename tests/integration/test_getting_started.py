@@ -1,17 +1,7 @@
-"""Every shell block of docs/getting-started.md runs, as a reader would run it.
-
-A comment just before a block says how it is checked (none: it must exit 0):
-
-- ``<!-- check: run until "TEXT" and stop -->``: a command that runs until stopped (``make run``);
-  it must print TEXT, then it is interrupted like Ctrl-C in its terminal;
-- ``<!-- check: run until "TEXT" and keep -->``: the same, kept running for the blocks after it (a
-  broker, a worker), each in a terminal of its own; a ``NAME=value`` line it prints is exported to
-  the later blocks, as the page tells the reader to do;
-- ``<!-- check: make -n -->``: make targets that cannot run inside the suite (``make test`` itself,
-  ``make up`` without a Docker engine): ``make -n`` must resolve them.
-
-The blocks run from the repository's root in the project's virtual environment (as the page says),
-with neither a broker address nor a secret given: the page has to provide both.
+"""Every shell block of docs/getting-started.md runs, as a reader would run it (``pages.py`` says how
+each block is checked). The blocks run from the repository's root in the project's virtual
+environment (as the page says), with neither a broker address nor a secret given: the page has to
+provide both.
 """
 
 from __future__ import annotations

@@ -13,7 +13,10 @@ and the worker's batches are not the test's).
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -36,16 +39,6 @@ SERVED = {  # worker: (champion, challenger or None)
     "doubles": ("gradient-boosting", "pipeline-double"),
     "regressor": ("regressor", None),
     "classes": ("three-classes", None),
-}
-MAKERS = {
-    "pipeline": zoo.pipeline,
-    "pipeline-double": lambda f: zoo.pipeline(f, zipmap=False, double=True),
-    "random-forest": zoo.random_forest,
-    "gradient-boosting": zoo.gradient_boosting,
-    "xgboost": zoo.xgboost,
-    "lightgbm": zoo.lightgbm,
-    "regressor": zoo.regressor,
-    "three-classes": zoo.multiclass,
 }
 
 
@@ -84,7 +77,7 @@ def _expected(made: zoo.Zoo, rows: list[dict[str, object]]) -> tuple[np.ndarray,
 def registry(tmp_path_factory):
     root = tmp_path_factory.mktemp("your-models")
     made = {}
-    for name, maker in MAKERS.items():
+    for name, maker in zoo.MAKERS.items():
         folder = root / "made" / name
         folder.mkdir(parents=True)
         made[name] = maker(folder)
@@ -158,6 +151,19 @@ def test_every_kind_of_model_scores_flat_events_as_onnxruntime(kafka_bootstrap, 
                 if labels is not None:
                     assert [predictions[f"t{i}"].label for i in range(EVENTS)] == labels
             assert worker.proc.poll() is None, worker.output()
+        _explained(started["strings"][0], rows[0])
     finally:
         for worker, _ in started.values():
             worker.stop()
+
+
+def _explained(worker: WorkerProcess, row: dict[str, object]) -> None:
+    """``explain`` reads the flat event as the worker did and re-scores it to the same score."""
+    done = subprocess.run(
+        [sys.executable, "-m", "stream.cli.main", "explain", "t0", "--json"],
+        env=worker.env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    explained = json.loads(done.stdout)
+    assert explained["outcome"] == "scored" and explained["features"]["region"] == row["region"] == "atlantis"
+    assert explained["bit_exact"] is True and explained["score_now"] == explained["score_then"], explained

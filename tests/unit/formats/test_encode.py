@@ -109,3 +109,20 @@ def test_longs_and_timestamps_are_fastavros_bytes(kind):
         out = io.BytesIO()
         fastavro.schemaless_writer(out, parsed, {"a": value})
         assert write({"a": shown}) == out.getvalue(), value
+
+
+def test_a_multiclass_prediction_carries_its_probabilities_in_avro():
+    schema = avro_schema(Prediction)
+    when = dt.datetime(2026, 12, 6, tzinfo=dt.UTC)
+    doc = {
+        "event_id": "e1", "entity_id": None, "score": 0.7, "label": "high", "threshold": 0.5,
+        "model_name": "tiers", "model_version": "1", "role": "champion", "occurred_at": when,
+        "scored_at": when, "probabilities": {"low": 0.1, "mid": 0.2, "high": 0.7},
+    }  # fmt: skip
+    written = compile_writer(schema)(doc)
+    read = fastavro.schemaless_reader(io.BytesIO(written), fastavro.parse_schema(schema))
+    assert read["probabilities"] == doc["probabilities"] and read["label"] == "high"
+    binary = compile_writer(schema)({k: v for k, v in doc.items() if k != "probabilities"})
+    assert (
+        fastavro.schemaless_reader(io.BytesIO(binary), fastavro.parse_schema(schema))["probabilities"] is None
+    )

@@ -48,3 +48,12 @@ def test_names_past_the_first_hundred_and_long_or_unprintable_ones_count_as_othe
     fresh = WorkerMetrics()
     fresh.observe(1, _batch({"x" * 65: 1, "bell\x07": 1, "ok": 1}), 0.01)
     assert _ignored(fresh) == {"other": 2, "ok": 1}
+
+
+def test_the_challengers_misses_are_counted():
+    metrics = WorkerMetrics()
+    for missed in (3, 0, 4):
+        result = BatchResult()
+        result.missed = missed
+        metrics.observe(10, result, 0.01)
+    assert metrics.registry.get_sample_value("streamscore_challenger_missed_total") == 7
