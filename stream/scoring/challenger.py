@@ -30,7 +30,7 @@ from stream.contracts import Event, Role
 from stream.errors import ModelError
 from stream.messages import MAX_RECORD_BYTES, Inbound, Record
 from stream.scoring.features import FeatureReader
-from stream.scoring.model import LoadedModel
+from stream.scoring.model import LoadedModel, predict_safely
 from stream.scoring.records import JSON_VALUES, RecordBuilder, Serialize, Topics
 
 __all__ = ["Challenge", "Side", "canary_mask", "check_pair", "columns"]
@@ -123,6 +123,24 @@ class Challenge:
     @property
     def mode(self) -> str:
         return "canary" if self.percent > 0 else "shadow"
+
+    def answer(
+        self,
+        live: RecordBuilder,
+        msgs: Sequence[Inbound],
+        events: Sequence[Event],
+        champion: Side,
+        x: np.ndarray,
+        times: tuple[dt.datetime, dt.datetime, dt.datetime],
+    ) -> tuple[list[Record], int, np.ndarray, int, int]:
+        """Score the batch the champion scored (``x``: its rows) with the challenger, reading its own
+        features from the events: records, live ones scored, live scores, shadow ones, misses."""
+        cx, ctexts, missed = self.rows(x, events)
+        other = predict_safely(self.model, cx, ctexts).scores
+        other[missed] = np.nan
+        challenger = Side(cx.astype(np.float32, copy=False), ctexts, other)
+        built, n, scores, shadowed = self.records(live, msgs, events, champion, challenger, missed, times)
+        return built, n, scores, shadowed, int(missed.sum())
 
     def records(
         self,

@@ -225,24 +225,13 @@ class Pipeline:
         if challenge is None:
             shares = by_label(scoring.model, answer)
             built, result.scored = records.scored(
-                msgs,
-                events,
-                x32,
-                scores.tolist(),
-                *times,
-                texts=texts,
-                decided=answer.labels,
-                probabilities=shares,
-            )
+                msgs, events, x32, scores.tolist(), *times,
+                texts=texts, decided=answer.labels, probabilities=shares,
+            )  # fmt: skip
         else:  # scores become the live ones: the champion's, or the challenger's for canary keys
-            cx, ctexts, missed = challenge.rows(x, events)
-            other = predict_safely(challenge.model, cx, ctexts).scores
-            other[missed] = np.nan
-            result.missed = int(missed.sum())
             champion = Side(x32, texts, scores)
-            challenger = Side(cx.astype(np.float32, copy=False), ctexts, other)
-            built, result.scored, scores, result.shadowed = challenge.records(
-                records, msgs, events, champion, challenger, missed, times
+            built, result.scored, scores, result.shadowed, result.missed = challenge.answer(
+                records, msgs, events, champion, x, times
             )
         result.records += built
         if result.scored < len(events):

@@ -195,6 +195,13 @@ class WorkerMetrics:
             ["feature"],
             registry=r,
         )
+        self.drift_unseen = Gauge(
+            "streamscore_drift_unseen",
+            "Share of the last window's events whose string feature holds a category the reference "
+            "never saw.",
+            ["feature"],
+            registry=r,
+        )
         self.drift_alarms = Counter(
             "streamscore_drift_alarms",
             "Change-detector alarms: ADWIN on the score, Page-Hinkley on each feature.",
@@ -246,4 +253,6 @@ class WorkerMetrics:
             self.drift_psi.labels(name).set(value)
             self.drift_distance.labels(name).set(report.distance[name])
             self.drift_detected.labels(name).set(1 if name in report.drifted else 0)
+        for name, share in report.unseen.items():
+            self.drift_unseen.labels(name).set(share)
         self.drift_windows.labels(report.verdict).inc()

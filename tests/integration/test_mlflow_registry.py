@@ -122,3 +122,21 @@ def test_a_worker_follows_the_alias_and_refuses_a_bad_version(
     late = set(list(sent.valid)[after_swap:])
     assert late and {d["model_version"] for d in docs if d["event_id"] in late} == {version}
     assert worker.output().count("refused at reload") == 1
+
+
+def test_an_imported_model_is_registered_with_its_inputs_and_task(mlflow_server, tmp_path):
+    import zoo
+    from mlflow import MlflowClient
+
+    from stream.lifecycle.importer import Options, import_model, publish
+
+    (tmp_path / "made").mkdir()
+    made = zoo.pipeline(tmp_path / "made")
+    folder = import_model(
+        made.model, made.reference, tmp_path, "imported-pipeline", options=Options(label=made.label)
+    )
+    lines = publish(folder, mlflow_server, "champion")
+    assert lines[0].startswith("registered models:/imported-pipeline/") and lines[0].endswith("as @champion")
+    version = MlflowClient(mlflow_server).get_model_version_by_alias("imported-pipeline", "champion")
+    assert version.tags["streamscore.inputs"] == ",".join(zoo.STRINGS + zoo.NUMBERS)
+    assert version.tags["streamscore.task"] == "binary"

@@ -195,20 +195,6 @@ def test_the_folder_alias_moves_to_the_import(zoo, tmp_path):
     assert json.loads((tmp_path / "lgbm" / "aliases.json").read_text()) == {"champion": "1"}
 
 
-def test_mlflow_registers_the_import(zoo, tmp_path, mlflow_server):
-    from mlflow import MlflowClient
-
-    entry = zoo["pipeline_zipmap"]
-    folder = import_model(
-        entry.model, entry.reference, tmp_path, "imported-pipeline", options=Options(label=LABEL)
-    )
-    lines = publish(folder, mlflow_server, "champion")
-    assert lines[0].startswith("registered models:/imported-pipeline/") and lines[0].endswith("as @champion")
-    version = MlflowClient(mlflow_server).get_model_version_by_alias("imported-pipeline", "champion")
-    assert version.tags["streamscore.inputs"] == ",".join(STRINGS + NUMBERS)
-    assert version.tags["streamscore.task"] == "binary"
-
-
 def test_the_command_imports_and_prints_the_folder(zoo, tmp_path):
     entry = zoo["regressor"]
     env = {"STREAMSCORE_MODEL_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": ""}

@@ -1,5 +1,5 @@
-"""streamscore_ignored_fields_total: events carrying a field no model read, by field, with its labels
-bounded: the first names seen get their own, the rest (and long or unprintable ones) ``other``."""
+"""Metrics of what inputs hold beside the features: fields no model read (labels bounded: the first
+names seen get their own, the rest ``other``), events the challenger could not read, unseen categories."""
 
 from __future__ import annotations
 
@@ -57,3 +57,13 @@ def test_the_challengers_misses_are_counted():
         result.missed = missed
         metrics.observe(10, result, 0.01)
     assert metrics.registry.get_sample_value("streamscore_challenger_missed_total") == 7
+
+
+def test_the_share_of_unseen_categories_is_a_gauge_per_string_feature():
+    from stream.drift.monitor import Report
+
+    metrics = WorkerMetrics()
+    report = Report("window", [0], 10, 0.0, 1.0, {0: (0, 9)}, {"region": 0.3, "score": 0.0},
+                    {"region": 0.2, "score": 0.0}, ["region"], [], unseen={"region": 0.25})  # fmt: skip
+    metrics.observe_drift(report)
+    assert metrics.registry.get_sample_value("streamscore_drift_unseen", {"feature": "region"}) == 0.25
