@@ -5,7 +5,8 @@ the machine's cores with the scorers: the results say so). ``--only memory`` run
 10-minute memory run (:mod:`bench.memory`) and adds it to that day's results. When a rung in a
 registered format (Avro, JSON Schema) is chosen, ``STREAMSCORE_SCHEMA_REGISTRY_URL`` is its schema
 registry when set, else Apicurio Registry (``make registry``) started for the run on loopback and
-stopped by its pid at the end.
+stopped by its pid at the end. Before the ladder, in process: the micro-benchmarks, the wire formats
+(:mod:`bench.formats`) and the kinds of model with a large reference's import (:mod:`bench.models`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import broker_startup, formats, ladder, memory, micro
+from bench import broker_startup, formats, ladder, memory, micro, models
+from stream.errors import StreamscoreError
 from stream.tools.broker import KAFKA_VERSION, BrokerError, EmbeddedKafka
 
 RESULTS = Path(__file__).parent / "results"
@@ -146,6 +148,11 @@ def main() -> None:
     print(json.dumps(report["micro"], indent=1), flush=True)
     report["formats"] = formats.run(quick=args.quick)  # events/s per wire format, this same run
     print(json.dumps(report["formats"], indent=1), flush=True)
+    try:  # events/s per kind of model (one tensor, one input per column), a large import's seconds
+        report["models"] = models.run(quick=args.quick)
+    except (RuntimeError, StreamscoreError) as exc:  # the zoo's models cannot be built or imported
+        report["models"] = {"error": str(exc)}
+    print(json.dumps(report["models"], indent=1), flush=True)
     if not args.quick:
         report["broker"] = broker_startup.run(repeats=3)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")

@@ -11,7 +11,9 @@ Each rung's processes are started once (:mod:`bench.harness`) and, in turn:
    load generator achieved (not for the rungs in a registered format: see :data:`NO_LATENCY`).
 
 The rungs in a registered format (Avro, JSON Schema: input and output) need a schema registry,
-given to :func:`run` as a URL; without one they record an error and the ladder goes on.
+given to :func:`run` as a URL; without one they record an error and the ladder goes on. The rungs
+of :data:`IMPORTED` serve a model of the zoo (one input per column, two string features), imported
+into a registry for the run, on events carrying its features (:func:`prepared`).
 
 The outcome worker's rung (:mod:`bench.outcomes`) follows: its joins/s per process against the
 scorer's events/s per process, measured again in the same run, its memory with 10 million pending
@@ -29,10 +31,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import measure, outcomes, summary
+from bench import measure, models, outcomes, summary
 from bench.harness import ROOT, Harness, Rung
 from bench.load import Pool
 from stream.errors import StreamscoreError
+from stream.scoring.model import load_folder
 
 QUIX_PYTHON = str(ROOT / ".venv-quix" / "bin" / "python")
 WORKER = [sys.executable, "-m", "stream.cli.main", "worker"]
@@ -68,6 +71,7 @@ RUNGS = [
         settings=(("STREAMSCORE_CHALLENGER_URI", str(ROOT / "models" / "loan-approval" / "1")),),
         quick=False,
     ),
+    Rung("5 streamscore, 1 process, one input per column, 2 strings", "streamscore-columns", WORKER),
     Rung("5 streamscore, 2 processes", "streamscore-2", WORKER, processes=2),
     Rung(
         "5 streamscore, exactly once",
@@ -76,6 +80,10 @@ RUNGS = [
         settings=(("STREAMSCORE_PROCESSING_GUARANTEE", "exactly_once"),),
     ),
 ]
+#: Rungs that serve one of the zoo's models (:mod:`bench.models`) instead of the demo's, on its events.
+IMPORTED = {"streamscore-columns": "columns"}
+POOL = 20_000
+"""Events in a rung's pool (written again and again as its backlogs)."""
 #: Why a rung in a registered format has no latency figures.
 NO_LATENCY = (
     "not measured: the load generator stamps occurred_at into JSON text, and a registered format's "
@@ -108,6 +116,33 @@ def chosen(quick: bool = False, only: list[str] | None = None) -> list[Rung]:
         return [r for r in RUNGS if r.quick or not quick]
     keys = {r.key for r in RUNGS}
     return [r for r in RUNGS if any(o == r.key if o in keys else o in r.name for o in only)]
+
+
+Prepared = tuple[Pool, Path, tuple[tuple[str, str], ...]]
+"""A model's events, their file for the load generator, and the settings that serve the model."""
+
+
+def prepared(rung: Rung, folder: Path, pools: dict[str, Prepared]) -> tuple[Rung, Pool, Path]:
+    """The rung with the settings of its model, its events and their file (each model's made once,
+    under ``folder``, and kept in ``pools``): the demo's, or a zoo model imported into a registry."""
+    kind = IMPORTED.get(rung.key, "")
+    if kind not in pools:
+        if kind:
+            version, _ = models.imported(kind, folder)
+            model = load_folder(version)
+            pool = Pool.scored(model, models.zoo_events(POOL, model.feature_names, seed=5))
+            settings = (
+                ("STREAMSCORE_MODEL_DIR", str(version.parent.parent)),
+                ("STREAMSCORE_MODEL_NAME", version.parent.name),
+                ("STREAMSCORE_MODEL_VERSION", version.name),
+            )
+        else:
+            pool, settings = Pool.generate(POOL), ()
+        pool_file = folder / f"events-{kind or 'demo'}.tsv"
+        pool.write(pool_file)
+        pools[kind] = (pool, pool_file, settings)
+    pool, pool_file, settings = pools[kind]
+    return dataclasses.replace(rung, settings=settings + rung.settings), pool, pool_file
 
 
 def measure_rung(
@@ -183,11 +218,9 @@ def run(
     weighs on every rung alike, and the ratios are the medians of each round's own.
     """
     plan = QUICK if quick else FULL
-    pool = Pool.generate(20_000)
     results: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
-        pool_file = Path(folder) / "events.tsv"
-        pool.write(pool_file)
+        pools: dict[str, Prepared] = {}
         for round_ in range(1, rounds + 1):
             for rung in chosen(quick, only):
                 which = f" (round {round_} of {rounds})" if rounds > 1 else ""
@@ -195,7 +228,8 @@ def run(
                 try:
                     if rung.registered and registry is None:
                         raise RuntimeError(f"no schema registry: {no_registry}")
-                    result = measure_rung(bootstrap, rung, plan, pool, pool_file, registry)
+                    served, pool, pool_file = prepared(rung, Path(folder), pools)
+                    result = measure_rung(bootstrap, served, plan, pool, pool_file, registry)
                 except (
                     RuntimeError,
                     OSError,

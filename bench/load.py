@@ -14,20 +14,25 @@ import datetime as dt
 import itertools
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
 from confluent_kafka import Producer
 
 from stream.kafka.config import client_config
 from stream.settings import Settings
 
+if TYPE_CHECKING:
+    from stream.scoring.model import LoadedModel
+
 #: Time between two bursts of the load generator.
 BURST_S = 0.005
 _STAMP = b'"occurred_at":"'
+Generated = tuple[bytes, bytes, str, dict[str, Any]]
+"""An event: ``(key, value, event_id, features)``."""
 #: Writer settings for large batches: a backlog goes out at a few hundred thousand events/s.
 WRITER = {
     "linger.ms": 20,
@@ -39,6 +44,13 @@ WRITER = {
 }
 
 
+def demo_events(size: int, seed: int) -> list[Generated]:
+    """``size`` of the demo's events (``streamscore produce``), all valid."""
+    from stream.tools.produce import events
+
+    return [(k, v, e, f) for k, v, _, e, f, _ in itertools.islice(events(seed=seed), size)]
+
+
 @dataclass
 class Pool:
     """Pre-generated events: ``messages`` for ``produce_batch`` and each event's expected score."""
@@ -48,19 +60,21 @@ class Pool:
 
     @classmethod
     def generate(cls, size: int, seed: int = 5) -> Pool:
-        from stream.scoring.codec import FeatureReader
+        """``size`` of the demo's events (``streamscore produce``), scored by the configured model."""
         from stream.scoring.model import load
-        from stream.tools.produce import events
 
         settings = Settings()
         model = load(settings.model_dir, settings.model_name, settings.model_version)
-        generated = list(itertools.islice(events(seed=seed), size))
-        reader = FeatureReader(model.card.features)
-        x = np.array([reader.row(features) for *_, features, _ in generated], dtype=np.float32)
-        scores = model.predict_proba(x).tolist()
+        return cls.scored(model, demo_events(size, seed))
+
+    @classmethod
+    def scored(cls, model: LoadedModel, generated: Sequence[Generated]) -> Pool:
+        """The events ``(key, value, event_id, features)`` with the score ``model`` gives each."""
+        columns = {name: [features[name] for *_, features in generated] for name in model.feature_names}
+        scores = model.predict_columns(columns).scores.tolist()
         return cls(
             messages=[{"key": key, "value": value} for key, value, *_ in generated],
-            scores={event_id: s for (_, _, _, event_id, *_), s in zip(generated, scores, strict=True)},
+            scores={event_id: s for (_, _, event_id, _), s in zip(generated, scores, strict=True)},
         )
 
     def encoded(self, serialize: Callable[[bytes], bytes]) -> Pool:

@@ -22,7 +22,8 @@ from confluent_kafka import Message, Producer
 
 from stream.drift.monitor import DriftMonitor
 from stream.messages import inbound
-from stream.scoring.codec import BatchDecoder, FeatureReader, decode
+from stream.scoring.codec import BatchDecoder, decode
+from stream.scoring.features import FeatureReader
 from stream.scoring.model import load
 from stream.scoring.pipeline import Pipeline, Topics
 from stream.scoring.records import RecordBuilder
@@ -101,7 +102,7 @@ def _split(pipeline: Pipeline, batch: list[Message], repeat: int) -> dict[str, f
     values = [m.value() for m in batch]
     events = decoder(values)
     features = [e.features for e in events]  # type: ignore[union-attr]
-    x, _ = reader.rows(features)
+    x = reader.rows(features).x
     scores = model.predict_proba(x).tolist()
     now = dt.datetime.now(dt.UTC)
     stages: dict[str, Callable[[], object]] = {
@@ -143,7 +144,7 @@ def _headers(pipeline: Pipeline, values: list[bytes], repeat: int) -> dict[str, 
         inbound(v, b"k", "events", offset=i, timestamp_ms=0, headers=TRACE) for i, v in enumerate(values)
     ]
     events = BatchDecoder(65_536)(values)
-    x, _ = FeatureReader(model.card.features).rows([e.features for e in events])  # type: ignore[union-attr]
+    x = FeatureReader(model.card.features).rows([e.features for e in events]).x  # type: ignore[union-attr]
     scores = model.predict_proba(x).tolist()
     now = dt.datetime.now(dt.UTC)
     built, _ = records.scored(traced, events, x, scores, now, now, now)  # type: ignore[arg-type]

@@ -4,7 +4,9 @@ A ladder is valid only if its limit (the passthrough rung) is the fastest rung, 
 :data:`TOLERANCE`, every rung scored every event it was given, and the scores checked matched the
 model's. An invalid run keeps its raw figures but gives no ratios: it says why it failed instead.
 The registered formats' ratios (``avro_vs_json``, ``json_schema_vs_json``) are their one-process
-rung's events/s over the JSON one's, in the same run; the target is 0.8 or more.
+rung's events/s over the JSON one's, in the same run; the target is 0.8 or more. A model with one
+input per column and two string features (``columns_model_vs_tensor``): its rung's events/s over the
+demo model's (one float tensor), in the same run; the target is 0.7 or more.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ def _ratios(rungs: Sequence[Result]) -> dict[str, float | None]:
         "shadow_challenger_to_none": _div(rate["streamscore-shadow"], rate["streamscore"]),
         "avro_vs_json": _div(rate["streamscore-avro"], rate["streamscore"]),
         "json_schema_vs_json": _div(rate["streamscore-json-schema"], rate["streamscore"]),
+        "columns_model_vs_tensor": _div(rate["streamscore-columns"], rate["streamscore"]),
+        "columns_model_cpu_s_per_1000": _figure(rungs, "streamscore-columns", "cpu_s_per_1000"),
     }
 
 
@@ -85,7 +89,7 @@ def to_limit(rungs: Sequence[Result]) -> None:
 
 _KEYS = (
     "passthrough", "bare", "naive", "quix", "streamscore", "streamscore-2", "streamscore-eos",
-    "streamscore-shadow", "streamscore-avro", "streamscore-json-schema",
+    "streamscore-shadow", "streamscore-avro", "streamscore-json-schema", "streamscore-columns",
 )  # fmt: skip
 
 

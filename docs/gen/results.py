@@ -1,7 +1,7 @@
 """The results page, generated at build time from every ``bench/results/*.json``.
 
 Each document is recognised by its shape: a benchmark run (``ladder``, with the micro-benchmarks,
-the broker's start-up, the formats in process and the memory run beside it), an outcome-worker run
+the broker's start-up, formats and models in process and the memory run beside it), an outcome-worker run
 (``join`` or ``memory`` without a ladder), a fault-injection run (``results`` of scenarios) or a
 drift measurement (``feature_shift_delay``). A section shared by several documents (a memory run
 copied into later ones) is shown once, under the first. Runs are listed newest first.
@@ -224,6 +224,27 @@ def formats_section(runs: list[Run]) -> list[str]:
     return lines
 
 
+def models_section(runs: list[Run]) -> list[str]:
+    """The pipeline per kind of model, in process, and a large reference's import: per run."""
+    lines: list[str] = []
+    for run, section in first_of_each(runs, "models"):
+        lines += [f"`{run.path.name}` ({run.when}):", ""]
+        figures = ("inputs", "string_features", "pipeline_per_event_us", "cpu_per_event_us", "events_per_s")
+        rows = [
+            [f"{kind}: {f.get('model')}", *[num(f.get(k)) for k in (*figures, "vs_tensor")]]
+            for kind, f in section.items()
+            if isinstance(f, dict)
+        ]
+        head = ["model", "inputs", "string features", "p50 µs per event", "CPU µs per event", "events/s"]
+        lines += table([*head, "vs one tensor"], rows)
+        if "import_seconds" in section:
+            size = num(section.get("import_rows"))
+            lines += [f"`model import` of {size} reference rows: {num(section['import_seconds'])} s.", ""]
+        elif "error" in section:
+            lines += [f"Not measured: {num(section['error'])}.", ""]
+    return lines
+
+
 def memory_section(runs: list[Run]) -> list[str]:
     """The worker's ten-minute memory runs."""
     rows = []
@@ -405,6 +426,7 @@ def page(folder: Path, charts: dict[str, str]) -> str:
         lines += ladder_section(run, charts)
     sections: list[tuple[str, list[str]]] = [
         ("Wire formats in process", formats_section(runs)),
+        ("Kinds of model in process", models_section(runs)),
         ("Micro-benchmarks", columns_section(runs, "micro", "per event or per call", "µs, p50")),
         ("Embedded broker", columns_section(runs, "broker", "figure", "s or messages/s")),
         ("Worker memory over ten minutes", memory_section(runs)),

@@ -30,6 +30,7 @@ exactly because a new model begins at a batch boundary: they go out with the bat
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -119,6 +120,8 @@ class ScoringLoop:
 
     def _run(self) -> None:
         settings = self.settings
+        gc.collect()
+        gc.freeze()  # what start-up made lives as long as the process: the collector stops walking it
         topic = settings.input_topic
         batch_size, wait = settings.batch_size, settings.batch_max_wait_ms / 1000.0
         commit_every = settings.commit_interval_ms / 1000.0

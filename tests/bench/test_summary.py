@@ -72,6 +72,8 @@ def test_the_ratios_of_the_target_table():
         "shadow_challenger_to_none": None,  # no shadow rung in this ladder
         "avro_vs_json": 0.7,
         "json_schema_vs_json": 0.95,
+        "columns_model_vs_tensor": None,  # no rung of a model with one input per column
+        "columns_model_cpu_s_per_1000": None,
     }
     ladder = [dict(r) for r in LADDER]
     summary.to_limit(ladder)
@@ -84,6 +86,14 @@ def test_a_failed_format_rung_gives_no_ratio_of_its_own():
     ratios = summary.ratios(ladder)
     assert ratios["avro_vs_json"] is None and ratios["json_schema_vs_json"] is None
     assert ratios["two_processes_to_one"] == 1.8
+
+
+def test_the_model_with_one_input_per_column_is_compared_with_the_one_tensor_model_of_its_run():
+    ladder = [*LADDER, rung("streamscore-columns", 4_500, cpu_s_per_1000=0.26)]
+    ratios = summary.ratios(ladder)
+    assert ratios["columns_model_vs_tensor"] == 0.75
+    assert ratios["columns_model_cpu_s_per_1000"] == 0.26
+    assert ratios["avro_vs_json"] == 0.7, "the other ratios are as without it"
 
 
 def test_missing_rungs_give_no_ratio():

@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import onnxruntime as ort
@@ -133,28 +134,42 @@ def test_every_kind_of_model_scores_flat_events_as_onnxruntime(kafka_bootstrap, 
             worker.wait_for("assigned partitions", timeout=120)
         for _, topics in started.values():
             _publish(kafka_bootstrap, topics["events"], rows)
-        for tag, (worker, topics) in started.items():
-            champion, challenger = SERVED[tag]
-            answers = {champion: read_topic(kafka_bootstrap, topics["predictions"], EVENTS, timeout=90)}
-            if challenger:
-                answers[challenger] = read_topic(kafka_bootstrap, topics["shadow"], EVENTS, timeout=60)
-            assert read_topic(kafka_bootstrap, topics["dlq"], 0, timeout=5) == [], worker.output()
-            for name, messages in answers.items():
-                predictions = {
-                    p.event_id: p for p in (Prediction.model_validate_json(m.value()) for m in messages)
-                }
-                assert sorted(predictions) == sorted(f"t{i}" for i in range(EVENTS)), (tag, name)
-                assert {p.model_name for p in predictions.values()} == {name}
-                scores, labels = _expected(made[name], rows)
-                online = np.array([predictions[f"t{i}"].score for i in range(EVENTS)])
-                np.testing.assert_allclose(online, scores, rtol=2**-22, atol=1e-7, err_msg=f"{tag}: {name}")
-                if labels is not None:
-                    assert [predictions[f"t{i}"].label for i in range(EVENTS)] == labels
+        answers = _read_all(kafka_bootstrap, started, ("predictions", "shadow"), EVENTS)
+        answers |= _read_all(kafka_bootstrap, started, ("dlq",), 0)  # once every event was scored
+        for tag, (worker, _) in started.items():
+            assert answers[tag, "dlq"] == [], worker.output()
+            for name, kind in zip(SERVED[tag], ("predictions", "shadow"), strict=True):
+                if name is not None:
+                    _check(made[name], rows, answers[tag, kind], f"{tag}: {name}")
             assert worker.proc.poll() is None, worker.output()
         _explained(started["strings"][0], rows[0])
     finally:
         for worker, _ in started.values():
             worker.stop()
+
+
+def _read_all(kafka_bootstrap: str, started: dict, kinds: tuple[str, ...], expected: int) -> dict:
+    """The messages of those topics of every worker, read at once (each read waits to settle)."""
+    with ThreadPoolExecutor(8) as pool:
+        read = {
+            (tag, kind): pool.submit(read_topic, kafka_bootstrap, topics[kind], expected, 90)
+            for tag, (_, topics) in started.items()
+            for kind in kinds
+            if kind != "shadow" or SERVED[tag][1]
+        }
+        return {key: future.result() for key, future in read.items()}
+
+
+def _check(made: zoo.Zoo, rows: list[dict[str, object]], messages: list, where: str) -> None:
+    """Every event scored once by the model, as onnxruntime scores its row."""
+    predictions = {p.event_id: p for p in (Prediction.model_validate_json(m.value()) for m in messages)}
+    assert sorted(predictions) == sorted(f"t{i}" for i in range(EVENTS)), where
+    assert len(messages) == EVENTS and {p.model_name for p in predictions.values()} == {where.split(": ")[1]}
+    scores, labels = _expected(made, rows)
+    online = np.array([predictions[f"t{i}"].score for i in range(EVENTS)])
+    np.testing.assert_allclose(online, scores, rtol=2**-22, atol=1e-7, err_msg=where)
+    if labels is not None:
+        assert [predictions[f"t{i}"].label for i in range(EVENTS)] == labels
 
 
 def _explained(worker: WorkerProcess, row: dict[str, object]) -> None:
