@@ -52,7 +52,7 @@ def run(quick: bool = False) -> dict[str, object]:
     values = [v for _, v, *_ in itertools.islice(events(seed=1), 256)]
     reader = FeatureReader(model.card.features)
     decoded = [decode(v, 65_536) for v in values]
-    x = np.array([reader.row(e.features) for e in decoded], dtype=np.float32)
+    x = np.array([reader.row(e.features)[0] for e in decoded], dtype=np.float32)
     pipeline = Pipeline(
         model,
         Topics("p", "v", "d"),

@@ -244,15 +244,12 @@ def publish(folder: Path, tracking_uri: str | None, alias: str | None) -> list[s
 def _check_served(folder: Path, ref: Reference, card: ModelCard, scores: np.ndarray) -> None:
     """Load the new version with every start-up check; its scores must be the import's."""
     loaded = registry_model.load_folder(folder)
-    predict = getattr(loaded, "predict_columns", None)
-    if predict is None:
-        return
     rows = min(ref.rows, SERVED_ROWS)
     columns = {
         f.name: ref.columns[f.name].texts[:rows] if f.type == "string" else ref.columns[f.name].numbers[:rows]
         for f in card.features
     }
-    served = np.asarray(predict(columns).scores, dtype=np.float64)
+    served = np.asarray(loaded.predict_columns(columns).scores, dtype=np.float64)
     if not np.allclose(served, scores[:rows], rtol=1e-5, atol=1e-6):
         gap = float(np.max(np.abs(served - scores[:rows])))
         raise ModelError(f"{folder}: the loaded model scores reference rows {gap:.2e} away from the import")
