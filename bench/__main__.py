@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import broker_startup, formats, ladder, memory, micro, models
+from bench import broker_startup, formats, ladder, memory, micro, models, summary
 from stream.errors import StreamscoreError
 from stream.tools.broker import KAFKA_VERSION, BrokerError, EmbeddedKafka
 
@@ -64,18 +64,14 @@ def chart(report: dict, path: Path) -> None:
     valid = report["ladder"].get("valid")
     left.set_title("Throughput" if valid else "Throughput: INVALID RUN (the limit is not the fastest rung)")
     for r in rungs:
-        points = [p for p in r["latency"] if p.get("events")]
+        points = sorted((p["offered"], p["read_p99_ms"]) for p in r["latency"] if p.get("read_p99_ms"))
         if points:
-            right.plot(
-                [p["fraction_of_max"] * 100 for p in points],
-                [p["p99_ms"] for p in points],
-                marker="o",
-                label=r["rung"],
-            )
+            right.plot(*zip(*points, strict=True), marker="o", label=r["rung"])
+    right.set_xscale("log")
     right.set_yscale("log")
-    right.set_xlabel("offered rate, % of the rung's own maximum")
-    right.set_ylabel("p99 event time -> prediction read, ms")
-    right.set_title("End-to-end latency (p99)")
+    right.set_xlabel("offered events/s (the same rates for all, and fractions of each maximum)")
+    right.set_ylabel("p99 occurred_at -> a consumer's read, ms")
+    right.set_title("End-to-end latency (p99), against the offered rate")
     right.legend(fontsize=8)
     where = report["machine"]
     fig.suptitle(
@@ -170,13 +166,19 @@ def main() -> None:
             bootstrap, quick=args.quick, only=args.only, registry=url, no_registry=why, rounds=args.rounds
         )
     report["seconds"] = round(time.monotonic() - started)
+    written(report, f"{now:%Y-%m-%d}" + ("-quick" if args.quick else ""))
+
+
+def written(report: dict, stem: str) -> None:
+    """The report and its chart as ``bench/results/<stem>.json`` and ``.png``; the latency table printed."""
     RESULTS.mkdir(exist_ok=True)
-    stem = f"{now:%Y-%m-%d}" + ("-quick" if args.quick else "")
     previous = RESULTS / f"{stem}.json"
     if previous.exists() and "memory" in (kept := json.loads(previous.read_text())):
         report["memory"] = kept["memory"]  # the day's memory run stays beside the new ladder
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     chart(report, RESULTS / f"{stem}.png")
+    if table := summary.latency_text(report["ladder"].get("latency_table", [])):
+        print(table)
     print(f"written {RESULTS / stem}.json and .png in {report['seconds']} s")
 
 

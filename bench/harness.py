@@ -7,7 +7,8 @@ that they start on a full backlog and do not share the cores with the writer, an
 back with ``isolation.level=read_committed`` once it is complete, and its rate and CPU are taken
 over the middle of the drain (:mod:`bench.measure`). Latency is measured on the same processes
 afterwards, with events offered at a fixed rate by the load generator (:mod:`bench.load`), from
-``occurred_at`` to the prediction's append on the broker, read back once the load is over.
+``occurred_at`` to the prediction's append on the broker and to its read by a downstream consumer,
+which reads while the load is offered (:mod:`bench.latency`).
 
 A rung in a registered format (``STREAMSCORE_INPUT_FORMAT`` and ``STREAMSCORE_OUTPUT_FORMAT``:
 ``avro`` or ``json-schema``) needs a schema registry: the event schema is registered as
@@ -20,27 +21,22 @@ generator stamps ``occurred_at`` in JSON text.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
-import re
 import secrets
 import signal
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import orjson
 from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
 
-from bench import measure
-from bench.load import WRITER, Pool, write
+from bench import latency, measure
+from bench.latency import Sampler, Timed
+from bench.load import WRITER, Pool, prediction, score_matches, write
 from stream.errors import StreamscoreError
 from stream.formats.events import event_serializer
 from stream.formats.reader import WireReader
@@ -52,8 +48,13 @@ from stream.tools.tail import Wire
 
 ROOT = Path(__file__).parents[1]
 PARTITIONS = 6
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-_OCCURRED_AT = re.compile(rb'"occurred_at":\s*"([^"]+)"')
+_cpu_seconds = latency.cpu_seconds  # what the outcome worker's rung samples
+#: The topics of a rung (``STREAMSCORE_<name>_TOPIC``), each named ``<base>.<suffix>``.
+_TOPICS = {
+    "INPUT": "events", "PREDICTION": "predictions", "PROVENANCE": "provenance", "DLQ": "dlq",
+    "OUTCOME": "outcomes", "DRIFT": "drift", "CHALLENGER": "predictions.challenger",
+    "MODEL_CHANGES": "model-changes",
+}  # fmt: skip
 #: Predictions whose scores are compared with the model's, per drain.
 SCORE_CHECKS = 50
 
@@ -85,18 +86,6 @@ class Rung:
         return self.input_format != "json" or self.output_format != "json"
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def _peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 class Harness:
     """Topics, processes and measurement for one rung."""
 
@@ -114,14 +103,7 @@ class Harness:
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "STREAMSCORE_APP_ID": base,
-            "STREAMSCORE_INPUT_TOPIC": f"{base}.events",
-            "STREAMSCORE_PREDICTION_TOPIC": f"{base}.predictions",
-            "STREAMSCORE_PROVENANCE_TOPIC": f"{base}.provenance",
-            "STREAMSCORE_DLQ_TOPIC": f"{base}.dlq",
-            "STREAMSCORE_OUTCOME_TOPIC": f"{base}.outcomes",
-            "STREAMSCORE_DRIFT_TOPIC": f"{base}.drift",
-            "STREAMSCORE_CHALLENGER_TOPIC": f"{base}.predictions.challenger",
-            "STREAMSCORE_MODEL_CHANGES_TOPIC": f"{base}.model-changes",
+            **{f"STREAMSCORE_{name}_TOPIC": f"{base}.{topic}" for name, topic in _TOPICS.items()},
             "STREAMSCORE_PARTITIONS": str(PARTITIONS),
             "STREAMSCORE_METRICS_PORT": "0",
             "STREAMSCORE_DATA_DIR": tempfile.mkdtemp(prefix="bench-"),
@@ -152,17 +134,9 @@ class Harness:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.admin = connect(self.kafka)[0]
         self.writer = Producer(client_config(self.kafka, **WRITER))
-        self.reader = Consumer(
-            client_config(
-                self.kafka,
-                **{
-                    "group.id": f"{base}-reader",
-                    "enable.auto.commit": False,
-                    "fetch.wait.max.ms": 5,
-                    "isolation.level": "read_committed",  # exactly once: only committed outputs count
-                },
-            )
-        )
+        reading: dict[str, object] = {"group.id": f"{base}-reader", "enable.auto.commit": False}
+        reading |= {"fetch.wait.max.ms": 5, "isolation.level": "read_committed"}  # only committed outputs
+        self.reader = Consumer(client_config(self.kafka, **reading))
         self.partitions = [TopicPartition(self.predictions, p, 0) for p in range(PARTITIONS)]
         self.reader.assign(self.partitions)
 
@@ -253,7 +227,7 @@ class Harness:
             write(self.writer, self.input, self.pool.messages, count)
             written = time.monotonic() - written
         finally:
-            cpu = _Sampler(self.procs)
+            cpu = Sampler(self.procs)
             for p in self.procs:
                 p.send_signal(signal.SIGCONT)
         with cpu:
@@ -294,104 +268,21 @@ class Harness:
         """Whether a prediction's score is the model's for that event; None: no score to check."""
         return score_matches(prediction(value, self.wire), self.pool.scores)
 
-    def latency(self, rate: float, seconds: float) -> dict[str, object]:
-        """Offer ``rate`` events/s for ``seconds`` from another process; percentiles in ms.
-
-        A latency is the time from an event's ``occurred_at`` (stamped by the generator as it sends)
-        to its prediction's append on the broker (``LogAppendTime``). The predictions are read once
-        the generator is done, so that reading them takes no CPU from the scorer meanwhile.
-        """
-        generator = subprocess.Popen(
-            [sys.executable, "-m", "bench.load", str(rate), str(seconds), str(self.pool_file)],
-            env=self.env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-        )
-        offered: dict[str, float] = orjson.loads(generator.communicate()[0] or b'{"sent": 0}')
-        pairs: list[tuple[float, float]] = []  # (occurred_at, latency)
-        parsed: dict[bytes, float] = {}  # the generator stamps a burst of events with one time
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(pairs) < offered["sent"]:
-            for m in self._read(0.5):
-                if (found := _OCCURRED_AT.search(m.value())) is None:
-                    continue
-                stamp = found.group(1)
-                if (occurred := parsed.get(stamp)) is None:
-                    occurred = parsed[stamp] = dt.datetime.fromisoformat(stamp.decode()).timestamp()
-                pairs.append((occurred, m.timestamp()[1] / 1000 - occurred))
-        skip_until = offered.pop("started_at", 0.0) + min(1.0, seconds / 4)  # the first second warms up
-        lat = [latency for occurred, latency in pairs if occurred >= skip_until]
-        result: dict[str, object] = {
-            **offered,
-            "read": len(pairs),
-            "events": len(lat),
-            **measure.percentiles_ms(lat),
-        }
-        result["generator_kept_up"] = offered.get("achieved", 0) >= 0.95 * rate
-        return result
+    def latency(self, rate: float, seconds: float) -> tuple[dict[str, object], list[Timed]]:
+        """Offer ``rate`` events/s for ``seconds``; the figures of :func:`bench.latency.summarise`,
+        the CPU over the measured window, and each prediction's times."""
+        reader = latency.reader(self.kafka, self.predictions, PARTITIONS)
+        try:
+            with Sampler(self.procs) as cpu:
+                offered, timed = latency.offer(reader, self.env, ROOT, self.pool_file, rate, seconds)
+        finally:
+            reader.close()
+        figures = latency.summarise(offered, timed, rate, seconds)
+        if "started_at" in offered:  # the generator ran to its end
+            start, end = latency.window(offered, seconds)
+            figures["machine_cores_busy"] = round(cpu.cores_busy(start, end), 2)
+            figures["scorer_cpu_share"] = round(cpu.between(start, end) / (end - start), 2)
+        return figures, timed
 
     def peak_rss_mib(self) -> float:
-        return round(max(_peak_rss_mib(p.pid) for p in self.procs), 1)
-
-
-def prediction(value: bytes, wire: Wire | None = None) -> dict[str, Any] | None:
-    """A prediction's record: its JSON, or with ``wire`` its wire-format value decoded with the
-    writer's schema (Avro or JSON Schema); None if it is not a record."""
-    if wire is None:
-        record = orjson.loads(value)
-    else:
-        decoded = wire(value)
-        record = decoded[1] if decoded is not None else None
-    return record if isinstance(record, dict) else None
-
-
-def score_matches(record: dict[str, Any] | None, scores: dict[str, float]) -> bool | None:
-    """Whether a prediction's score is the model's for its event; None: no score to check."""
-    if record is None or "score" not in record:
-        return None
-    want = scores.get(record.get("event_id"))  # type: ignore[arg-type]
-    return None if want is None else abs(float(record["score"]) - want) <= 1e-6
-
-
-def _machine_busy_seconds() -> float:
-    """CPU seconds the whole machine has spent on anything but idling, summed over its cores."""
-    ticks = [int(n) for n in Path("/proc/stat").read_text().split()[1:9]]  # the "cpu" line: all cores
-    idle, iowait = ticks[3], ticks[4]
-    return (sum(ticks) - idle - iowait) / CLOCK_TICKS
-
-
-class _Sampler:
-    """Cumulative CPU seconds of the scorer's processes, and of the whole machine, every 50 ms."""
-
-    def __init__(self, procs: list[subprocess.Popen[bytes]]) -> None:
-        self.pids = [p.pid for p in procs]
-        self.samples: list[tuple[float, float]] = []
-        self.machine: list[tuple[float, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._sample()
-
-    def _sample(self) -> None:
-        now = time.time()
-        self.samples.append((now, sum(_cpu_seconds(pid) for pid in self.pids)))
-        self.machine.append((now, _machine_busy_seconds()))
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            self._sample()
-
-    def __enter__(self) -> _Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-
-    def between(self, start: float, end: float) -> float:
-        return measure.cpu_between(self.samples, start, end)
-
-    def cores_busy(self, start: float, end: float) -> float:
-        """How many cores the whole machine (broker, scorers, everything else) kept busy, on average."""
-        return measure.cpu_between(self.machine, start, end) / (end - start)
+        return round(max(latency.peak_rss_mib(p.pid) for p in self.procs), 1)

@@ -7,8 +7,15 @@ Each rung's processes are started once (:mod:`bench.harness`) and, in turn:
    before (:func:`bench.measure.next_backlog`), until one lasts :attr:`Plan.drain_seconds` in
    its measured middle (or reaches :attr:`Plan.largest` events): that drain gives the rung's
    events/s and CPU seconds per 1,000 events, over the middle 80% of the drain;
-3. take offered loads at fractions of that rate: end-to-end latency percentiles, and the rate the
-   load generator achieved (not for the rungs in a registered format: see :data:`NO_LATENCY`).
+3. take offered loads at fractions of that rate and at the same absolute rates for every rung
+   (:data:`bench.latency.RATES`, those it can sustain): the time from each event's ``occurred_at``
+   to its prediction's append and to a downstream consumer's read, the rate the load generator
+   achieved, and the cores busy meanwhile (not for the rungs in a registered format: see
+   :data:`NO_LATENCY`).
+
+The first rung, the latency floor, is a bare loop that sends each event on as soon as it arrives:
+the latency Kafka itself sets on the machine, which the summary's latency table sets every rung
+against (:func:`bench.summary.latency_table`). The passthrough stays the limit of throughput.
 
 The rungs in a registered format (Avro, JSON Schema: input and output) need a schema registry,
 given to :func:`run` as a URL; without one they record an error and the ladder goes on. The rungs
@@ -33,6 +40,7 @@ from pathlib import Path
 
 from bench import measure, models, outcomes, summary
 from bench.harness import ROOT, Harness, Rung
+from bench.latency import RATES, offers
 from bench.load import Pool
 from stream.errors import StreamscoreError
 from stream.scoring.model import load_folder
@@ -40,6 +48,7 @@ from stream.scoring.model import load_folder
 QUIX_PYTHON = str(ROOT / ".venv-quix" / "bin" / "python")
 WORKER = [sys.executable, "-m", "stream.cli.main", "worker"]
 RUNGS = [
+    Rung("0 latency floor", "floor", [sys.executable, "-m", "bench.rungs", "floor"]),
     Rung("1 passthrough (limit)", "passthrough", [sys.executable, "-m", "bench.rungs", "passthrough"]),
     Rung("2 bare loop + real work", "bare", [sys.executable, "-m", "bench.rungs", "bare"]),
     Rung("3 naive Faust scorer", "naive", [sys.executable, "-m", "bench.rungs", "naive"]),
@@ -96,14 +105,22 @@ class Plan:
     drain_seconds: float  # least length of a drain's measured middle
     probe_seconds: float  # a drain this long gives a rate to size the next backlog from
     latency_seconds: float
-    fractions: tuple[float, ...] = (0.25, 0.5, 0.7)
+    fractions: tuple[float, ...] = (0.25, 0.5, 0.7)  # of the rung's own maximum
+    rates: tuple[float, ...] = RATES  # events/s offered to every rung that can sustain them
     first_probe: int = 2_000
     smallest: int = 5_000
     largest: int = 2_000_000  # events in one backlog (written while the scorer is stopped)
 
 
 FULL = Plan(drain_seconds=10.0, probe_seconds=1.0, latency_seconds=8.0)
-QUICK = Plan(drain_seconds=3.0, probe_seconds=0.5, latency_seconds=2.5, fractions=(0.5,), largest=700_000)
+QUICK = Plan(
+    drain_seconds=3.0,
+    probe_seconds=0.5,
+    latency_seconds=2.5,
+    fractions=(0.5,),
+    rates=(1_000,),
+    largest=700_000,
+)
 
 
 def chosen(quick: bool = False, only: list[str] | None = None) -> list[Rung]:
@@ -167,12 +184,8 @@ def measure_rung(
                 largest=plan.largest,
             )
         print(f"   backlogs {rounds[:-1]}\n   saturation {sat}", flush=True)
-        latencies = []
-        for fraction in () if rung.registered else plan.fractions:
-            rate = float(sat["events_per_s"]) * fraction  # type: ignore[arg-type]
-            lat = {"fraction_of_max": fraction, **harness.latency(rate, plan.latency_seconds)}
-            latencies.append(lat)
-            print(f"   latency {lat}", flush=True)
+        maximum = float(sat["events_per_s"])  # type: ignore[arg-type]
+        latencies = [] if rung.registered else latency_points(harness, plan, maximum)
         rss = harness.peak_rss_mib()
     return {
         "rung": rung.name,
@@ -186,6 +199,17 @@ def measure_rung(
     }
 
 
+def latency_points(harness: Harness, plan: Plan, maximum: float) -> list[dict[str, object]]:
+    """The rung's latency at the plan's fractions of its ``maximum`` and at the plan's rates it can
+    sustain (the others recorded as skipped)."""
+    points = []
+    for label, rate in offers(maximum, plan.rates, plan.fractions):
+        point = label if rate is None else {**label, **harness.latency(rate, plan.latency_seconds)[0]}
+        points.append(point)
+        print(f"   latency {point}", flush=True)
+    return points
+
+
 def warnings(plan: Plan, rungs: list[dict[str, object]]) -> list[str]:
     """What weakens the run without invalidating it: short drains, a generator that fell behind."""
     found = [
@@ -197,7 +221,7 @@ def warnings(plan: Plan, rungs: list[dict[str, object]]) -> list[str]:
         f"{r['rung']}: the load generator achieved {p.get('achieved')} of {p.get('offered')} events/s offered"
         for r in rungs
         for p in r.get("latency", [])  # type: ignore[union-attr]
-        if not p.get("generator_kept_up")
+        if "skipped" not in p and not p.get("generator_kept_up")
     ]
     return found
 
@@ -246,6 +270,7 @@ def run(
             report["outcomes"] = {"error": str(exc)}
             print(f"   {exc}", flush=True)
     report["warnings"] = warnings(plan, results)
+    report["latency_table"] = summary.latency_table(results)  # every rung against the floor, same rates
     problems = summary.problems(results)
     report["valid"] = not problems
     if problems:

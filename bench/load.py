@@ -3,9 +3,10 @@
 :class:`Pool` holds events generated once per run (``stream.tools.produce.events``) as ready-made
 messages, and the score the model gives each. The latency load generator, ``python -m bench.load
 RATE SECONDS POOL``, runs as a process of its own and offers ``RATE`` events/s for ``SECONDS``:
-every few milliseconds it sends the events due as one ``produce_batch``, each event's
-``occurred_at`` overwritten in its pre-serialised bytes with the time of sending (so generating
-costs a bytes join per event, not a JSON round trip). It prints what it achieved as one JSON line.
+every millisecond (:data:`BURST_S`) it sends the events due as one ``produce_batch`` with
+``linger.ms`` 0, each event's ``occurred_at`` overwritten in its pre-serialised bytes with the time
+of sending (so generating costs a bytes join per event, not a JSON round trip). It prints what it
+achieved as one JSON line. Backlogs are written with :data:`WRITER`, in large batches.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from stream.settings import Settings
 
 if TYPE_CHECKING:
     from stream.scoring.model import LoadedModel
+    from stream.tools.tail import Wire
 
-#: Time between two bursts of the load generator.
-BURST_S = 0.005
+#: Time between two bursts of the load generator: at most the latency it adds to an event.
+BURST_S = 0.001
 _STAMP = b'"occurred_at":"'
 Generated = tuple[bytes, bytes, str, dict[str, Any]]
 """An event: ``(key, value, event_id, features)``."""
@@ -89,6 +91,25 @@ class Pool:
         path.write_bytes(b"".join(m["key"] + b"\t" + m["value"] + b"\n" for m in self.messages))
 
 
+def prediction(value: bytes, wire: Wire | None = None) -> dict[str, Any] | None:
+    """A prediction's record: its JSON, or with ``wire`` its wire-format value decoded with the
+    writer's schema (Avro or JSON Schema); None if it is not a record."""
+    if wire is None:
+        record = orjson.loads(value)
+    else:
+        decoded = wire(value)
+        record = decoded[1] if decoded is not None else None
+    return record if isinstance(record, dict) else None
+
+
+def score_matches(record: dict[str, Any] | None, scores: dict[str, float]) -> bool | None:
+    """Whether a prediction's score is the model's for its event; None: no score to check."""
+    if record is None or "score" not in record:
+        return None
+    want = scores.get(record.get("event_id"))  # type: ignore[arg-type]
+    return None if want is None else abs(float(record["score"]) - want) <= 1e-6
+
+
 def write(producer: Producer, topic: str, messages: list[dict[str, bytes]], count: int) -> None:
     """Send ``count`` of ``messages`` (cycled) with ``produce_batch``; wait until all are acknowledged."""
     sent = 0
@@ -118,7 +139,7 @@ def stamp_slot(line: bytes) -> tuple[bytes, bytes, bytes]:
 def offer(settings: Settings, rate: float, seconds: float, pool: Path) -> dict[str, float]:
     """Send the pool's events at ``rate``/s for ``seconds``, stamped with the time of sending."""
     messages = [stamp_slot(line) for line in pool.read_bytes().splitlines()]
-    producer = Producer(client_config(settings, **{**WRITER, "linger.ms": 1}))
+    producer = Producer(client_config(settings, **{**WRITER, "linger.ms": 0}))  # each burst sent at once
     topic = settings.input_topic
     cycle = itertools.cycle(messages)
     started, started_at = time.monotonic(), time.time()

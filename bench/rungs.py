@@ -2,8 +2,12 @@
 
 They read the same settings as the worker (``KAFKA_BOOTSTRAP_SERVERS``, ``STREAMSCORE_*``):
 
-- ``passthrough``: the limit. A bare confluent-kafka loop: consume in batches, produce two records
-  per input (stand-ins for prediction and provenance), flush and commit every second.
+- ``floor``: the latency floor. The same loop as the passthrough, sending each record as soon as
+  it is produced (``linger.ms`` 0), and flushing and committing every 100 ms (at least once, as the
+  worker does): the least latency Kafka allows on the machine.
+- ``passthrough``: the limit. A bare confluent-kafka loop: wait for the first message, take what has
+  arrived, produce two records per input (stand-ins for prediction and provenance), flush and
+  commit every second.
 - ``bare``: the same loop doing the real work with :class:`stream.scoring.pipeline.Pipeline`.
 - ``naive``: what tutorials write: a Faust agent that decodes each event with the stdlib json,
   runs onnxruntime once per event, and awaits each send.
@@ -25,7 +29,7 @@ from stream.kafka.config import client_config, faust_broker
 from stream.settings import Settings
 
 
-def _clients(settings: Settings) -> tuple[Consumer, Producer]:
+def _clients(settings: Settings, linger_ms: float) -> tuple[Consumer, Producer]:
     consumer = Consumer(
         client_config(
             settings,
@@ -38,14 +42,15 @@ def _clients(settings: Settings) -> tuple[Consumer, Producer]:
         )
     )
     producer = Producer(
-        client_config(settings, **{"linger.ms": 1, "acks": "all", "partitioner": "murmur2_random"})
+        client_config(settings, **{"linger.ms": linger_ms, "acks": "all", "partitioner": "murmur2_random"})
     )  # murmur2: keys land where the worker's producer (aiokafka, Java's partitioner) puts them
     consumer.subscribe([settings.input_topic])
     return consumer, producer
 
 
-def _loop(settings: Settings, work: bool) -> None:
-    consumer, producer = _clients(settings)
+def _loop(settings: Settings, work: bool, commit_s: float = 1.0, linger_ms: float = 1) -> None:
+    """Take what has arrived, send two records per input; flush, then commit, every ``commit_s``."""
+    consumer, producer = _clients(settings, linger_ms)
     running = True
 
     def stop(*_: object) -> None:
@@ -74,6 +79,7 @@ def _loop(settings: Settings, work: bool) -> None:
     while running:
         first = consumer.poll(0.05)  # wait for the first message only, then take what is there
         msgs = [first, *consumer.consume(499, timeout=0)] if first is not None else []
+        msgs = [m for m in msgs if m.error() is None]
         if msgs:
             uncommitted = True
             if pipeline is None:
@@ -82,11 +88,11 @@ def _loop(settings: Settings, work: bool) -> None:
                     produce(pred, m.value(), m.key(), p)
                     produce(prov, m.value(), m.key(), p)
             else:
-                for r in pipeline.process([m for m in msgs if m.error() is None]).records:
+                for r in pipeline.process(msgs).records:
                     partition = -1 if r.partition is None else r.partition  # -1: by key
                     produce(r.topic, r.value, r.key, partition, headers=r.headers)
         producer.poll(0)
-        if uncommitted and time.monotonic() - last_commit >= 1.0:
+        if uncommitted and time.monotonic() - last_commit >= commit_s:
             producer.flush()
             consumer.commit(asynchronous=False)
             last_commit, uncommitted = time.monotonic(), False
@@ -137,7 +143,9 @@ def naive(settings: Settings) -> None:
 def main() -> None:
     settings = Settings()
     rung = sys.argv[1]
-    if rung == "passthrough":
+    if rung == "floor":
+        _loop(settings, work=False, commit_s=0.1, linger_ms=0)
+    elif rung == "passthrough":
         _loop(settings, work=False)
     elif rung == "bare":
         _loop(settings, work=True)

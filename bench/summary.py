@@ -3,6 +3,9 @@
 A ladder is valid only if its limit (the passthrough rung) is the fastest rung, within
 :data:`TOLERANCE`, every rung scored every event it was given, and the scores checked matched the
 model's. An invalid run keeps its raw figures but gives no ratios: it says why it failed instead.
+The latency floor (a bare loop that sends each event on at once) is not the limit: it sets the
+latency Kafka allows on the machine, and :func:`latency_table` sets each rung's time to a
+downstream consumer's read against it, at the same offered rates.
 The registered formats' ratios (``avro_vs_json``, ``json_schema_vs_json``) are their one-process
 rung's events/s over the JSON one's, in the same run; the target is 0.8 or more. A model with one
 input per column and two string features (``columns_model_vs_tensor``): its rung's events/s over the
@@ -16,6 +19,8 @@ from collections.abc import Sequence
 
 #: How much faster than the limit a rung may measure before the run counts as invalid.
 TOLERANCE = 0.10
+#: Rungs that are not scorers and may drain faster than the limit: the latency floor.
+NOT_LIMITED = frozenset({"floor"})
 
 Result = dict[str, object]
 
@@ -31,7 +36,9 @@ def problems(rungs: Sequence[Result], tolerance: float = TOLERANCE) -> list[str]
             f"{r['rung']} measured {r['events_per_s']:,} events/s, faster than the limit "
             f"({ceiling:,.0f}/s) by more than {tolerance:.0%}: the limit was not measured at saturation"
             for r in measured
-            if r is not limit and float(r["events_per_s"]) > ceiling * (1 + tolerance)  # type: ignore[arg-type]
+            if r is not limit
+            and r.get("key") not in NOT_LIMITED
+            and float(r["events_per_s"]) > ceiling * (1 + tolerance)  # type: ignore[arg-type]
         ]
     elif limit is not None:
         found.append(f"the limit rung failed: {limit.get('error')}")
@@ -61,7 +68,8 @@ def by_round(rungs: Sequence[Result]) -> list[dict[str, float | None]]:
 def _ratios(rungs: Sequence[Result]) -> dict[str, float | None]:
     rate = {k: _figure(rungs, k, "events_per_s") for k in _KEYS}
     one = _by_key(rungs, "streamscore")
-    p99 = {round(float(p["fraction_of_max"]) * 100): p.get("p99_ms") for p in (one or {}).get("latency", [])}  # type: ignore[union-attr]
+    points = [p for p in (one or {}).get("latency", []) if "fraction_of_max" in p]  # type: ignore[attr-defined]
+    p99 = {round(float(p["fraction_of_max"]) * 100): p.get("append_p99_ms") for p in points}
     return {
         "streamscore_1_process_to_bare_loop": _div(rate["streamscore"], rate["bare"]),
         "streamscore_to_naive_faust": _div(rate["streamscore"], rate["naive"]),
@@ -85,6 +93,76 @@ def to_limit(rungs: Sequence[Result]) -> None:
     for r in rungs:
         if ceiling and "events_per_s" in r:
             r["ratio_to_limit"] = round(float(r["events_per_s"]) / ceiling, 3)  # type: ignore[arg-type]
+
+
+def latency_table(rungs: Sequence[Result]) -> list[Result]:
+    """At each absolute rate offered, each rung's time to a consumer's read (p50, p99, ms) set against
+    the floor's of its round: what it adds to the p50, how many times the p99, and the cores busy."""
+    rates = sorted({p["rate"] for r in rungs for p in _points(r) if "rate" in p})  # type: ignore[type-var]
+    rows: list[Result] = []
+    for rate in rates:
+        for r in rungs:
+            point = _at(r, rate)
+            if point is None:
+                continue
+            row: Result = {"rate": rate, "rung": r["rung"], **({"round": r["round"]} if "round" in r else {})}
+            if "skipped" in point:
+                rows.append(row | {"skipped": point["skipped"]})
+                continue
+            same_round = [f for f in rungs if f.get("round", 1) == r.get("round", 1)]
+            rows.append(row | _against(point, _at(_by_key(same_round, "floor"), rate) or {}))
+    return rows
+
+
+def _against(point: Result, floor: Result) -> Result:
+    p50, p99 = point.get("read_p50_ms"), point.get("read_p99_ms")
+    f50, f99 = floor.get("read_p50_ms"), floor.get("read_p99_ms")
+    above = None if p50 is None or f50 is None else round(float(p50) - float(f50), 2)  # type: ignore[arg-type]
+    return {
+        "read_p50_ms": p50,
+        "read_p99_ms": p99,
+        "floor_p50_ms": f50,
+        "floor_p99_ms": f99,
+        "p50_above_floor_ms": above,
+        "p99_to_floor": _div(p99, f99),  # type: ignore[arg-type]
+        "machine_cores_busy": point.get("machine_cores_busy"),
+    }
+
+
+_COLUMNS = f"{'events/s':>9}  {'rung':<40} {'p50':>8} {'p99':>8} {'p50-floor':>10} {'p99/floor':>9} cores"
+
+
+def latency_text(rows: Sequence[Result]) -> str:
+    """The latency table as text, one line a row (empty without rows)."""
+    if not rows:
+        return ""
+    lines = ["time from occurred_at to a consumer's read (ms), against the latency floor's", _COLUMNS]
+    for r in rows:
+        name = f"{r['rung']}" + (f" (round {r['round']})" if "round" in r else "")
+        start = f"{r['rate']:>9,.0f}  {name[:40]:<40}"
+        if "skipped" in r:
+            lines.append(f"{start} skipped: {r['skipped']}")
+            continue
+        above, times = r["p50_above_floor_ms"], r["p99_to_floor"]
+        lines.append(
+            f"{start} {_num(r['read_p50_ms']):>8} {_num(r['read_p99_ms']):>8}"
+            f" {'-' if above is None else f'{above:+.1f}':>10} {'-' if times is None else f'{times:.1f}x':>9}"
+            f" {_num(r['machine_cores_busy']):>5}"
+        )
+    return "\n".join(lines)
+
+
+def _at(rung: Result | None, rate: object) -> Result | None:
+    """The rung's latency point at the absolute ``rate``, if it has one."""
+    return next((p for p in _points(rung) if p.get("rate") == rate), None)
+
+
+def _points(rung: Result | None) -> list[Result]:
+    return list(rung.get("latency") or []) if rung else []  # type: ignore[call-overload]
+
+
+def _num(value: object) -> str:
+    return "-" if value is None else f"{float(value):.1f}"  # type: ignore[arg-type]
 
 
 _KEYS = (

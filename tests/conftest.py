@@ -7,7 +7,8 @@ its tests need, on free ports and in temporary folders of its own.
 
 The broker is chosen in this order: ``KAFKA_BOOTSTRAP_SERVERS`` when set; testcontainers' Kafka
 module when a Docker engine answers; otherwise the embedded Apache Kafka broker of
-``stream.tools.broker``. Tests under ``tests/unit``, ``tests/deploy`` and ``tests/bench`` are marked ``unit``,
+``stream.tools.broker``. Tests under ``tests/unit``, ``tests/deploy`` and ``tests/bench`` are marked ``unit``
+(a bench module marked ``integration`` excepted),
 those under ``tests/integration`` ``integration``. Tests marked ``chaos`` (long fault injection, fuzzing) are
 skipped unless ``-m`` selects them or ``STREAMSCORE_CHAOS=1`` (``make chaos`` sets it).
 
@@ -54,7 +55,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip_chaos = pytest.mark.skip(reason="long chaos test: run with -m chaos or STREAMSCORE_CHAOS=1")
     for item in items:
         tier = Path(item.path).relative_to(TESTS).parts[0]
-        tier = "unit" if tier in ("deploy", "bench") else tier  # in process, as unit tests are
+        if tier in ("deploy", "bench"):  # in process, as unit tests are, unless marked for the broker
+            tier = "integration" if item.get_closest_marker("integration") else "unit"
         if tier in ("unit", "integration"):
             item.add_marker(getattr(pytest.mark, tier))
         if tier != "unit":  # with --dist loadgroup, a module with brokers and workers runs in one process

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from river.drift import ADWIN
 
 from stream.contracts import ModelCard
+from stream.drift.detectors import ADWIN
 from stream.drift.distances import Binning, distance, psi
 from stream.drift.partition import DETECTOR_EVERY, PartitionState, Slice, empty_state, page_hinkley
 from stream.drift.snapshot import read_record, record_of, state_from
@@ -147,7 +147,7 @@ class DriftMonitor:
         the detectors that fired."""
         state = self._states.get(p) or self._new_state()
         self._states[p] = state
-        state.slices.append(window)
+        state.add_slice(window, self.window_seconds / 100 if self.window_seconds else math.inf)
         state.totals += window.counts
         state.events += window.events
         state.seen += window.events

@@ -11,18 +11,23 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from river.drift import ADWIN, PageHinkley
+
+from stream.drift.detectors import ADWIN, PageHinkley
 
 # Page-Hinkley on z-scores: ignore shifts under 0.5 sd of a slice mean; alarm at a cumulative 25
 # (about one false alarm in 10^6 updates for a two-sided CUSUM; see tests/unit/drift/test_monitor.py).
 PH_DELTA = 0.5
 PH_THRESHOLD = 25.0
 DETECTOR_EVERY = 32  # events of a partition per Page-Hinkley update
+#: Most events in one slice. A window drops whole slices, so this bounds how far its size strays
+#: from its events per partition; small batches (a lone event scored at once) share a slice, so the
+#: window and its saved state do not grow with the number of batches.
+SLICE_EVENTS = 64
 
 
 @dataclass
 class Slice:
-    """What one batch added to one partition's window."""
+    """What consecutive batches added to one partition's window (at most :data:`SLICE_EVENTS`)."""
 
     events: int
     counts: np.ndarray  # flat bin counts of every column
@@ -45,6 +50,23 @@ class PartitionState:
     feature_count: int = 0
     seen: int = 0  # events ever added
     since_report: int = 0  # events added since the last window report
+
+    def add_slice(self, window: Slice, span_s: float) -> None:
+        """Add a batch's slice to the window: into the last slice while that stays within
+        :data:`SLICE_EVENTS` events and ``span_s`` seconds, else as a slice of its own."""
+        last = self.slices[-1] if self.slices else None
+        if (
+            last is None
+            or last.events + window.events > SLICE_EVENTS
+            or window.last_time - last.first_time > span_s
+        ):
+            self.slices.append(window)
+            return
+        last.counts = last.counts + window.counts
+        last.events += window.events
+        last.first_time = min(last.first_time, window.first_time)
+        last.last_time = max(last.last_time, window.last_time)
+        last.last_offset = window.last_offset
 
 
 def page_hinkley() -> PageHinkley:

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from river.drift import ADWIN
+
+from stream.drift.detectors import ADWIN
 
 _CLIP = 1e-15
 

@@ -16,7 +16,8 @@ import struct
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from river.drift import ADWIN, PageHinkley
+
+from stream.drift.detectors import ADWIN, PageHinkley
 
 _I32 = Annotated[int, Field(ge=-(2**31), lt=2**31)]
 _MAX_LEVELS = 64  # bucket level i holds summaries of 2**i values

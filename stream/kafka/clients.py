@@ -13,12 +13,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import Consumer, KafkaError, Message
 
 from stream.kafka.config import client_config
 from stream.settings import Settings
 
-__all__ = ["EXIT_FATAL", "consume_errors", "consumer_config", "fatal", "producer_config"]
+__all__ = ["EXIT_FATAL", "consume_errors", "consumer_config", "fatal", "producer_config", "take"]
 
 log = logging.getLogger("streamscore.worker")
 EXIT_FATAL = 70
@@ -79,6 +79,23 @@ def producer_config(
         config["transactional.id"] = f"{settings.app_id}-{settings.instance_id}"
         config["transaction.timeout.ms"] = settings.transaction_timeout_s * 1000
     return config
+
+
+def take(consumer: Consumer, size: int, wait_s: float) -> list[Message]:
+    """Up to ``size`` messages of those that have arrived, at once; only when none has, wait up to
+    ``wait_s`` for the first and take it with whatever came with it.
+
+    A batch never waits to fill (a ``consume(size, timeout)`` does, for all of ``timeout``): a lone
+    event is scored as soon as it arrives, and under load the batches grow by themselves with what
+    arrived while the one before was scored (the Disruptor's rule).
+    """
+    messages = consumer.consume(size, 0)
+    if messages:
+        return messages
+    first = consumer.consume(1, wait_s)
+    if not first or size == 1:
+        return first
+    return first + consumer.consume(size - 1, 0)
 
 
 def consume_errors(messages: Sequence[Message], topic: str, group: str) -> None:

@@ -41,23 +41,31 @@ class StateTopic:
             config={"cleanup.policy": "compact", "segment.ms": "600000"},
         )
         self._producer = Producer(client_config(kafka, **{"acks": "all", "linger.ms": 0, "log_level": 0}))
+        self._failed: list[str] = []
 
-    def save(self, states: dict[int, bytes], timeout: float = 10.0) -> None:
-        """Sign and write each partition's state, wait for the broker; raise if any is not acknowledged."""
-        failed: list[str] = []
+    def save(self, states: dict[int, bytes], timeout: float = 10.0, wait: bool = True) -> None:
+        """Sign and write each partition's state; with ``wait``, wait for the broker.
 
-        def delivered(err: object, _msg: object) -> None:
-            if err is not None:
-                failed.append(str(err))
-
+        Raises if a record is not acknowledged: with ``wait``, any of these or of earlier saves;
+        without, only the failures already reported of earlier saves (the next save raises the rest).
+        """
         for partition, blob in states.items():
             signed = self.signer.sign(self._context(partition), blob)
             self._producer.produce(
-                self.topic, signed, str(partition).encode(), partition, on_delivery=delivered
+                self.topic, signed, str(partition).encode(), partition, on_delivery=self._delivered
             )
-        left = self._producer.flush(timeout)
+        left = 0
+        if wait:
+            left = self._producer.flush(timeout)
+        else:
+            self._producer.poll(0)  # serves the reports of earlier saves
+        failed, self._failed = self._failed, []
         if failed or left:
             raise KafkaException(f"state of {sorted(states)} not saved to {self.topic}: {failed or left}")
+
+    def _delivered(self, err: object, _msg: object) -> None:
+        if err is not None:
+            self._failed.append(str(err))
 
     def load(
         self, partitions: Iterable[int], timeout: float = 10.0

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from stream.drift.performance import PerformanceTracker
 from stream.errors import PoisonEvent
-from stream.kafka.clients import consume_errors, fatal
+from stream.kafka.clients import consume_errors, fatal, take
 from stream.kafka.partitioning import partition_of
 from stream.outcomes.decode import HalfReader
 from stream.outcomes.delivery import Delivery
@@ -110,7 +110,7 @@ class OutcomeLoop:
         commit_every = settings.commit_interval_ms / 1000.0
         next_commit = next_expiry = next_stats = time.monotonic()
         while not self._stopping.is_set():
-            messages = self.consumer.consume(batch_size, wait)
+            messages = take(self.consumer, batch_size, wait)
             self.health.tick()
             batch = [m for m in messages if m.error() is None]
             if len(batch) != len(messages):

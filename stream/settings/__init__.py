@@ -175,11 +175,21 @@ class Settings(EventFields, Endpoints, InputLimits, SchemaRegistry, KafkaConnect
         60, ge=1, le=900, description="Exactly once: the broker aborts a transaction left open this long."
     )
     linger_ms: float = Field(
-        5.0, ge=0, le=1_000, description="Longest the producer waits to fill a batch of records, in ms."
+        0.0,
+        ge=0,
+        le=1_000,
+        description="Longest the producer waits to fill a batch of records, in ms. At 0 a batch's records "
+        "go out as soon as it is scored, and under load the producer still batches what queues up while "
+        "its requests are in flight.",
     )
     batch_size: int = Field(256, ge=1, le=4096, description="Most events scored in one run.")
     batch_max_wait_ms: float = Field(
-        10.0, gt=0, le=10_000, description="Longest a batch waits to fill, in milliseconds."
+        10.0,
+        gt=0,
+        le=10_000,
+        description="Longest the loop waits for an event when none has arrived, in milliseconds, before "
+        "its periodic work (commits, reports). A batch never waits to fill: it takes what has arrived, "
+        "so a lone event is scored at once and batches grow with the load up to BATCH_SIZE.",
     )
     session_timeout_s: float = Field(
         10.0, ge=6.0, le=300.0, description="A worker silent this long leaves the group; its partitions move."

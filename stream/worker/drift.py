@@ -5,6 +5,8 @@ describe the stream, and one sent again after a restart is harmless. The monitor
 state is saved to a compacted state topic after each window report, periodically and when
 partitions are revoked, and read back when partitions are assigned, so a restart or a rebalance
 resumes the windows and detectors where they were (less what was added since the last save).
+Scored batches are added to the windows in slices of at least :data:`SLICE_EVENTS` events, or
+after :data:`PENDING_S`: a lone event scored at once does not pay for a whole window update.
 Called only from the scoring loop's thread.
 """
 
@@ -12,13 +14,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import orjson
 from confluent_kafka import KafkaException
 
 from stream.contracts import ModelCard
 from stream.drift.monitor import DriftMonitor, Report
+from stream.drift.partition import SLICE_EVENTS
 from stream.errors import StateRejected
 from stream.kafka.config import client_config
 from stream.kafka.state_topic import StateTopic
@@ -28,9 +33,8 @@ from stream.settings import Settings
 from stream.worker.metrics import WorkerMetrics
 
 log = logging.getLogger("streamscore.worker")
-#: most events of a batch added to the windows at once: a window ends on whole slices, so this bounds
-#: how far its size can stray from STREAMSCORE_DRIFT_WINDOW per partition
-SLICE = 64
+PENDING_S = 0.1
+"""Longest a scored batch waits to be added to the windows while fewer than SLICE_EVENTS wait."""
 
 
 class DriftReporter:
@@ -47,6 +51,8 @@ class DriftReporter:
     ) -> None:
         self.settings, self.metrics, self.partitions = settings, metrics, partitions
         self.worker_id, self.send = worker_id, send
+        self._pending: list[BatchResult] = []
+        self._pending_events, self._pending_since = 0, 0.0
         self.use_model(card)
         self.state = StateTopic(
             client_config(settings),
@@ -58,6 +64,7 @@ class DriftReporter:
 
     def use_model(self, card: ModelCard) -> None:
         """Compare with this model's reference from now on (windows and detectors start afresh)."""
+        self.catch_up()  # what the previous model scored goes to its own windows
         owned = self.monitor.owned() if hasattr(self, "monitor") else []
         self.card = card
         self.monitor = DriftMonitor(
@@ -71,24 +78,38 @@ class DriftReporter:
         self.monitor.own(owned)
 
     def update(self, result: BatchResult) -> None:
+        """Add a scored batch (at once when SLICE_EVENTS events wait, else by :meth:`tick`)."""
         if result.scores is None or not len(result.scores):
             return
-        assert result.features is not None and result.partitions is not None
-        assert result.times is not None and result.offsets is not None
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.append(result)
+        self._pending_events += len(result.scores)
+        if self._pending_events >= SLICE_EVENTS:
+            self.catch_up()
+
+    def tick(self, now: float) -> None:
+        """Add the batches that have waited :data:`PENDING_S` (``now``: ``time.monotonic()``)."""
+        if self._pending and now - self._pending_since >= PENDING_S:
+            self.catch_up()
+
+    def catch_up(self) -> None:
+        """Add every waiting batch to the windows; publish the reports it makes."""
+        if not self._pending:
+            return
+        batches, self._pending, self._pending_events = self._pending, [], 0
+        x, scores, partitions, times, offsets = (
+            np.concatenate([getattr(r, f) for r in batches]) if len(batches) > 1 else getattr(batches[0], f)
+            for f in ("features", "scores", "partitions", "times", "offsets")
+        )
         reports = []
-        for a in range(0, len(result.scores), SLICE):  # a window drops whole slices: keep them small
-            b = a + SLICE
-            reports += self.monitor.update(
-                result.features[a:b],
-                result.scores[a:b],
-                result.partitions[a:b],
-                result.times[a:b],
-                result.offsets[a:b],
-            )
+        for a in range(0, len(scores), SLICE_EVENTS):  # a window drops whole slices
+            b = a + SLICE_EVENTS
+            reports += self.monitor.update(x[a:b], scores[a:b], partitions[a:b], times[a:b], offsets[a:b])
         for report in reports:
             self._publish(report)
         if any(r.kind == "window" for r in reports):
-            self.save(self.monitor.owned())
+            self.save(self.monitor.owned(), wait=False)
 
     def _publish(self, report: Report) -> None:
         self.metrics.observe_drift(report)
@@ -124,13 +145,16 @@ class DriftReporter:
             extra={"drift_verdict": report.verdict, "psi": report.psi, "distance": report.distance},
         )
 
-    def save(self, partitions: Sequence[int]) -> None:
-        """Save the state of ``partitions`` (a failure is logged: the next save tries again)."""
+    def save(self, partitions: Sequence[int], wait: bool = True) -> None:
+        """Save the state of ``partitions`` (a failure is logged: the next save tries again); without
+        ``wait`` the records are handed to the producer and the loop goes on (a failure is logged by
+        a later save)."""
+        self.catch_up()
         blobs = {p: b for p in partitions if (b := self.monitor.snapshot(p)) is not None}
         if not blobs:
             return
         try:
-            self.state.save(blobs)
+            self.state.save(blobs, wait=wait)
         except KafkaException as exc:
             log.warning("drift state not saved: %s", exc)
 
@@ -140,6 +164,7 @@ class DriftReporter:
         A saved state that is refused (signature, format, version, model, window shape) is logged and
         counted, and its partition starts fresh.
         """
+        self.catch_up()  # before partitions taken away are dropped
         wanted = [p for p in partitions if p not in self.monitor.owned()]
         for p in self.monitor.owned():
             if p not in partitions:
@@ -172,6 +197,7 @@ class DriftReporter:
             )
 
     def close(self) -> None:
+        self.catch_up()
         self.state.close()
 
 

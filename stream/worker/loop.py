@@ -1,15 +1,19 @@
 """The hot loop: consume a batch, score it, produce its records, commit. One thread, top to bottom.
 
-A confluent-kafka consumer reads the input topic in batches of at most ``batch_size`` messages,
-waiting at most ``batch_max_wait_ms``; :class:`~stream.scoring.pipeline.Pipeline` turns each batch into
-records (predictions, provenance, dead letters) that one producer sends. Offsets are committed
-every ``commit_interval_ms``, on a rebalance and at shutdown, and only ever for batches whose
-records are safe:
+A confluent-kafka consumer takes whatever has arrived on the input topic, up to ``batch_size``
+messages, and waits (up to ``batch_max_wait_ms``) only when nothing has: a lone event is scored at
+once and batches grow with the load (:func:`~stream.kafka.clients.take`).
+:class:`~stream.scoring.pipeline.Pipeline` turns each batch into records (predictions, provenance,
+dead letters) that one producer sends at once (no linger by default). Offsets are committed every
+``commit_interval_ms``, on a rebalance and at shutdown, and only ever for batches whose records are
+safe:
 
-- **at least once**: the producer is flushed first, so every record of every batch up to the
-  offsets committed has been acknowledged by the broker (``acks=all``, idempotent). A failed
-  delivery ends the process before anything more is committed: a restart scores those events
-  again.
+- **at least once**: offsets are committed only when the broker has acknowledged every record
+  produced before them (``acks=all``, idempotent). The periodic commit waits for a turn of the loop
+  when the producer's queue is empty, so no event waits for a flush; a commit a whole interval late
+  flushes first. Before a rebalance and at shutdown the producer is flushed and the commit is
+  synchronous. A failed delivery ends the process before anything more is committed: a restart
+  scores those events again.
 - **exactly once** (KIP-447): one transactional producer per process. A transaction holds the
   records of every batch since the last commit and, through ``send_offsets_to_transaction`` with
   the consumer's group metadata, their input offsets; it commits or aborts as one. The group
@@ -48,7 +52,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from stream.kafka.clients import consume_errors, consumer_config, fatal, producer_config
+from stream.kafka.clients import consume_errors, consumer_config, fatal, producer_config, take
 from stream.lifecycle.changes import ChangeLog
 from stream.messages import Record
 from stream.scoring.pipeline import BatchResult, Pipeline
@@ -91,7 +95,7 @@ class ScoringLoop:
 
     def __post_init__(self) -> None:
         self.exactly_once = self.settings.processing_guarantee == "exactly_once"
-        self.consumer = Consumer(consumer_config(self.settings))
+        self.consumer = Consumer({**consumer_config(self.settings), "on_commit": _on_committed})
         self.producer = Producer(producer_config(self.settings, self._on_failed))
         self._stopping = threading.Event()
         self._pending: dict[int, int] = {}  # input partition -> next offset, not yet committed
@@ -130,11 +134,11 @@ class ScoringLoop:
         self.consumer.subscribe(
             [topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
-        consume, process = self.consumer.consume, self.pipeline.process
+        consumer, process = self.consumer, self.pipeline.process
         next_commit = next_stats = time.monotonic()
         next_save = next_commit + DRIFT_SAVE_EVERY_S
         while not self._stopping.is_set():
-            messages = consume(batch_size, wait)
+            messages = take(consumer, batch_size, wait)
             self.health.tick()
             batch = [m for m in messages if m.error() is None] if messages else messages
             if len(batch) != len(messages):
@@ -156,16 +160,17 @@ class ScoringLoop:
                     self.drift.update(result)
                 self.stats.add(result)
             now = time.monotonic()
-            if now >= next_commit:
-                self.commit()
+            if now >= next_commit and self._commit_due(overdue=now >= next_commit + commit_every):
                 next_commit = now + commit_every
                 if self.bound is not None and self.bound.done(self.consumer):
                     self.stop()
             if now >= next_stats:
                 self._log_stats()
                 next_stats = now + STATS_EVERY_S
+            if self.drift is not None:
+                self.drift.tick(now)
             if self.drift is not None and now >= next_save:
-                self.drift.save(self.drift.monitor.owned())
+                self.drift.save(self.drift.monitor.owned(), wait=False)
                 next_save = now + DRIFT_SAVE_EVERY_S
         self._shutdown()
 
@@ -231,21 +236,43 @@ class ScoringLoop:
     # -- commits -------------------------------------------------------------------------------
 
     def commit(self) -> None:
-        """Make the records produced so far and their input offsets durable, together."""
+        """Make the records produced so far and their input offsets durable, together; return when
+        they are (before partitions are revoked, and at shutdown)."""
         if self.exactly_once:
             self._commit_transaction()
         else:
             self._flush()
-            self._commit_offsets()
+            self._commit_offsets(asynchronous=False)
 
-    def _commit_offsets(self) -> None:
+    def _commit_due(self, overdue: bool) -> bool:
+        """The periodic commit, without stalling the loop while events wait. True once committed.
+
+        At least once, the input offsets are committed only when the producer holds no record the
+        broker has not acknowledged (its queue is empty once the delivery reports are served, and a
+        failed one has ended the process): nothing waits for a broker round trip, and the commit
+        itself goes out asynchronously. While records are in flight the commit waits for a later
+        turn of the loop; once it is ``overdue`` (a whole commit interval late, as under a backlog,
+        when the queue is never empty), it flushes the producer first, as :meth:`commit` does.
+        Exactly once, the transaction commits as :meth:`commit` does.
+        """
+        if self.exactly_once:
+            self._commit_transaction()
+            return True
+        self.producer.poll(0)  # serve delivery reports: a failure ends the process before a commit
+        if len(self.producer) and not overdue:
+            return False
+        self._flush()  # returns at once when every record is acknowledged
+        self._commit_offsets(asynchronous=True)
+        return True
+
+    def _commit_offsets(self, asynchronous: bool) -> None:
         if not self._pending:
             return
         offsets = [TopicPartition(self.settings.input_topic, p, o) for p, o in self._pending.items()]
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
         except KafkaException as exc:  # e.g. a rebalance under way: the new owner reads from the last commit
-            log.warning("offsets %s not committed: %s", self._describe(offsets), exc.args[0])
+            log.warning("offsets %s not committed: %s", _describe(offsets), exc.args[0])
         self._pending.clear()
         self._confirmed()
 
@@ -264,7 +291,7 @@ class ScoringLoop:
             log.warning(
                 "offsets %s not added to the transaction (%s): aborting it, reading again from the "
                 "committed offsets",
-                self._describe(offsets),
+                _describe(offsets),
                 exc.args[0].str(),
             )
             self._abort()
@@ -274,7 +301,7 @@ class ScoringLoop:
         except KafkaException as exc:
             if not exc.args[0].txn_requires_abort():
                 raise
-            log.warning("transaction with offsets %s aborted: %s", self._describe(offsets), exc.args[0].str())
+            log.warning("transaction with offsets %s aborted: %s", _describe(offsets), exc.args[0].str())
             self._abort()
             return
         self._in_transaction = False
@@ -356,6 +383,8 @@ class ScoringLoop:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.health.partitions = []
+        if self.drift is not None:
+            self.drift.catch_up()  # its reports go out with the last commit
         self.commit()  # the records and offsets of everything scored so far, before the partitions go
         if self.changes is not None:
             self.changes.revoked(tp.partition for tp in partitions)
@@ -385,9 +414,6 @@ class ScoringLoop:
         if report:
             log.info(report[0], extra=report[1])
 
-    def _describe(self, offsets: Sequence[TopicPartition]) -> str:
-        return ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in offsets) or "none"
-
     def stop(self) -> None:
         """Finish the batch in hand, commit, and leave the group."""
         self._stopping.set()
@@ -399,6 +425,17 @@ class ScoringLoop:
         if self.drift is not None:
             self.drift.close()
         self._log_stats()
+
+
+def _on_committed(error: KafkaError | None, offsets: list[TopicPartition]) -> None:
+    """The result of a commit: a failed one is logged (the next commit, or the next owner reading
+    from the last commit, makes up for it: at least once, never a loss)."""
+    if error is not None and error.code() != KafkaError._NO_OFFSET:
+        log.warning("offsets %s not committed: %s", _describe(offsets), error.str())
+
+
+def _describe(offsets: Sequence[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in offsets) or "none"
 
 
 def _stuck(reason: str) -> None:

@@ -10,9 +10,8 @@ import pytest
 from confluent_kafka.schema_registry import Schema
 from conftest import MODELS
 
-from bench.harness import prediction, score_matches
 from bench.ladder import chosen
-from bench.load import Pool
+from bench.load import Pool, prediction, score_matches
 from stream.contracts import Event, Prediction, Provenance
 from stream.formats.avro import AvroDecoder, avro_schema, avro_serializer
 from stream.formats.base import dumps

@@ -18,7 +18,11 @@ LADDER = [
         "streamscore",
         6_000,
         cpu_s_per_1000=0.2,
-        latency=[{"fraction_of_max": 0.5, "p99_ms": 40.0}, {"fraction_of_max": 0.7, "p99_ms": 90.0}],
+        latency=[
+            {"fraction_of_max": 0.5, "append_p99_ms": 40.0},
+            {"fraction_of_max": 0.7, "append_p99_ms": 90.0},
+            {"rate": 1_000, "append_p99_ms": 5.0},  # an absolute rate: not in the target table
+        ],
     ),
     rung("streamscore-2", 10_800),
     rung("streamscore-eos", 4_500),
@@ -113,3 +117,71 @@ def test_a_run_in_rounds_gives_each_rounds_ratios_and_their_medians():
     assert summary.ratios(ladder)["avro_vs_json"] == 0.9
     assert summary.ratios(ladder)["json_schema_vs_json"] is None
     assert summary.ratios(LADDER) == summary.by_round(LADDER)[0]
+
+
+def test_the_latency_floor_is_not_the_limit_and_may_be_faster():
+    ladder = [rung("floor", 130_000), *LADDER]
+    assert summary.problems(ladder) == []
+    assert summary.ratios(ladder) == summary.ratios(LADDER)
+    assert summary.problems([rung("floor", 130_000, outputs=90)]) == [
+        "floor wrote 90 predictions for 100 events"
+    ]
+
+
+def point(rate, p50, p99, cores=1.0):
+    return {"rate": rate, "read_p50_ms": p50, "read_p99_ms": p99, "machine_cores_busy": cores}
+
+
+SKIPPED = "above 80% of the rung's maximum (9,000 events/s)"
+NAIVE = "above 80% of the rung's maximum (1,500 events/s)"
+LATENCIES = [
+    rung("floor", 120_000, latency=[{"fraction_of_max": 0.5, "read_p99_ms": 1}, point(1_000, 2.0, 5.0, 0.4)]),
+    rung("naive", 1_500, latency=[{"rate": 1_000, "skipped": NAIVE}]),
+    rung("streamscore-avro", 4_200, latency=[], latency_skipped="not measured"),
+    rung("streamscore", 9_000, latency=[point(1_000, 12.5, 40.0, 1.1), {"rate": 20_000, "skipped": SKIPPED}]),
+    {"rung": "quix", "key": "quix", "error": "no .venv-quix"},
+]
+
+
+def test_the_latency_table_sets_each_rung_against_the_floor_at_the_same_rate():
+    rows = summary.latency_table(LATENCIES)
+    assert rows == [
+        {
+            "rate": 1_000, "rung": "floor", "read_p50_ms": 2.0, "read_p99_ms": 5.0, "floor_p50_ms": 2.0,
+            "floor_p99_ms": 5.0, "p50_above_floor_ms": 0.0, "p99_to_floor": 1.0, "machine_cores_busy": 0.4,
+        },
+        {"rate": 1_000, "rung": "naive", "skipped": NAIVE},
+        {
+            "rate": 1_000, "rung": "streamscore", "read_p50_ms": 12.5, "read_p99_ms": 40.0,
+            "floor_p50_ms": 2.0, "floor_p99_ms": 5.0, "p50_above_floor_ms": 10.5, "p99_to_floor": 8.0,
+            "machine_cores_busy": 1.1,
+        },
+        {"rate": 20_000, "rung": "streamscore", "skipped": SKIPPED},
+    ]  # fmt: skip
+
+
+def test_without_a_floor_at_a_rate_there_is_nothing_to_set_against():
+    rows = summary.latency_table(LATENCIES[3:4])
+    assert rows[0]["floor_p50_ms"] is None and rows[0]["p50_above_floor_ms"] is None
+    assert rows[0]["p99_to_floor"] is None and rows[0]["read_p99_ms"] == 40.0
+
+
+def test_a_run_in_rounds_sets_each_rung_against_the_floor_of_its_round():
+    ladder = [
+        rung("floor", 1, round=1, latency=[point(1_000, 2.0, 4.0)]),
+        rung("streamscore", 1, round=1, latency=[point(1_000, 10.0, 40.0)]),
+        rung("floor", 1, round=2, latency=[point(1_000, 4.0, 8.0)]),
+        rung("streamscore", 1, round=2, latency=[point(1_000, 10.0, 40.0)]),
+    ]
+    rows = [r for r in summary.latency_table(ladder) if r["rung"] == "streamscore"]
+    found = [(r["round"], r["p50_above_floor_ms"], r["p99_to_floor"]) for r in rows]
+    assert found == [(1, 8.0, 10.0), (2, 6.0, 5.0)]
+
+
+def test_the_latency_table_prints_one_line_a_row():
+    text = summary.latency_text(summary.latency_table(LATENCIES))
+    lines = text.splitlines()
+    assert len(lines) == 2 + 4
+    assert "streamscore" in lines[4] and "12.5" in lines[4] and "+10.5" in lines[4] and "8.0x" in lines[4]
+    assert SKIPPED in lines[5]
+    assert summary.latency_text([]) == ""

@@ -11,7 +11,7 @@ from conftest import MODELS
 
 from stream.drift.distances import distance, psi
 from stream.drift.monitor import PSI_THRESHOLD, DriftMonitor
-from stream.drift.partition import DETECTOR_EVERY
+from stream.drift.partition import DETECTOR_EVERY, SLICE_EVENTS
 from stream.errors import StateRejected
 from stream.scoring.model import load
 from stream.tools import datagen
@@ -105,6 +105,31 @@ def test_the_feature_detectors_see_the_same_runs_however_events_are_batched(mode
     assert small, "the shift is detected"
     assert feature_alarms([500]) == small
     assert feature_alarms([1, 7, 300, 41, 64]) == small
+
+
+def test_lone_events_share_slices_so_the_window_is_the_same_however_they_were_batched(model):
+    """A lone event scored at once makes a batch of one: the window holds it in a shared slice (at
+    most SLICE_EVENTS events), so its contents and its saved size do not grow with the batches."""
+    x, scores, parts, times, offsets = _stream(model, 3, n=6_000)
+
+    def fed(size):
+        monitor = DriftMonitor(model.card, window=WINDOW, partitions=PARTITIONS)
+        for i in range(0, len(x), size):
+            j = slice(i, i + size)
+            monitor.update(x[j], scores[j], parts[j], times[j], offsets[j])
+        return monitor
+
+    ones, batches = fed(1), fed(SLICE_EVENTS * PARTITIONS)
+    for p in range(PARTITIONS):
+        lone, batched = ones._states[p], batches._states[p]
+        assert len(lone.slices) <= WINDOW / PARTITIONS / SLICE_EVENTS + 2
+        assert all(sl.events <= SLICE_EVENTS for sl in lone.slices)
+        assert abs(lone.events - batched.events) <= SLICE_EVENTS
+        assert lone.seen == batched.seen
+        assert len(ones.snapshot(p)) < 2 * len(batches.snapshot(p))
+    report = ones.current()
+    assert report.events == sum(s.events for s in ones._states.values())
+    assert max(report.psi.values()) < PSI_THRESHOLD  # a quiet stream stays quiet
 
 
 def test_concept_change_is_invisible_in_the_inputs(model):
