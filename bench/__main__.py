@@ -166,7 +166,10 @@ def main() -> None:
             bootstrap, quick=args.quick, only=args.only, registry=url, no_registry=why, rounds=args.rounds
         )
     report["seconds"] = round(time.monotonic() - started)
-    written(report, f"{now:%Y-%m-%d}" + ("-quick" if args.quick else ""))
+    stem = f"{now:%Y-%m-%d}" + ("-quick" if args.quick else "")
+    if (RESULTS / f"{stem}.json").exists() and "ladder" in json.loads((RESULTS / f"{stem}.json").read_text()):
+        stem += f"-{now:%H%M}"  # the day's earlier ladder stays
+    written(report, stem)
 
 
 def written(report: dict, stem: str) -> None:

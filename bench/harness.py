@@ -48,7 +48,6 @@ from stream.tools.tail import Wire
 
 ROOT = Path(__file__).parents[1]
 PARTITIONS = 6
-_cpu_seconds = latency.cpu_seconds  # what the outcome worker's rung samples
 #: The topics of a rung (``STREAMSCORE_<name>_TOPIC``), each named ``<base>.<suffix>``.
 _TOPICS = {
     "INPUT": "events", "PREDICTION": "predictions", "PROVENANCE": "provenance", "DLQ": "dlq",

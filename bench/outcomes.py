@@ -37,7 +37,8 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from bench.harness import ROOT, Harness, Rung, _cpu_seconds
+from bench.harness import ROOT, Harness, Rung
+from bench.latency import cpu_seconds
 from bench.load import WRITER, Pool
 from stream.contracts import Outcome, Provenance
 from stream.kafka.config import client_config
@@ -181,7 +182,7 @@ def join_drain(bootstrap: str, n: int, partitioner: str = "murmur2_random") -> d
         deadline = time.monotonic() + max(120.0, n / 1_000)
         while time.monotonic() < deadline:
             joined = worker.metric('streamscore_outcomes_total{result="joined"}') or 0.0
-            samples.append((time.monotonic(), joined - 1, _cpu_seconds(worker.proc.pid)))
+            samples.append((time.monotonic(), joined - 1, cpu_seconds(worker.proc.pid)))
             if joined - 1 >= n:
                 break
             time.sleep(0.1)

@@ -84,6 +84,32 @@ def _ratios(rungs: Sequence[Result]) -> dict[str, float | None]:
         "json_schema_vs_json": _div(rate["streamscore-json-schema"], rate["streamscore"]),
         "columns_model_vs_tensor": _div(rate["streamscore-columns"], rate["streamscore"]),
         "columns_model_cpu_s_per_1000": _figure(rungs, "streamscore-columns", "cpu_s_per_1000"),
+        **_read_latency(rungs),
+    }
+
+
+def _read_latency(rungs: Sequence[Result]) -> dict[str, float | None]:
+    """The latency targets: times to a consumer's read (ms) at equal rates, the floor's beside them."""
+
+    def read(key: str, rate: int, q: str) -> float | None:
+        point = _at(_by_key(rungs, key), rate) or {}
+        return None if point.get(f"read_{q}_ms") is None else float(point[f"read_{q}_ms"])  # type: ignore[arg-type]
+
+    p50, floor50 = read("streamscore", 1000, "p50"), read("floor", 1000, "p50")
+    return {
+        "streamscore_read_p50_ms_at_1000": p50,
+        "streamscore_read_p99_ms_at_1000": read("streamscore", 1000, "p99"),
+        "floor_read_p50_ms_at_1000": floor50,
+        "floor_read_p99_ms_at_1000": read("floor", 1000, "p99"),
+        "streamscore_p50_above_floor_ms_at_1000": None
+        if p50 is None or floor50 is None
+        else round(p50 - floor50, 2),
+        "streamscore_p99_to_floor_at_1000": _div(
+            read("streamscore", 1000, "p99"), read("floor", 1000, "p99")
+        ),
+        "streamscore_read_p99_ms_at_3000": read("streamscore", 3000, "p99"),
+        "quix_read_p99_ms_at_3000": read("quix", 3000, "p99"),
+        "exactly_once_read_p99_ms_at_1000": read("streamscore-eos", 1000, "p99"),
     }
 
 

@@ -104,12 +104,41 @@ def machine(doc: dict[str, Any]) -> str:
 
 
 def _latency(rung: dict[str, Any], fraction: float) -> str:
+    """p50 / p99 at a fraction of the rung's maximum: to a consumer's read when the run measured it
+    (older runs: to the broker's append)."""
     if rung.get("latency_skipped"):
         return "not measured"
     for point in rung.get("latency") or []:
         if abs(float(point.get("fraction_of_max", -1)) - fraction) < 1e-9:
-            return f"{num(point.get('p50_ms'), 0)} / {num(point.get('p99_ms'), 0)}"
+            kind = "read_" if "read_p99_ms" in point else ""
+            return f"{num(point.get(kind + 'p50_ms'), 0)} / {num(point.get(kind + 'p99_ms'), 0)}"
     return "-"
+
+
+def latency_rates(ladder: dict[str, Any]) -> list[str]:
+    """Every rung at the same offered rates, against the latency floor of its round (if measured)."""
+    rows = ladder.get("latency_table") or []
+    if not rows:
+        return []
+    head = ["events/s", "rung", "p50 ms", "p99 ms", "floor p50 / p99", "p50 above floor", "p99 / floor"]
+    note = "Time from an event's sending to a consumer's read of its prediction, at equal offered rates:"
+    return [note, "", *table([*head, "cores busy"], [_rate_row(r) for r in rows], right=2)]
+
+
+def _rate_row(r: dict[str, Any]) -> list[str]:
+    name = str(r["rung"]) + (f" (round {r['round']})" if "round" in r else "")
+    if "skipped" in r:
+        return [num(r["rate"]), name, f"skipped: {r['skipped']}", "", "", "", "", ""]
+    return [
+        num(r["rate"]),
+        name,
+        num(r.get("read_p50_ms"), 1),
+        num(r.get("read_p99_ms"), 1),
+        f"{num(r.get('floor_p50_ms'), 1)} / {num(r.get('floor_p99_ms'), 1)}",
+        num(r.get("p50_above_floor_ms"), 1),
+        num(r.get("p99_to_floor"), 2),
+        num(r.get("machine_cores_busy"), 2),
+    ]
 
 
 def ladder_section(run: Run, charts: dict[str, str]) -> list[str]:
@@ -148,6 +177,7 @@ def ladder_section(run: Run, charts: dict[str, str]) -> list[str]:
         for r in ladder["rungs"]
     ]
     lines += table(head, rows)
+    lines += latency_rates(ladder)
     by_round = ladder.get("ratios_by_round") or []
     ratios = ladder.get("ratios") or {}
     if ratios:

@@ -78,6 +78,7 @@ def test_the_ratios_of_the_target_table():
         "json_schema_vs_json": 0.95,
         "columns_model_vs_tensor": None,  # no rung of a model with one input per column
         "columns_model_cpu_s_per_1000": None,
+        **dict.fromkeys(READ_TARGETS),  # no consumer's read times in this ladder
     }
     ladder = [dict(r) for r in LADDER]
     summary.to_limit(ladder)
@@ -176,6 +177,40 @@ def test_a_run_in_rounds_sets_each_rung_against_the_floor_of_its_round():
     rows = [r for r in summary.latency_table(ladder) if r["rung"] == "streamscore"]
     found = [(r["round"], r["p50_above_floor_ms"], r["p99_to_floor"]) for r in rows]
     assert found == [(1, 8.0, 10.0), (2, 6.0, 5.0)]
+
+
+READ_TARGETS = (
+    "streamscore_read_p50_ms_at_1000",
+    "streamscore_read_p99_ms_at_1000",
+    "floor_read_p50_ms_at_1000",
+    "floor_read_p99_ms_at_1000",
+    "streamscore_p50_above_floor_ms_at_1000",
+    "streamscore_p99_to_floor_at_1000",
+    "streamscore_read_p99_ms_at_3000",
+    "quix_read_p99_ms_at_3000",
+    "exactly_once_read_p99_ms_at_1000",
+)
+
+
+def test_the_latency_targets_are_read_at_equal_rates_against_the_floor():
+    ladder = [
+        *LATENCIES[:-1],
+        rung("quix", 12_000, latency=[point(3_000, 7.0, 14.0)]),
+        rung("streamscore-eos", 5_000, latency=[point(1_000, 60.0, 110.0)]),
+    ]
+    ladder[3] = rung("streamscore", 9_000, latency=[point(1_000, 12.5, 40.0), point(3_000, 9.0, 13.0)])
+    found = {k: v for k, v in summary.ratios(ladder).items() if k in READ_TARGETS}
+    assert found == {
+        "streamscore_read_p50_ms_at_1000": 12.5,
+        "streamscore_read_p99_ms_at_1000": 40.0,
+        "floor_read_p50_ms_at_1000": 2.0,
+        "floor_read_p99_ms_at_1000": 5.0,
+        "streamscore_p50_above_floor_ms_at_1000": 10.5,
+        "streamscore_p99_to_floor_at_1000": 8.0,
+        "streamscore_read_p99_ms_at_3000": 13.0,
+        "quix_read_p99_ms_at_3000": 14.0,
+        "exactly_once_read_p99_ms_at_1000": 110.0,
+    }
 
 
 def test_the_latency_table_prints_one_line_a_row():
