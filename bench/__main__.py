@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import broker_startup, formats, ladder, memory, micro, models, summary
+from bench import broker_startup, formats, ladder, memory, micro, models, summary, warm_up
 from stream.errors import StreamscoreError
 from stream.tools.broker import KAFKA_VERSION, BrokerError, EmbeddedKafka
 
@@ -157,8 +157,11 @@ def main() -> None:
         if bootstrap:
             report["broker_under_test"] = bootstrap
         else:
-            bootstrap = stack.enter_context(EmbeddedKafka()).bootstrap_servers
-            report["broker_under_test"] = f"embedded Apache Kafka {KAFKA_VERSION} on the same machine"
+            bootstrap = stack.enter_context(EmbeddedKafka(full_jit=True)).bootstrap_servers
+            report["broker_under_test"] = (
+                f"embedded Apache Kafka {KAFKA_VERSION} on the same machine (JIT: C1 and C2), warmed up "
+                f"for {warm_up.run(bootstrap)} s"
+            )
         url, why = stack.enter_context(schema_registry(registered))
         if registered:
             report["schema_registry"] = url or f"none: {why}"

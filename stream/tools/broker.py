@@ -75,7 +75,10 @@ class EmbeddedKafka:
 
     ``port`` is the client port (a free one when 0; the one used before when the data directory
     was started earlier); the controller listens on its own free port. ``data_dir`` persists
-    across starts; a temporary one is made and removed again when not given.
+    across starts; a temporary one is made and removed again when not given. The JVM compiles with
+    C1 only (quick to start, as ``make run`` and the tests want) unless ``full_jit``: a broker
+    under a long steady load (the benchmarks) answers each request in far less CPU once C2 has
+    compiled its hot paths.
     """
 
     port: int = 0
@@ -86,6 +89,7 @@ class EmbeddedKafka:
     extra_config: dict[str, str] = field(default_factory=dict)
     sasl_ssl: SaslSsl | None = None
     acls: bool = False
+    full_jit: bool = False
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _own_dir: bool = field(default=False, init=False, repr=False)
     controller_port: int = field(default=0, init=False)
@@ -127,7 +131,7 @@ class EmbeddedKafka:
                     f"-Xmx{self.heap}",
                     f"-Xms{self.heap}",
                     "-XX:+UseG1GC",
-                    "-XX:TieredStopAtLevel=1",
+                    *([] if self.full_jit else ["-XX:TieredStopAtLevel=1"]),
                     "-Djava.awt.headless=true",
                     f"-Dlog4j2.configurationFile={log4j_path}",
                     "-cp",
