@@ -169,10 +169,16 @@ def main() -> None:
             bootstrap, quick=args.quick, only=args.only, registry=url, no_registry=why, rounds=args.rounds
         )
     report["seconds"] = round(time.monotonic() - started)
-    stem = f"{now:%Y-%m-%d}" + ("-quick" if args.quick else "")
-    if (RESULTS / f"{stem}.json").exists() and "ladder" in json.loads((RESULTS / f"{stem}.json").read_text()):
-        stem += f"-{now:%H%M}"  # the day's earlier ladder stays
-    written(report, stem)
+    written(report, _stem(now, args.quick))
+
+
+def _stem(now: dt.datetime, quick: bool) -> str:
+    """``<date>`` (``-quick``), or ``<date>-HHMM`` when the day already has a ladder: it stays."""
+    stem = f"{now:%Y-%m-%d}" + ("-quick" if quick else "")
+    earlier = RESULTS / f"{stem}.json"
+    if earlier.exists() and "ladder" in json.loads(earlier.read_text()):
+        stem += f"-{now:%H%M}"
+    return stem
 
 
 def written(report: dict, stem: str) -> None:

@@ -66,15 +66,26 @@ def _committed(loop: ScoringLoop, topic: str) -> int:
     return loop.consumer.committed([TopicPartition(topic, 0)], timeout=10)[0].offset
 
 
+def _scored_in_flight(loop: ScoringLoop, topic: str, next_offset: int) -> None:
+    """As after a batch: its input's next offset pending, its records handed to the producer."""
+    loop._pending[0] = next_offset
+    for i in range(20_000):
+        loop.producer.produce(topic, b"x" * 100, str(i).encode())
+
+
+def _wait_committed(loop: ScoringLoop, topic: str, offset: int, deadline: float) -> None:
+    while _committed(loop, topic) != offset:  # the commit went out asynchronously
+        assert time.monotonic() < deadline, "the offsets were never committed"
+        loop.consumer.poll(0.05)
+
+
 def test_the_periodic_commit_waits_for_acknowledgements_without_blocking(
     kafka_bootstrap: str, new_topic: Callable[..., str], unique_name: Callable[[str], str]
 ) -> None:
     input_topic, output_topic = new_topic(partitions=1), new_topic(partitions=1)
     loop = _loop(kafka_bootstrap, input_topic, output_topic, unique_name("group"))
     try:
-        loop._pending[0] = 7  # the scored batch's next offset; its records are still in flight:
-        for i in range(20_000):
-            loop.producer.produce(output_topic, b"x" * 100, str(i).encode())
+        _scored_in_flight(loop, output_topic, 7)
         assert len(loop.producer) > 0
         assert loop._commit_due(overdue=False) is False  # not committed, and it did not wait
         assert len(loop.producer) > 0
@@ -84,9 +95,7 @@ def test_the_periodic_commit_waits_for_acknowledgements_without_blocking(
             assert time.monotonic() < deadline, "the records were never acknowledged"
             time.sleep(0.001)
         assert len(loop.producer) == 0
-        while _committed(loop, input_topic) != 7:  # the commit itself went out asynchronously
-            assert time.monotonic() < deadline, "the offsets were never committed"
-            loop.consumer.poll(0.05)
+        _wait_committed(loop, input_topic, 7, deadline)
     finally:
         loop.producer.flush(10)
         loop.consumer.close()
@@ -98,15 +107,10 @@ def test_an_overdue_commit_flushes_first(
     input_topic, output_topic = new_topic(partitions=1), new_topic(partitions=1)
     loop = _loop(kafka_bootstrap, input_topic, output_topic, unique_name("group"))
     try:
-        loop._pending[0] = 11
-        for i in range(20_000):
-            loop.producer.produce(output_topic, b"x" * 100, str(i).encode())
+        _scored_in_flight(loop, output_topic, 11)
         assert loop._commit_due(overdue=True) is True
         assert len(loop.producer) == 0  # every record acknowledged before the offsets went
-        deadline = time.monotonic() + 30
-        while _committed(loop, input_topic) != 11:
-            assert time.monotonic() < deadline, "the offsets were never committed"
-            loop.consumer.poll(0.05)
+        _wait_committed(loop, input_topic, 11, time.monotonic() + 30)
     finally:
         loop.consumer.close()
 
