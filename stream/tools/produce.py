@@ -99,10 +99,11 @@ def outcome_record(event_id: str, label: int) -> bytes:
 class _Publisher:
     """A producer of events and, once they are due, of their outcomes; it counts failed deliveries."""
 
-    def __init__(self, kafka: Connection, outcome_topic: str | None) -> None:
+    def __init__(self, kafka: Connection, outcome_topic: str | None, linger_ms: float = 5) -> None:
         self.producer = Producer(
             client_config(
-                kafka, **{"linger.ms": 5, "acks": "all", "partitioner": "murmur2_random", "log_level": 3}
+                kafka,
+                **{"linger.ms": linger_ms, "acks": "all", "partitioner": "murmur2_random", "log_level": 3},
             )
         )
         self.outcome_topic = outcome_topic
@@ -185,7 +186,8 @@ def produce(
     ``serialize`` turns each event's JSON into another format (the wire format of a registry).
     """
     connect(kafka)
-    publisher = _Publisher(kafka, outcome_topic)
+    # paced, each event goes out when it is due (its occurred_at is when it was sent); flat out, in batches
+    publisher = _Publisher(kafka, outcome_topic, linger_ms=0 if rate else 5)
     produced = Produced()
     started = time.monotonic()
     try:  # Ctrl-C stops publishing; what was published is still flushed and reported
