@@ -57,3 +57,11 @@ def test_dashboard_has_the_panels_ops_need():
         "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro"
         in compose["services"]["grafana"]["volumes"]
     )
+
+
+def test_dashboard_shows_what_the_producers_send_that_no_model_reads():
+    """Fields no model reads, unseen categories of string features, and events the challenger could
+    not read: each has a panel series (the worker counts them; ops see them next to drift)."""
+    exprs = " ".join(t["expr"] for p in DASHBOARD["panels"] for t in p["targets"])
+    for family in ("streamscore_ignored_fields", "streamscore_drift_unseen", "streamscore_challenger_missed"):
+        assert family in _referenced(exprs), family
