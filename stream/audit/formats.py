@@ -1,7 +1,7 @@
 """Reading the worker's records in the format it was configured with: JSON, or a registered one.
 
-With ``STREAMSCORE_INPUT_FORMAT`` or ``STREAMSCORE_OUTPUT_FORMAT`` set to ``avro`` or
-``json-schema``, inputs and provenance are in Confluent's wire format: they are decoded with the
+With ``STREAMSCORE_INPUT_FORMAT`` or ``STREAMSCORE_OUTPUT_FORMAT`` set to ``avro``, ``json-schema``
+or ``protobuf``, inputs and provenance are in Confluent's wire format: they are decoded with the
 schema registry (``STREAMSCORE_SCHEMA_REGISTRY_URL``) by the worker's own decoders, so that an audit
 reads exactly what the worker read.
 """
@@ -49,15 +49,9 @@ class Formats:
         if kind == "json":
             return self._json(msgs)
         if card.sha256 not in self._decoders:
-            from stream.formats.avro import AvroDecoder
-            from stream.formats.json_schema import JsonSchemaDecoder
+            from stream.formats.codecs import codec
 
-            client = self._registry()
-            self._decoders[card.sha256] = (
-                AvroDecoder(client, max_bytes, shape=shape)
-                if kind == "avro"
-                else JsonSchemaDecoder(client, card, max_bytes, shape=shape)
-            )
+            self._decoders[card.sha256] = codec(kind).decoder(self._registry(), card, max_bytes, None, shape)
         decoded = self._decoders[card.sha256]([msg.value() for msg in msgs])
         if shape.completes:
             shape.complete(msgs, decoded)

@@ -37,7 +37,7 @@ def produce(
     ] = False,
     outcome_delay: Annotated[float, typer.Option(help="Seconds between an event and its outcome.")] = 5.0,
     format: Annotated[
-        str, typer.Option(help="json, or json-schema or avro (STREAMSCORE_SCHEMA_REGISTRY_URL's).")
+        str, typer.Option(help="json, or json-schema, avro or protobuf (STREAMSCORE_SCHEMA_REGISTRY_URL's).")
     ] = "json",
 ) -> None:
     """Publish loan-application events to the input topic (and, on request, their true outcomes)."""
@@ -79,8 +79,8 @@ def _event_serializer(config: Settings, format: str, topic: str) -> Callable[[by
     from stream.errors import StreamscoreError
     from stream.formats.events import event_serializer
 
-    if format not in ("json-schema", "avro"):
-        raise fail("--format is json, json-schema or avro")
+    if format not in ("json-schema", "avro", "protobuf"):
+        raise fail("--format is json, json-schema, avro or protobuf")
     try:
         return event_serializer(config, format, topic)  # type: ignore[arg-type]
     except StreamscoreError as exc:
@@ -107,7 +107,7 @@ def tail(
     count: Annotated[int | None, typer.Option(help="Stop after this many messages.")] = None,
 ) -> None:
     """Pretty-print the messages of any topic (JSON values indented, headers shown); with
-    STREAMSCORE_SCHEMA_REGISTRY_URL, Avro and JSON Schema values in the wire format decoded."""
+    STREAMSCORE_SCHEMA_REGISTRY_URL, Avro, JSON Schema and Protobuf values in the wire format decoded."""
     from stream.errors import ConfigError
     from stream.kafka.config import client_config
     from stream.tools.tail import tail as follow

@@ -16,18 +16,25 @@ provenance are written by code generated for their schema (:mod:`.avro_writer`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import cache
+import datetime as dt
+import io
+import json
+from collections.abc import Callable, Sequence
+from functools import cache, partial
 from typing import Any
 
+import fastavro
+import orjson
+from confluent_kafka.schema_registry import Schema
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from stream.contracts import Event, ModelCard
 from stream.errors import DecodeError, PoisonEvent
 from stream.formats.avro_reader import Reader, avro_reader
 from stream.formats.avro_writer import compile_writer
-from stream.formats.base import Decoded, Form, Node, Want, carry_refusal
+from stream.formats.base import Decoded, Form, Node, Want, carry_refusal, dumps
 from stream.formats.bounds import SchemaLimits
+from stream.formats.codecs import Codec
 from stream.formats.registry import SchemaSource, WriterSchemas, header, schema_id
 from stream.scoring.codec import schema_error
 from stream.scoring.events import DEFAULT_SHAPE, FIXED_SHAPE, EventShape
@@ -169,9 +176,14 @@ class AvroDecoder:
         max_bytes: int,
         limits: SchemaLimits | None = None,
         shape: EventShape = FIXED_SHAPE,
+        card: ModelCard | None = None,
     ) -> None:
-        """``shape``: the contract events are validated into (by default the fixed :class:`Event`)."""
-        self.schemas: WriterSchemas[Reader] = WriterSchemas(client, "AVRO", avro_reader, limits=limits)
+        """``shape``: the contract events are validated into (by default the fixed :class:`Event`);
+        ``card``: each writer's schema must carry its features in ``shape``, or its events are refused."""
+        refuse = None if card is None else partial(_refusal, card=card, shape=shape)
+        self.schemas: WriterSchemas[Reader] = WriterSchemas(
+            client, "AVRO", avro_reader, limits=limits, refuse=refuse
+        )
         self._max_bytes = max_bytes
         self._contract = shape.contract
 
@@ -222,3 +234,52 @@ def _one(record: Any, contract: type[BaseModel]) -> Any:
 
 def avro_serializer(schema_id: int, schema: dict[str, Any]) -> Serialize:
     return compile_writer(schema, header(schema_id))
+
+
+def _refusal(schema: Schema, card: ModelCard, shape: EventShape) -> str | None:
+    reason = avro_refusal(json.loads(schema.schema_str), card, shape)
+    return None if reason is None else f"cannot carry the features of model {card.name}: {reason}"
+
+
+def avro_event_serializer(schema_id: int, schema_str: str, time_field: str = "occurred_at") -> Serialize:
+    """JSON event bytes -> an Avro wire value of ``schema_str`` (the time, under ``time_field``, an
+    RFC 3339 string or epoch milliseconds); a malformed event is its JSON behind the header, for the
+    worker to refuse."""
+    prefix, parsed = header(schema_id), fastavro.parse_schema(json.loads(schema_str))
+
+    def avro(value: bytes) -> bytes:
+        out = io.BytesIO()
+        out.write(prefix)
+        try:
+            event = orjson.loads(value)
+            event[time_field] = _time(event[time_field])
+            fastavro.schemaless_writer(out, parsed, event, strict=True)
+        except Exception:  # a malformed event: its bytes behind the header, for the worker to refuse
+            return prefix + value
+        return out.getvalue()
+
+    return avro  # type: ignore[return-value]
+
+
+def _time(value: str | float) -> dt.datetime:
+    """An RFC 3339 time or epoch milliseconds, as the datetime fastavro writes as a timestamp."""
+    if isinstance(value, str):
+        return dt.datetime.fromisoformat(value)
+    return dt.datetime.fromtimestamp(value / 1000, dt.UTC)
+
+
+def _read(schema: Schema) -> Callable[[bytes], object]:
+    read = avro_reader(schema)
+    return lambda value: read(value)[0]
+
+
+CODEC = Codec(
+    schema_type="AVRO",
+    event_schema=lambda card, shape: dumps(event_avro_schema(card, shape)),
+    refusal=lambda text, card, shape: avro_refusal(json.loads(text), card, shape),
+    decoder=lambda client, card, size, limits, shape: AvroDecoder(client, size, limits, shape, card),
+    output_schema=lambda model: dumps(avro_schema(model)),
+    serializer=lambda schema_id, text: avro_serializer(schema_id, json.loads(text)),
+    event_serializer=avro_event_serializer,
+    reader=_read,
+)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import fastjsonschema
@@ -22,8 +23,9 @@ from pydantic import BaseModel
 
 from stream.contracts import Event, ModelCard
 from stream.errors import PoisonEvent, SchemaError
-from stream.formats.base import Decoded, Form, Node, Want, carry_refusal
+from stream.formats.base import Decoded, Form, Node, Want, carry_refusal, dumps
 from stream.formats.bounds import SchemaLimits
+from stream.formats.codecs import Codec
 from stream.formats.registry import HEADER, SchemaSource, WriterSchemas, header, schema_id
 from stream.scoring.codec import BatchDecoder
 from stream.scoring.events import DEFAULT_SHAPE, FIXED_SHAPE, EventShape
@@ -120,10 +122,15 @@ class JsonSchemaDecoder:
         limits: SchemaLimits | None = None,
         shape: EventShape = FIXED_SHAPE,
     ) -> None:
-        """``shape``: the contract payloads are validated into (by default the fixed :class:`Event`)."""
+        """``shape``: the contract payloads are validated into (by default the fixed :class:`Event`);
+        each writer's schema must carry ``card``'s features in it, or its events are refused."""
         own = event_json_schema(card, shape)
         self.schemas: WriterSchemas[Validator] = WriterSchemas(
-            client, "JSON", lambda s: _validator(s, own), limits=limits
+            client,
+            "JSON",
+            lambda s: _validator(s, own),
+            limits=limits,
+            refuse=partial(_refusal, card=card, shape=shape),
         )
         self._max_bytes = max_bytes
         self._payloads = BatchDecoder(max_bytes, shape.contract)
@@ -166,6 +173,33 @@ def _check(check: Callable[[Any], object], payload: bytes, sid: int) -> None:
         raise SchemaError(f"payload does not match JSON schema id {sid}: {exc.message}") from None
 
 
+def _refusal(schema: Schema, card: ModelCard, shape: EventShape) -> str | None:
+    reason = json_refusal(json.loads(schema.schema_str), card, shape)
+    return None if reason is None else f"cannot carry the features of model {card.name}: {reason}"
+
+
 def json_serializer(schema_id: int) -> Serialize:
     prefix, dumps = header(schema_id), orjson.dumps
     return lambda record: prefix + dumps(record)
+
+
+def _event_serializer(schema_id: int, schema_str: str, time_field: str) -> Callable[[bytes], bytes]:
+    """JSON event bytes behind the header: the worker validates them (and refuses malformed ones)."""
+    prefix = header(schema_id)
+    return lambda value: prefix + value
+
+
+def _read(schema: Schema) -> Callable[[bytes], object]:
+    return lambda value: orjson.loads(value[HEADER.size :])
+
+
+CODEC = Codec(
+    schema_type="JSON",
+    event_schema=lambda card, shape: dumps(event_json_schema(card, shape)),
+    refusal=lambda text, card, shape: json_refusal(json.loads(text), card, shape),
+    decoder=lambda client, card, size, limits, shape: JsonSchemaDecoder(client, card, size, limits, shape),
+    output_schema=lambda model: dumps(json_schema(model)),
+    serializer=lambda schema_id, text: json_serializer(schema_id),
+    event_serializer=_event_serializer,
+    reader=_read,
+)

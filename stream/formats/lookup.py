@@ -76,6 +76,18 @@ class RegistryLookups:
             )
         raise self._error(schema_id, quoted)
 
+    def versions(self, schema_id: int) -> list[tuple[str, int]]:
+        """The (subject, version) pairs registered with ``schema_id``, for a dead letter's reason."""
+        status, body = self._get(f"/schemas/ids/{schema_id}/versions", schema_id)
+        document = _json(body)
+        if status != 200 or not isinstance(document, list):
+            return []
+        return [
+            (str(v["subject"]), int(v["version"]))
+            for v in document
+            if isinstance(v, dict) and isinstance(v.get("version"), int)
+        ]
+
     def _get(self, path: str, schema_id: int) -> tuple[int, bytes]:
         """(status, body) from the first base URL that answers, within the timeout in all."""
         deadline = time.monotonic() + self._timeout

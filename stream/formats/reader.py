@@ -1,23 +1,23 @@
 """Any registered value read back by the writer schema its header names (``tail``, audit, the demo).
 
-:class:`WireReader` decodes Avro and JSON Schema values with their writer's schema, fetched by id.
+:class:`WireReader` decodes Avro, JSON Schema and Protobuf values with their writer's schema, fetched
+by id, its format's reader built once per id.
 """
 
 from __future__ import annotations
 
-import orjson
+from confluent_kafka.schema_registry import Schema
 
 from stream.errors import PoisonEvent
-from stream.formats.avro_reader import Reader, avro_reader
-from stream.formats.registry import HEADER, MAGIC, SchemaSource, WriterSchemas
+from stream.formats.codecs import LABELS, Read, codec
+from stream.formats.registry import ANY_TYPE, HEADER, MAGIC, SchemaSource, WriterSchemas
 
 
 class WireReader:
-    """Decodes wire-format values (Avro or JSON Schema) with their writer's schema, fetched by id."""
+    """Decodes wire-format values (any registered format) with their writer's schema, fetched by id."""
 
     def __init__(self, client: SchemaSource) -> None:
-        self._avro: WriterSchemas[Reader] = WriterSchemas(client, "AVRO", avro_reader)
-        self._json: WriterSchemas[None] = WriterSchemas(client, "JSON", lambda s: None)
+        self._schemas: WriterSchemas[tuple[str, Read]] = WriterSchemas(client, ANY_TYPE, _reader)
 
     def __call__(self, value: bytes | None) -> tuple[str, object] | None:
         """(what it was, the decoded value) of a wire-format value; None if it is not one."""
@@ -25,14 +25,16 @@ class WireReader:
             return None
         sid = HEADER.unpack_from(value)[1]
         try:
-            self._avro[sid]
-        except PoisonEvent:
-            try:
-                self._json[sid]
-            except PoisonEvent as exc:
-                return f"schema id {sid}", f"undecodable: {exc}"
-            return f"JSON Schema id {sid}", orjson.loads(value[HEADER.size :])
+            kind, read = self._schemas[sid]
+        except PoisonEvent as exc:
+            return f"schema id {sid}", f"undecodable: {exc}"
+        label = f"{LABELS.get(kind, kind)} id {sid}"
         try:
-            return f"Avro schema id {sid}", self._avro[sid](value)[0]
+            return label, read(value)
         except Exception as exc:
-            return f"Avro schema id {sid}", f"undecodable: {exc!r}"
+            return label, f"undecodable: {exc!r}"
+
+
+def _reader(schema: Schema) -> tuple[str, Read]:
+    kind = schema.schema_type or "AVRO"  # Apicurio's lookup replies omit Avro's
+    return kind, codec(kind).reader(schema)

@@ -24,6 +24,8 @@ from stream.settings import Settings
 
 MAGIC = 0
 HEADER = struct.Struct(">bI")
+ANY_TYPE = "*"
+"""The schema type of a :class:`WriterSchemas` taking schemas of every type."""
 UNKNOWN_ID = 40403
 """The registry's error code for a schema id it does not know."""
 T = TypeVar("T")
@@ -119,6 +121,22 @@ class SchemaSource(Protocol):
     def get_schema(self, schema_id: int) -> Schema: ...
 
 
+Refuse = Callable[[Schema], str | None]
+"""Why events of a writer's schema cannot be scored (it cannot carry the model card's features), or None."""
+
+
+def versions(client: SchemaSource, schema_id: int) -> str:
+    """`` (<subject> version <n>)`` of a schema id if the source says (the registry's lookups), or ``""``."""
+    ask = getattr(client, "versions", None)
+    if ask is None:
+        return ""
+    try:
+        found: list[tuple[str, int]] = ask(schema_id)
+    except Exception:  # only a better reason is at stake
+        return ""
+    return f" ({', '.join(f'{name} version {n}' for name, n in found[:3])})" if found else ""
+
+
 class StaticSchemas:
     """Schemas by id held in memory, answering as a registry does (benchmarks and unit tests)."""
 
@@ -162,9 +180,10 @@ class WriterSchemas(Generic[T]):
         prepare: Callable[[Schema], T],
         *,
         limits: SchemaLimits | None = None,
+        refuse: Refuse | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._client, self._type, self._prepare = client, schema_type, prepare
+        self._client, self._type, self._prepare, self._refuse = client, schema_type, prepare, refuse
         self.limits = limits = limits or SchemaLimits()
         self._clock = clock
         self._bucket = TokenBucket(limits.lookups_per_s, clock)
@@ -190,9 +209,10 @@ class WriterSchemas(Generic[T]):
     def pin(self, schema_id: int, schema: Schema) -> str | None:
         """Hold ``schema`` as ``schema_id``'s for good, unasked and outside the bounds of the cache (the
         input subject's schema, read at start-up: no burst of unknown ids can crowd it out); the
-        reason its events would be refused, if any."""
+        reason its events would be refused, if any (the start-up checks that it carries the card's
+        features itself, to say how to mend it)."""
         self._forget(schema_id)
-        entry = self._pinned[schema_id] = self._check(schema_id, schema)
+        entry = self._pinned[schema_id] = self._check(schema_id, schema, refuse=False)
         return entry.reason
 
     def _look_up(self, schema_id: int) -> _Entry[T]:
@@ -232,16 +252,21 @@ class WriterSchemas(Generic[T]):
             return _Entry(None, str(exc), 1, None)
         return self._check(schema_id, schema)
 
-    def _check(self, schema_id: int, schema: Schema) -> _Entry[T]:
+    def _check(self, schema_id: int, schema: Schema, refuse: bool = True) -> _Entry[T]:
         """``schema`` prepared, or the reason it is refused: its type, a bound, the parser's refusal."""
         kind = schema.schema_type or "AVRO"  # Apicurio's lookup replies omit it
-        if kind != self._type:
+        if self._type != ANY_TYPE and kind != self._type:
             return _Entry(None, f"schema id {schema_id} is a {kind} schema, not {self._type}", 1, None)
         try:
             weight = self.limits.weigh(schema_id, schema.schema_str or "")
         except DecodeError as exc:
             return _Entry(None, str(exc), 1, None)
         try:
-            return _Entry(self._prepare(schema), None, weight, None)
+            prepared = self._prepare(schema)
         except Exception as exc:  # a schema the parser refuses
             return _Entry(None, f"schema id {schema_id} cannot be used: {exc}", weight, None)
+        refused = self._refuse(schema) if refuse and self._refuse is not None else None
+        if refused is not None:
+            where = versions(self._client, schema_id)
+            return _Entry(None, f"writer schema id {schema_id}{where} {refused}", weight, None)
+        return _Entry(prepared, None, weight, None)

@@ -12,25 +12,16 @@ registry's reason. Each failure is a one-line :class:`~stream.errors.ConfigError
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
 from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from stream.contracts import Event, ModelCard, Provenance
-from stream.errors import ConfigError, DecodeError, PoisonEvent
-from stream.formats.avro import AvroDecoder, avro_refusal, avro_schema, avro_serializer, event_avro_schema
-from stream.formats.base import OUTPUTS, dumps
+from stream.contracts import ModelCard, Provenance
+from stream.errors import ConfigError, DecodeError
+from stream.formats.base import OUTPUTS
 from stream.formats.bounds import SchemaLimits
-from stream.formats.json_schema import (
-    JsonSchemaDecoder,
-    event_json_schema,
-    json_refusal,
-    json_schema,
-    json_serializer,
-)
+from stream.formats.codecs import SCHEMA_TYPES, Decoder, codec
 from stream.formats.lookup import RegistryLookups
 from stream.formats.registry import one_line, registry_client, registry_errors, subject
 from stream.scoring.codec import BatchDecoder
@@ -38,9 +29,7 @@ from stream.scoring.events import DEFAULT_SHAPE, EventShape
 from stream.scoring.records import JSON_VALUES, Serialize
 from stream.settings import Settings, WireFormat
 
-Decoder = Callable[[Sequence[bytes | None]], list[Event | PoisonEvent]]
 Serializers = tuple[Serialize, Serialize]
-SCHEMA_TYPES: dict[WireFormat, str] = {"avro": "AVRO", "json-schema": "JSON"}
 NOT_FOUND = (40401, 40402)  # subject, version not found
 
 
@@ -75,13 +64,12 @@ def provenance_reader(settings: Settings) -> Callable[[bytes], Provenance] | Non
 
 def event_schema(kind: WireFormat, card: ModelCard, shape: EventShape = DEFAULT_SHAPE) -> Schema:
     """The input schema streamscore makes for a card and an event shape, in the registry's form."""
-    document = event_avro_schema(card, shape) if kind == "avro" else event_json_schema(card, shape)
-    return Schema(dumps(document), SCHEMA_TYPES[kind])
+    return Schema(codec(kind).event_schema(card, shape), SCHEMA_TYPES[kind])
 
 
-def output_schema(kind: WireFormat, name: str) -> dict[str, Any]:
-    model = OUTPUTS[name]
-    return avro_schema(model) if kind == "avro" else json_schema(model)
+def output_schema(kind: WireFormat, name: str) -> Schema:
+    """The schema of an output contract (``prediction``, ``provenance``) in a registered format."""
+    return Schema(codec(kind).output_schema(OUTPUTS[name]), SCHEMA_TYPES[kind])
 
 
 def _json_decoder(settings: Settings) -> Decoder:
@@ -96,12 +84,8 @@ def _decoder(client: SchemaRegistryClient, settings: Settings, card: ModelCard) 
     kind, shape = settings.input_format, EventShape.of(settings)
     if kind == "json":
         return _json_decoder(settings)
-    lookups, limits = RegistryLookups(settings), SchemaLimits.of(settings)
-    max_bytes = settings.max_message_bytes
-    if kind == "avro":
-        decoder: AvroDecoder | JsonSchemaDecoder = AvroDecoder(lookups, max_bytes, limits, shape)
-    else:
-        decoder = JsonSchemaDecoder(lookups, card, max_bytes, limits, shape)
+    lookups, limits, format_ = RegistryLookups(settings), SchemaLimits.of(settings), codec(kind)
+    decoder = format_.decoder(lookups, card, settings.max_message_bytes, limits, shape)
     name = subject(settings.input_topic)
     latest = _latest(client, settings, name)
     if latest is None:
@@ -119,8 +103,7 @@ def _decoder(client: SchemaRegistryClient, settings: Settings, card: ModelCard) 
     refused = decoder.schemas.pin(schema_id, Schema(schema.schema_str, SCHEMA_TYPES[kind]))
     if refused is not None:
         raise ConfigError(f"{where} is refused: {refused}")
-    refuse = avro_refusal if kind == "avro" else json_refusal
-    reason = refuse(json.loads(schema.schema_str), card, shape)
+    reason = format_.refusal(schema.schema_str, card, shape)
     if reason is not None:
         raise ConfigError(
             f"{where} cannot carry the features of model {card.name} {card.version}: {reason}; "
@@ -149,9 +132,8 @@ def _serializers(client: SchemaRegistryClient, settings: Settings) -> Serializer
         return JSON_VALUES
     made = []
     for name, topic in (("prediction", settings.prediction_topic), ("provenance", settings.provenance_topic)):
-        document = output_schema(kind, name)
-        schema_id = register(client, subject(topic), Schema(dumps(document), SCHEMA_TYPES[kind]))
-        made.append(avro_serializer(schema_id, document) if kind == "avro" else json_serializer(schema_id))
+        schema = output_schema(kind, name)
+        made.append(codec(kind).serializer(register(client, subject(topic), schema), schema.schema_str))
     return made[0], made[1]
 
 

@@ -7,7 +7,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, Field, FilePath, SecretStr, model_validator
 
-WireFormat = Literal["json", "json-schema", "avro"]
+WireFormat = Literal["json", "json-schema", "avro", "protobuf"]
 
 
 class SchemaRegistry(BaseModel):
@@ -15,14 +15,14 @@ class SchemaRegistry(BaseModel):
 
     input_format: WireFormat = Field(
         "json",
-        description="Input values: json, or json-schema or avro in the Confluent wire format (a registry's).",
+        description="Input values: json, or json-schema, avro or protobuf in the Confluent wire format (a registry's).",
     )
     output_format: WireFormat = Field(
         "json",
-        description="Predictions and provenance: json, or json-schema or avro (registered as <topic>-value).",
+        description="Predictions and provenance: json, or json-schema, avro or protobuf (registered as <topic>-value).",
     )
     schema_registry_url: str | None = Field(
-        None, description="Schema registry (Confluent API) URL; required by the json-schema and avro formats."
+        None, description="Schema registry (Confluent API) URL; required by the registered formats."
     )
     schema_registry_basic_auth_user_info: SecretStr | None = Field(
         None, description="Schema registry basic auth, as user:password."

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 
 import orjson
 import pytest
@@ -34,7 +33,7 @@ TOPICS = Topics("predictions", "provenance", "dlq")
 
 def test_the_pool_in_avro_decodes_to_the_same_events_with_the_same_keys_and_scores():
     schema = event_schema("avro", CARD)
-    encoded = POOL.encoded(event_serializer_for("avro", 7, json.loads(schema.schema_str)))
+    encoded = POOL.encoded(event_serializer_for("avro", 7, schema.schema_str))
     assert encoded.scores == POOL.scores
     assert [m["key"] for m in encoded.messages] == [m["key"] for m in POOL.messages]
     values = [m["value"] for m in encoded.messages]

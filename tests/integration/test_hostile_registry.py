@@ -110,7 +110,7 @@ def standin(worker_topics) -> Iterator[StandInRegistry]:
 
 
 def _avro(schema_id: int, value: bytes) -> bytes:
-    return event_serializer_for("avro", schema_id, json.loads(AVRO.schema_str))(value)
+    return event_serializer_for("avro", schema_id, AVRO.schema_str)(value)
 
 
 def _last_line(output: str) -> str:

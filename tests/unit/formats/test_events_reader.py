@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import orjson
 from conftest import MODELS
 
@@ -23,7 +21,7 @@ VALUE = next(events(seed=1))[1]
 
 def test_tail_shows_each_format_decoded():
     reader = WireReader(StaticSchemas({1: AVRO, 4: JSON_SCHEMA}))
-    avro = event_serializer_for("avro", 1, json.loads(AVRO.schema_str))(VALUE)
+    avro = event_serializer_for("avro", 1, AVRO.schema_str)(VALUE)
     event = orjson.loads(VALUE)
     for value, what in ((avro, "(Avro schema id 1)"), (header(4) + VALUE, "(JSON Schema id 4)")):
         text = format_message(inbound(value, b"k", "t"), reader)
@@ -34,6 +32,6 @@ def test_tail_shows_each_format_decoded():
 
 
 def test_a_malformed_event_goes_out_behind_the_header_as_it_is():
-    serialize = event_serializer_for("avro", 1, json.loads(AVRO.schema_str))
+    serialize = event_serializer_for("avro", 1, AVRO.schema_str)
     broken = MALFORMED["null_feature"][1](orjson.loads(VALUE))
     assert serialize(broken) == header(1) + broken

@@ -67,7 +67,7 @@ def _decoder(registry: StandInRegistry, **more: Any) -> Callable[[list[bytes]], 
 
 
 def _message(schema_id: int) -> bytes:
-    return event_serializer_for("avro", schema_id, json.loads(AVRO.schema_str))(VALUE)
+    return event_serializer_for("avro", schema_id, AVRO.schema_str)(VALUE)
 
 
 def test_a_registry_that_answers_decodes_and_an_unknown_id_is_a_dead_letter(registry):
