@@ -147,6 +147,22 @@ ROOT = TESTS.parent
 MODELS = ROOT / "models"
 
 
+def model_scores(documents: list[dict]) -> dict[str, float]:
+    """The demo model's score of each JSON event's features, by event id (the JSON path, in process)."""
+    import orjson
+
+    from stream.messages import inbound
+    from stream.settings import Settings
+    from stream.worker.app import create_pipeline
+
+    pipeline = create_pipeline(Settings(model_dir=MODELS))
+    batch = [inbound(orjson.dumps(d), None, "events", 0, i) for i, d in enumerate(documents)]
+    records = pipeline.process(batch).records
+    predictions = [orjson.loads(r.value) for r in records if r.topic == pipeline.topics.predictions]
+    assert len(predictions) == len(documents)
+    return {p["event_id"]: p["score"] for p in predictions}
+
+
 def read_topic(
     bootstrap: str | dict,
     topic: str,

@@ -61,8 +61,8 @@ def run(
 ) -> None:
     """The demo: a broker (embedded unless KAFKA_BOOTSTRAP_SERVERS is set) and traffic through it.
 
-    With STREAMSCORE_INPUT_FORMAT or STREAMSCORE_OUTPUT_FORMAT avro, json-schema or protobuf, the traffic is in
-    that format, through Apicurio Registry unless STREAMSCORE_SCHEMA_REGISTRY_URL is set.
+    With STREAMSCORE_INPUT_FORMAT or STREAMSCORE_OUTPUT_FORMAT avro, json-schema or protobuf, the traffic
+    is in that format, through Apicurio Registry unless STREAMSCORE_SCHEMA_REGISTRY_URL is set.
 
     Needs STREAMSCORE_SECRET like the workers it starts (``make run`` makes a random one per run).
     """

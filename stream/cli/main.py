@@ -22,12 +22,14 @@ def version() -> None:
 
 
 def schemas(
-    out: Annotated[Path, typer.Option(help="Folder for the JSON Schema documents.")] = Path("schemas"),
+    out: Annotated[Path, typer.Option(help="Folder for the schema documents.")] = Path("schemas"),
 ) -> None:
-    """Write the JSON Schema documents of the message contracts and the model card."""
+    """Write the JSON Schema documents of the message contracts and the model card, and the Protobuf
+    files of the outputs."""
     from stream.contracts import write_schemas
+    from stream.formats.protobuf_writer import write_proto_schemas
 
-    for path in write_schemas(out):
+    for path in [*write_schemas(out), *write_proto_schemas(out)]:
         typer.echo(path)
 
 

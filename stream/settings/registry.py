@@ -15,11 +15,13 @@ class SchemaRegistry(BaseModel):
 
     input_format: WireFormat = Field(
         "json",
-        description="Input values: json, or json-schema, avro or protobuf in the Confluent wire format (a registry's).",
+        description="Input values: json, or json-schema, avro or protobuf in the Confluent wire format "
+        "(a registry's).",
     )
     output_format: WireFormat = Field(
         "json",
-        description="Predictions and provenance: json, or json-schema, avro or protobuf (registered as <topic>-value).",
+        description="Predictions and provenance: json, or json-schema, avro or protobuf (registered as "
+        "<topic>-value).",
     )
     schema_registry_url: str | None = Field(
         None, description="Schema registry (Confluent API) URL; required by the registered formats."

@@ -21,17 +21,14 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from conftest import MODELS, read_topic, scrape
+from conftest import MODELS, model_scores, read_topic, scrape
 
 from stream.formats.avro import event_avro_schema
 from stream.formats.json_schema import event_json_schema
 from stream.kafka.topics import ensure_topics
-from stream.messages import inbound
 from stream.scoring.model import load_card, resolve
-from stream.settings import Settings
 from stream.tools.broker import free_port
 from stream.tools.produce import events
-from stream.worker.app import create_pipeline
 
 CARD = load_card(resolve(MODELS, "loan-approval"))
 N_EVENTS = 200
@@ -40,16 +37,6 @@ CHANNELS = ("web", "app", None)
 
 def _events(seed: int) -> list[dict]:
     return [orjson.loads(value) for _, value, *_ in itertools.islice(events(seed=seed), N_EVENTS)]
-
-
-def _model_scores(documents: list[dict]) -> dict[str, float]:
-    """The model's score of each event's features, by event id (the JSON path, in process)."""
-    pipeline = create_pipeline(Settings(model_dir=MODELS))
-    batch = [inbound(orjson.dumps(d), None, "events", 0, i) for i, d in enumerate(documents)]
-    records = pipeline.process(batch).records
-    predictions = [orjson.loads(r.value) for r in records if r.topic == pipeline.topics.predictions]
-    assert len(predictions) == len(documents)
-    return {p["event_id"]: p["score"] for p in predictions}
 
 
 def _producers_avro() -> dict:
@@ -117,7 +104,7 @@ def test_confluents_serializers_with_an_extra_field_and_their_own_order_are_scor
     worker = start_worker(input_format=kind, schema_registry_url=schema_registry, metrics_port=port)
 
     scores = _scored(kafka_bootstrap, worker_topics, worker, N_EVENTS)
-    want = _model_scores(documents)
+    want = model_scores(documents)
     assert scores.keys() == want.keys()
     assert all(scores[eid] == pytest.approx(want[eid], rel=1e-6) for eid in want)
     assert _ignored(port, "channel") == N_EVENTS
@@ -146,7 +133,7 @@ def test_plain_json_in_a_flat_shape_with_fields_besides_is_scored(
     )
 
     scores = _scored(kafka_bootstrap, worker_topics, worker, N_EVENTS)
-    want = _model_scores(documents)
+    want = model_scores(documents)
     assert scores.keys() == want.keys(), "an event without txn_id is known by its key"
     assert all(scores[eid] == pytest.approx(want[eid], rel=1e-6) for eid in want)
     assert _ignored(port, "channel") == N_EVENTS and _ignored(port, "source") == N_EVENTS

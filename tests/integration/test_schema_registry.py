@@ -3,7 +3,9 @@
 Avro and JSON Schema events are scored end to end with outputs equal to the JSON path's; each kind
 of bad registered message is dead-lettered with its reason; a schema that cannot carry the card's
 features, or an output schema that breaks BACKWARD compatibility, stops start-up; tail reads all;
-the outcome worker joins provenance written in Avro.
+the outcome worker joins provenance written in Avro. A worker whose prediction schema adds an
+optional field to the one registered registers it as the next version, which a consumer reading
+with the previous one still reads.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 from conftest import MODELS, ROOT, read_topic
 
 from stream.contracts import DeadLetter, Prediction, Provenance
@@ -205,7 +209,7 @@ def test_tail_reads_every_format(kafka_bootstrap, schema_registry, new_topic):
     json_value = next(events(seed=4))[1]
     ids = [orjson.loads(json_value)["event_id"]]
     values = [json_value]
-    for kind in ("avro", "json-schema"):
+    for kind in ("avro", "json-schema", "protobuf"):
         value = next(events(seed=len(values) + 4))[1]
         ids.append(orjson.loads(value)["event_id"])
         subject_topic = f"{topic}-{kind}"  # a subject holds schemas of one type
@@ -220,14 +224,15 @@ def test_tail_reads_every_format(kafka_bootstrap, schema_registry, new_topic):
         "STREAMSCORE_SCHEMA_REGISTRY_URL": schema_registry,
     }
     done = subprocess.run(
-        [sys.executable, "-m", "stream.cli.main", "tail", topic, "--from-beginning", "--count", "3"],
+        [sys.executable, "-m", "stream.cli.main", "tail", topic, "--from-beginning", "--count", "4"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "(Avro schema id" in done.stdout and "(JSON Schema id" in done.stdout
+    assert "(Protobuf schema id" in done.stdout
     for event_id in ids:
         assert f'"event_id": "{event_id}"' in done.stdout
-    assert done.stdout.count('"salary"') == 3
+    assert done.stdout.count('"salary"') == 4
 
 
 def test_the_outcome_worker_joins_avro_provenance(
@@ -247,3 +252,28 @@ def test_the_outcome_worker_joins_avro_provenance(
     assert len(performance) == 4, judge.output()[-3_000:]
     assert performance[-1]["counts"]["joined"] == 400 and performance[-1]["counts"]["invalid"] == 0
     assert "breaks the contract" not in judge.output()
+
+
+def test_the_worker_registers_a_new_prediction_schema_that_a_consumer_of_the_previous_one_reads(
+    kafka_bootstrap, schema_registry, worker_topics, start_worker
+):
+    client = SchemaRegistryClient({"url": schema_registry})
+    previous = avro_schema(Prediction)
+    previous["fields"] = [f for f in previous["fields"] if f["name"] != "probabilities"]
+    subject = f"{worker_topics.predictions}-value"
+    client.set_compatibility(subject, "BACKWARD")
+    first = client.register_schema(subject, Schema(orjson.dumps(previous).decode(), "AVRO"))
+    ensure_topics(kafka_bootstrap, {worker_topics.input: 1})
+    sent = produce(kafka_bootstrap, worker_topics.input, count=20, seed=28)
+    worker = start_worker(output_format="avro", schema_registry_url=schema_registry)
+
+    predictions = read_topic(kafka_bootstrap, worker_topics.predictions, len(sent.valid), timeout=90)
+    assert worker.proc.poll() is None, worker.output()[-3000:]
+    latest = client.get_latest_version(subject)
+    assert latest.version == 2 and latest.schema_id != first, "the worker's schema is version 2"
+    assert "probabilities" in latest.schema.schema_str
+    reader = AvroDeserializer(client, orjson.dumps(previous).decode())  # a consumer on version 1
+    context = SerializationContext(worker_topics.predictions, MessageField.VALUE)
+    read = [reader(m.value(), context) for m in predictions]
+    assert {r["event_id"] for r in read} == set(sent.valid)
+    assert all(set(r) == {f["name"] for f in previous["fields"]} and 0 <= r["score"] <= 1 for r in read)

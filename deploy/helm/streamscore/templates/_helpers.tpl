@@ -97,8 +97,8 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- $registry := $v.schemaRegistry -}}
 {{- range $name := list "inputFormat" "outputFormat" -}}
 {{- $format := index $registry $name | toString -}}
-{{- if not (has $format (list "json" "json-schema" "avro")) -}}
-{{- fail (printf "schemaRegistry.%s %q: use json, json-schema or avro" $name $format) -}}
+{{- if not (has $format (list "json" "json-schema" "avro" "protobuf")) -}}
+{{- fail (printf "schemaRegistry.%s %q: use json, json-schema, avro or protobuf" $name $format) -}}
 {{- end -}}
 {{- if and (ne $format "json") (not $registry.url) -}}
 {{- fail (printf "schemaRegistry.%s=%s needs schemaRegistry.url (a registry serving the Confluent API)" $name $format) -}}
