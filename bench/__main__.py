@@ -3,10 +3,11 @@
 Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set, else an embedded broker started for the run (it shares
 the machine's cores with the scorers: the results say so). ``--only memory`` runs only the
 10-minute memory run (:mod:`bench.memory`) and adds it to that day's results. When a rung in a
-registered format (Avro, JSON Schema) is chosen, ``STREAMSCORE_SCHEMA_REGISTRY_URL`` is its schema
-registry when set, else Apicurio Registry (``make registry``) started for the run on loopback and
-stopped by its pid at the end. Before the ladder, in process: the micro-benchmarks, the wire formats
-(:mod:`bench.formats`) and the kinds of model with a large reference's import (:mod:`bench.models`).
+registered format (Avro, JSON Schema, Protobuf) is chosen, ``STREAMSCORE_SCHEMA_REGISTRY_URL`` is
+its schema registry when set, else Apicurio Registry (``make registry``) started for the run on
+loopback and stopped by its pid at the end. Before the ladder, in process: the micro-benchmarks,
+the wire formats (:mod:`bench.formats`), what a producer's new schema version costs the decoders
+(:mod:`bench.evolution`) and the kinds of model with a large reference's import (:mod:`bench.models`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import broker_startup, formats, ladder, memory, micro, models, summary, warm_up
+from bench import broker_startup, evolution, formats, ladder, memory, micro, models, summary, warm_up
 from stream.errors import StreamscoreError
 from stream.tools.broker import KAFKA_VERSION, BrokerError, EmbeddedKafka
 
@@ -144,6 +145,8 @@ def main() -> None:
     print(json.dumps(report["micro"], indent=1), flush=True)
     report["formats"] = formats.run(quick=args.quick)  # events/s per wire format, this same run
     print(json.dumps(report["formats"], indent=1), flush=True)
+    report["evolution"] = evolution.run(quick=args.quick)  # what a producer's new schema version costs
+    print(json.dumps(report["evolution"], indent=1), flush=True)
     try:  # events/s per kind of model (one tensor, one input per column), a large import's seconds
         report["models"] = models.run(quick=args.quick)
     except (RuntimeError, StreamscoreError) as exc:  # the zoo's models cannot be built or imported

@@ -13,9 +13,7 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 
 from bench.harness import Harness
 from bench.ladder import RUNGS
@@ -36,17 +34,14 @@ def compare(
     rung = next(r for r in RUNGS if rung_name in r.name)
     pool = Pool.generate(20_000)
     runs: dict[str, list[dict[str, object]]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
-        pool_file = Path(folder) / "events.tsv"
-        pool.write(pool_file)
-        for round_ in range(repeat):
-            for spec in variants:
-                name, env = _variant(spec)
-                with Harness(bootstrap, replace(rung, settings=rung.settings + env), pool, pool_file) as h:
-                    h.warm_up()
-                    sat = h.drain(backlog, timeout=max(60.0, backlog / 500))
-                runs.setdefault(name, []).append(sat)
-                print(f"round {round_ + 1} {name}: {sat}", flush=True)
+    for round_ in range(repeat):
+        for spec in variants:
+            name, env = _variant(spec)
+            with Harness(bootstrap, replace(rung, settings=rung.settings + env), pool) as h:
+                h.warm_up()
+                sat = h.drain(backlog, timeout=max(60.0, backlog / 500))
+            runs.setdefault(name, []).append(sat)
+            print(f"round {round_ + 1} {name}: {sat}", flush=True)
     summary: dict[str, dict[str, float]] = {}
     for name, results in runs.items():
         summary[name] = {

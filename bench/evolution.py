@@ -36,10 +36,17 @@ BATCH = 64
 
 def _with_note(kind: WireFormat, text: str) -> str | None:
     """Version 2 of an event schema: an optional ``note`` more (None: no edit for this format)."""
-    document = json.loads(text) if kind != "protobuf" else None
-    if kind == "avro" and document is not None:
+    if kind == "protobuf":
+        event = "  Features features = 4;\n}"
+        return (
+            text.replace(event, "  Features features = 4;\n  optional string note = 5;\n}")
+            if event in text
+            else None
+        )
+    document = json.loads(text)
+    if kind == "avro":
         document["fields"].append({"name": "note", "type": ["null", "string"], "default": None})
-    elif kind == "json-schema" and document is not None:
+    elif kind == "json-schema":
         document["properties"]["note"] = {"type": "string"}
     else:
         return None
@@ -92,7 +99,9 @@ def _measure(kind: WireFormat, card: ModelCard, repeat: int) -> dict[str, object
     }
 
 
-def run(kinds: tuple[WireFormat, ...] = ("avro", "json-schema"), quick: bool = False) -> dict[str, object]:
+def run(
+    kinds: tuple[WireFormat, ...] = ("avro", "json-schema", "protobuf"), quick: bool = False
+) -> dict[str, object]:
     """Per format: the decoder's cost per event on one version, on versions switching, on a new id."""
     settings = Settings()
     card = load_card(resolve(settings.model_dir, settings.model_name, settings.model_version))

@@ -10,12 +10,11 @@ afterwards, with events offered at a fixed rate by the load generator (:mod:`ben
 ``occurred_at`` to the prediction's append on the broker and to its read by a downstream consumer,
 which reads while the load is offered (:mod:`bench.latency`).
 
-A rung in a registered format (``STREAMSCORE_INPUT_FORMAT`` and ``STREAMSCORE_OUTPUT_FORMAT``:
-``avro`` or ``json-schema``) needs a schema registry: the event schema is registered as
-``streamscore produce --format`` does (``<input topic>-value``), the pool's events are written in the
-wire format (serialized once per rung), and the predictions are decoded with their writer's schema,
-as ``streamscore tail`` does, before their scores are checked. Its latency is not measured: the load
-generator stamps ``occurred_at`` in JSON text.
+A rung in a registered format (``STREAMSCORE_INPUT_FORMAT``, ``STREAMSCORE_OUTPUT_FORMAT``: ``avro``,
+``json-schema``, ``protobuf``) needs a schema registry: the event schema is registered as ``streamscore
+produce --format`` does, the pool's events are serialized once per rung (for the backlogs and, cut
+where each event's time goes, for the load generator: :func:`bench.load.slots`), and predictions are
+decoded with their writer's schema, as ``streamscore tail`` does, before their scores and times are read.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -35,8 +35,9 @@ from pathlib import Path
 from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
 
 from bench import latency, measure
+from bench.formats import missing
 from bench.latency import Sampler, Timed
-from bench.load import WRITER, Pool, prediction, score_matches, write
+from bench.load import WRITER, Pool, Serialize, prediction, score_matches, slots, write, write_slots
 from stream.errors import StreamscoreError
 from stream.formats.events import event_serializer
 from stream.formats.reader import WireReader
@@ -88,13 +89,12 @@ class Rung:
 class Harness:
     """Topics, processes and measurement for one rung."""
 
-    def __init__(
-        self, bootstrap: str, rung: Rung, pool: Pool, pool_file: Path, registry: str | None = None
-    ) -> None:
-        """``registry``: the schema registry's URL, which a rung in a registered format needs."""
+    def __init__(self, bootstrap: str, rung: Rung, pool: Pool, registry: str | None = None) -> None:
+        """``pool``: the rung's events in JSON; ``registry``: the schema registry's URL, which a rung in a
+        registered format needs."""
         if rung.registered and registry is None:
             raise RuntimeError(f"{rung.name} needs a schema registry, and none is running")
-        self.rung, self.pool, self.pool_file = rung, pool, pool_file
+        self.rung = rung
         settings = Settings(kafka_bootstrap_servers=bootstrap, schema_registry_url=registry)
         self.kafka = client_config(settings)  # security from the env
         base = f"bench-{uuid.uuid4().hex[:6]}"
@@ -111,18 +111,12 @@ class Harness:
             **({"STREAMSCORE_SCHEMA_REGISTRY_URL": registry} if registry else {}),
             **dict(rung.settings),
         }
-        self.input, self.predictions = (
-            self.env["STREAMSCORE_INPUT_TOPIC"],
-            self.env["STREAMSCORE_PREDICTION_TOPIC"],
-        )
-        self.wire: Wire | None = None  # how predictions are read: None for JSON
-        try:
-            if rung.input_format != "json":  # registered as `streamscore produce --format` does
-                self.pool = pool.encoded(event_serializer(settings, rung.input_format, self.input))
-            if rung.output_format != "json":
-                self.wire = WireReader(registry_client(settings))
-        except StreamscoreError as exc:  # the registry refused or cannot be reached
-            raise RuntimeError(f"{rung.name}: {exc}") from None
+        self.input = self.env["STREAMSCORE_INPUT_TOPIC"]
+        self.predictions = self.env["STREAMSCORE_PREDICTION_TOPIC"]
+        serialize, self.wire = _formats(rung, settings, self.input)  # None: JSON
+        self.pool = pool if serialize is None else pool.encoded(serialize)
+        self.events = Path(self.env["STREAMSCORE_DATA_DIR"]) / "generator.slots"  # the load generator's
+        write_slots(self.events, rung.input_format, slots(pool.messages, rung.input_format, serialize))
         ensure_topics(self.kafka, {self.input: PARTITIONS})
         outputs = ("PREDICTION", "PROVENANCE", "DLQ", "OUTCOME")
         ensure_topics(
@@ -149,6 +143,7 @@ class Harness:
             self._running.__exit__(None, None, None)
         finally:
             self.reader.close()
+            shutil.rmtree(self.env["STREAMSCORE_DATA_DIR"], ignore_errors=True)  # the generator's events too
             topics = [v for k, v in self.env.items() if k.startswith("STREAMSCORE_") and k.endswith("_TOPIC")]
             for deleted in self.admin.delete_topics(topics).values():  # a backlog should not fill the disk
                 with contextlib.suppress(Exception):  # those the scorer never created
@@ -273,7 +268,7 @@ class Harness:
         reader = latency.reader(self.kafka, self.predictions, PARTITIONS)
         try:
             with Sampler(self.procs) as cpu:
-                offered, timed = latency.offer(reader, self.env, ROOT, self.pool_file, rate, seconds)
+                offered, timed = latency.offer(reader, self.env, ROOT, self.events, rate, seconds, self.wire)
         finally:
             reader.close()
         figures = latency.summarise(offered, timed, rate, seconds)
@@ -285,3 +280,18 @@ class Harness:
 
     def peak_rss_mib(self) -> float:
         return round(max(latency.peak_rss_mib(p.pid) for p in self.procs), 1)
+
+
+def _formats(rung: Rung, settings: Settings, topic: str) -> tuple[Serialize | None, Wire | None]:
+    """The serializer of the rung's input format, its event schema registered as ``<topic>-value`` as
+    ``streamscore produce --format`` does, and the reader of its predictions; None for JSON."""
+    for kind in (rung.input_format, rung.output_format):
+        if (why := missing(kind)) is not None:
+            raise RuntimeError(f"{rung.name}: {why}")
+    registered = rung.input_format != "json", rung.output_format != "json"
+    try:
+        serialize = event_serializer(settings, rung.input_format, topic) if registered[0] else None
+        wire = WireReader(registry_client(settings)) if registered[1] else None
+    except StreamscoreError as exc:  # the registry refused or cannot be reached
+        raise RuntimeError(f"{rung.name}: {exc}") from None
+    return serialize, wire

@@ -10,14 +10,14 @@ Each rung's processes are started once (:mod:`bench.harness`) and, in turn:
 3. take offered loads at fractions of that rate and at the same absolute rates for every rung
    (:data:`bench.latency.RATES`, those it can sustain): the time from each event's ``occurred_at``
    to its prediction's append and to a downstream consumer's read, the rate the load generator
-   achieved, and the cores busy meanwhile (not for the rungs in a registered format: see
-   :data:`NO_LATENCY`).
+   achieved, and the cores busy meanwhile; the load generator stamps each event's send time in the
+   rung's input format.
 
 The first rung, the latency floor, is a bare loop that sends each event on as soon as it arrives:
 the latency Kafka itself sets on the machine, which the summary's latency table sets every rung
 against (:func:`bench.summary.latency_table`). The passthrough stays the limit of throughput.
 
-The rungs in a registered format (Avro, JSON Schema: input and output) need a schema registry,
+The rungs in a registered format (Avro, JSON Schema, Protobuf: input and output) need a schema registry,
 given to :func:`run` as a URL; without one they record an error and the ladder goes on. The rungs
 of :data:`IMPORTED` serve a model of the zoo (one input per column, two string features), imported
 into a registry for the run, on events carrying its features (:func:`prepared`).
@@ -67,6 +67,12 @@ RUNGS = [
         settings=(("STREAMSCORE_INPUT_FORMAT", "json-schema"), ("STREAMSCORE_OUTPUT_FORMAT", "json-schema")),
     ),
     Rung(
+        "5 streamscore, 1 process, Protobuf",
+        "streamscore-protobuf",
+        WORKER,
+        settings=(("STREAMSCORE_INPUT_FORMAT", "protobuf"), ("STREAMSCORE_OUTPUT_FORMAT", "protobuf")),
+    ),
+    Rung(
         "5 streamscore, 1 process, drift off",
         "streamscore-drift-off",
         WORKER,
@@ -93,11 +99,6 @@ RUNGS = [
 IMPORTED = {"streamscore-columns": "columns"}
 POOL = 20_000
 """Events in a rung's pool (written again and again as its backlogs)."""
-#: Why a rung in a registered format has no latency figures.
-NO_LATENCY = (
-    "not measured: the load generator stamps occurred_at into JSON text, and a registered format's "
-    "values are binary (Avro) or carry a binary header"
-)
 
 
 @dataclass(frozen=True)
@@ -135,13 +136,13 @@ def chosen(quick: bool = False, only: list[str] | None = None) -> list[Rung]:
     return [r for r in RUNGS if any(o == r.key if o in keys else o in r.name for o in only)]
 
 
-Prepared = tuple[Pool, Path, tuple[tuple[str, str], ...]]
-"""A model's events, their file for the load generator, and the settings that serve the model."""
+Prepared = tuple[Pool, tuple[tuple[str, str], ...]]
+"""A model's events, and the settings that serve the model."""
 
 
-def prepared(rung: Rung, folder: Path, pools: dict[str, Prepared]) -> tuple[Rung, Pool, Path]:
-    """The rung with the settings of its model, its events and their file (each model's made once,
-    under ``folder``, and kept in ``pools``): the demo's, or a zoo model imported into a registry."""
+def prepared(rung: Rung, folder: Path, pools: dict[str, Prepared]) -> tuple[Rung, Pool]:
+    """The rung with the settings of its model, and its events (each model's made once, under
+    ``folder``, and kept in ``pools``): the demo's, or a zoo model imported into a registry."""
     kind = IMPORTED.get(rung.key, "")
     if kind not in pools:
         if kind:
@@ -155,18 +156,16 @@ def prepared(rung: Rung, folder: Path, pools: dict[str, Prepared]) -> tuple[Rung
             )
         else:
             pool, settings = Pool.generate(POOL), ()
-        pool_file = folder / f"events-{kind or 'demo'}.tsv"
-        pool.write(pool_file)
-        pools[kind] = (pool, pool_file, settings)
-    pool, pool_file, settings = pools[kind]
-    return dataclasses.replace(rung, settings=settings + rung.settings), pool, pool_file
+        pools[kind] = (pool, settings)
+    pool, settings = pools[kind]
+    return dataclasses.replace(rung, settings=settings + rung.settings), pool
 
 
 def measure_rung(
-    bootstrap: str, rung: Rung, plan: Plan, pool: Pool, pool_file: Path, registry: str | None = None
+    bootstrap: str, rung: Rung, plan: Plan, pool: Pool, registry: str | None = None
 ) -> dict[str, object]:
     started = time.monotonic()
-    with Harness(bootstrap, rung, pool, pool_file, registry) as harness:
+    with Harness(bootstrap, rung, pool, registry) as harness:
         harness.warm_up()
         size: int | None = plan.first_probe
         rounds = []
@@ -185,7 +184,7 @@ def measure_rung(
             )
         print(f"   backlogs {rounds[:-1]}\n   saturation {sat}", flush=True)
         maximum = float(sat["events_per_s"])  # type: ignore[arg-type]
-        latencies = [] if rung.registered else latency_points(harness, plan, maximum)
+        latencies = latency_points(harness, plan, maximum)
         rss = harness.peak_rss_mib()
     return {
         "rung": rung.name,
@@ -194,7 +193,6 @@ def measure_rung(
         "rounds": rounds[:-1],
         "peak_rss_mib": rss,
         "latency": latencies,
-        **({"latency_skipped": NO_LATENCY} if rung.registered else {}),
         "seconds": round(time.monotonic() - started),
     }
 
@@ -252,8 +250,8 @@ def run(
                 try:
                     if rung.registered and registry is None:
                         raise RuntimeError(f"no schema registry: {no_registry}")
-                    served, pool, pool_file = prepared(rung, Path(folder), pools)
-                    result = measure_rung(bootstrap, served, plan, pool, pool_file, registry)
+                    served, pool = prepared(rung, Path(folder), pools)
+                    result = measure_rung(bootstrap, served, plan, pool, registry)
                 except (
                     RuntimeError,
                     OSError,

@@ -3,15 +3,18 @@
 Every rung is offered the same absolute rates (:data:`RATES`) where it can sustain them (at most
 :data:`MOST` of the events/s it drained; the others are recorded as skipped), besides fractions of
 its own maximum (:func:`offers`). The load generator (:mod:`bench.load`) runs as a process of its
-own and stamps each event's ``occurred_at`` as it sends it. Meanwhile a reader with the client
-defaults a user would have (``read_committed``, ``fetch.min.bytes`` 1) consumes the predictions
-from the end of their topic, and notes the time each one is received. An event's latency to the
-append is its prediction's ``LogAppendTime`` less its ``occurred_at``; to the read, the time of
-receipt less its ``occurred_at``. The first second of a load (a quarter of a shorter one) warms up
-and is left out. The CPU of the scorer's processes and of the whole machine is sampled every 50 ms
-(:class:`Sampler`): a point gives ``machine_cores_busy`` (cores the whole machine kept busy) and
-``scorer_cpu_share`` (cores the scorer's processes kept busy, 1.0 is one core) over its measured
-window, so that it says when the machine, not the scorer, set its figure.
+own and stamps each event's ``occurred_at`` as it sends it, in the rung's input format. Meanwhile a
+reader with the client defaults a user would have (``read_committed``, ``fetch.min.bytes`` 1)
+consumes the predictions from the end of their topic, and notes the time each one is received; once
+the load is over, each prediction's ``occurred_at`` is read from its JSON text (JSON, JSON Schema),
+or from its record decoded by the writer schema its header names (Avro and any other registered
+format). An event's latency to the append is its prediction's ``LogAppendTime`` less its
+``occurred_at``; to the read, the time of receipt less its ``occurred_at``. The first second of a
+load (a quarter of a shorter one) warms up and is left out. The CPU of the scorer's processes and
+of the whole machine is sampled every 50 ms (:class:`Sampler`): a point gives ``machine_cores_busy``
+(cores the whole machine kept busy) and ``scorer_cpu_share`` (cores the scorer's processes kept
+busy, 1.0 is one core) over its measured window, so that it says when the machine, not the scorer,
+set its figure; and ``generator_cpu_us_per_event``, the load generator's own CPU.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from bench import measure
 from stream.kafka.config import Connection, client_config
+from stream.tools.tail import Wire
 
 #: The absolute rates (events/s) every rung with latency is offered, where it can sustain them.
 RATES: tuple[float, ...] = (1_000, 3_000, 5_000, 20_000)
@@ -114,12 +118,19 @@ def reader(kafka: Connection, topic: str, partitions: int) -> Consumer:
 
 
 def offer(
-    consumer: Consumer, env: Mapping[str, str], cwd: Path, pool_file: Path, rate: float, seconds: float
+    consumer: Consumer,
+    env: Mapping[str, str],
+    cwd: Path,
+    events: Path,
+    rate: float,
+    seconds: float,
+    wire: Wire | None = None,
 ) -> tuple[dict[str, float], list[Timed]]:
-    """Offer ``rate`` events/s for ``seconds`` from a generator process, reading the predictions meanwhile;
-    then read those still due (30 s at most)."""
+    """Offer ``rate`` events/s for ``seconds`` from a generator process sending ``events`` (written by
+    :func:`bench.load.write_slots`), reading the predictions meanwhile; then read those still due
+    (30 s at most). ``wire`` decodes predictions in a registered output format."""
     generator = subprocess.Popen(
-        [sys.executable, "-m", "bench.load", str(rate), str(seconds), str(pool_file)],
+        [sys.executable, "-m", "bench.load", str(rate), str(seconds), str(events)],
         env=env,
         cwd=cwd,
         stdout=subprocess.PIPE,
@@ -131,7 +142,7 @@ def offer(
     deadline = time.monotonic() + 30
     while len(received) < offered["sent"] and time.monotonic() < deadline:
         _receive(consumer, received, 0.5)
-    return offered, _timed(received)
+    return offered, timed(received, wire)
 
 
 def _receive(consumer: Consumer, into: list[tuple[bytes, int, float]], timeout: float) -> None:
@@ -147,17 +158,35 @@ def _receive(consumer: Consumer, into: list[tuple[bytes, int, float]], timeout: 
     into.extend((m.value(), m.timestamp()[1], now) for m in more if m.error() is None)
 
 
-def _timed(received: Sequence[tuple[bytes, int, float]]) -> list[Timed]:
+def timed(received: Sequence[tuple[bytes, int, float]], wire: Wire | None = None) -> list[Timed]:
+    """Each prediction ``(value, append ms, receipt)`` with its event's time (those without one left out)."""
     parsed: dict[bytes, float] = {}  # the generator stamps a burst of events with one time
-    timed = []
+    found = []
     for value, appended_ms, read in received:
-        if (found := _OCCURRED_AT.search(value)) is None:
-            continue
-        stamp = found.group(1)
+        if (occurred := _occurred(value, parsed, wire)) is not None:
+            found.append(Timed(occurred, appended_ms / 1000, read))
+    return found
+
+
+def _occurred(value: bytes, parsed: dict[bytes, float], wire: Wire | None) -> float | None:
+    """A prediction's ``occurred_at`` (epoch s): from its JSON text, else from its decoded record."""
+    if (text := _OCCURRED_AT.search(value)) is not None:
+        stamp = text.group(1)
         if (occurred := parsed.get(stamp)) is None:
             occurred = parsed[stamp] = dt.datetime.fromisoformat(stamp.decode()).timestamp()
-        timed.append(Timed(occurred, appended_ms / 1000, read))
-    return timed
+        return occurred
+    decoded = wire(value) if wire is not None else None
+    record = decoded[1] if decoded is not None else None
+    return epoch(record.get("occurred_at")) if isinstance(record, dict) else None
+
+
+def epoch(value: object) -> float | None:
+    """A decoded time as epoch seconds: a datetime (Avro's) or RFC 3339 text; None for anything else."""
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    if isinstance(value, str):
+        return dt.datetime.fromisoformat(value).timestamp()
+    return None
 
 
 def cpu_seconds(pid: int) -> float:

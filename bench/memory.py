@@ -11,7 +11,6 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,32 +33,29 @@ def run(
     rung = next(r for r in RUNGS if r.key == "streamscore")
     pool = Pool.generate(20_000, seed=7)
     seconds = minutes * 60
-    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
-        pool_file = Path(folder) / "events.tsv"
-        pool.write(pool_file)
-        with Harness(bootstrap, rung, pool, pool_file) as harness:
-            harness.warm_up()
-            pid = harness.procs[0].pid
-            producer = subprocess.Popen(
-                [sys.executable, "-m", "bench.load", str(rate), str(seconds), str(pool_file)],
-                env=harness.env,
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-            )
-            samples: list[tuple[float, float]] = []
-            read = 0
-            started = next_sample = time.monotonic()
-            while producer.poll() is None:
-                read += len(harness._read(0.05))
-                if (now := time.monotonic()) >= next_sample:
-                    samples.append((round(now - started, 1), round(_rss_mib(pid), 1)))
-                    next_sample += every
-            elapsed = time.monotonic() - started
-            for _ in range(40):  # what is still in flight
-                if not (batch := harness._read(0.5)):
-                    break
-                read += len(batch)
-            alive = harness.procs[0].poll() is None
+    with Harness(bootstrap, rung, pool) as harness:
+        harness.warm_up()
+        pid = harness.procs[0].pid
+        producer = subprocess.Popen(
+            [sys.executable, "-m", "bench.load", str(rate), str(seconds), str(harness.events)],
+            env=harness.env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        samples: list[tuple[float, float]] = []
+        read = 0
+        started = next_sample = time.monotonic()
+        while producer.poll() is None:
+            read += len(harness._read(0.05))
+            if (now := time.monotonic()) >= next_sample:
+                samples.append((round(now - started, 1), round(_rss_mib(pid), 1)))
+                next_sample += every
+        elapsed = time.monotonic() - started
+        for _ in range(40):  # what is still in flight
+            if not (batch := harness._read(0.5)):
+                break
+            read += len(batch)
+        alive = harness.procs[0].poll() is None
     second_half = [(t, r) for t, r in samples if t >= seconds / 2]
     slope = statistics.linear_regression([t for t, _ in second_half], [r for _, r in second_half]).slope
     rss = [r for _, r in samples]

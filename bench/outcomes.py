@@ -220,13 +220,10 @@ def _peak_rss_mib(pid: int) -> float:
 def scorer_drain(bootstrap: str, n: int) -> dict[str, object]:
     """The scorer's events/s on this machine and broker now: one drain of ``n`` events, as the ladder's."""
     pool = Pool.generate(20_000)
-    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
-        pool_file = Path(folder) / "events.tsv"
-        pool.write(pool_file)
-        with Harness(bootstrap, SCORER, pool, pool_file) as harness:
-            harness.warm_up()
-            harness.drain(min(n, 20_000), 120.0)  # warm
-            return harness.drain(n, max(120.0, n / 2_000))
+    with Harness(bootstrap, SCORER, pool) as harness:
+        harness.warm_up()
+        harness.drain(min(n, 20_000), 120.0)  # warm
+        return harness.drain(n, max(120.0, n / 2_000))
 
 
 def fill(n: int, folder: Path) -> dict[str, object]:

@@ -6,8 +6,11 @@ model's. An invalid run keeps its raw figures but gives no ratios: it says why i
 The latency floor (a bare loop that sends each event on at once) is not the limit: it sets the
 latency Kafka allows on the machine, and :func:`latency_table` sets each rung's time to a
 downstream consumer's read against it, at the same offered rates.
-The registered formats' ratios (``avro_vs_json``, ``json_schema_vs_json``) are their one-process
-rung's events/s over the JSON one's, in the same run; the target is 0.8 or more. A model with one
+The registered formats' ratios (``avro_vs_json``, ``json_schema_vs_json``, ``protobuf_vs_json``) are
+their one-process rung's events/s over the JSON one's, in the same run; the target is 0.8 or more.
+Beside them, each format's CPU seconds per 1,000 events drained (``<format>_cpu_s_per_1000``) and its
+time to a consumer's read at 1,000 events/s (``<format>_read_p50_ms_at_1000``, ``..._p99_...``), as
+JSON's (``streamscore_...``). A model with one
 input per column and two string features (``columns_model_vs_tensor``): its rung's events/s over the
 demo model's (one float tensor), in the same run; the target is 0.7 or more.
 """
@@ -80,8 +83,7 @@ def _ratios(rungs: Sequence[Result]) -> dict[str, float | None]:
         "streamscore_p99_ms_at_70pct": p99.get(70),  # type: ignore[dict-item]
         "two_processes_to_one": _div(rate["streamscore-2"], rate["streamscore"]),
         "shadow_challenger_to_none": _div(rate["streamscore-shadow"], rate["streamscore"]),
-        "avro_vs_json": _div(rate["streamscore-avro"], rate["streamscore"]),
-        "json_schema_vs_json": _div(rate["streamscore-json-schema"], rate["streamscore"]),
+        **_formats(rungs, rate),
         "columns_model_vs_tensor": _div(rate["streamscore-columns"], rate["streamscore"]),
         "columns_model_cpu_s_per_1000": _figure(rungs, "streamscore-columns", "cpu_s_per_1000"),
         **_read_latency(rungs),
@@ -99,6 +101,11 @@ def _read_latency(rungs: Sequence[Result]) -> dict[str, float | None]:
     return {
         "streamscore_read_p50_ms_at_1000": p50,
         "streamscore_read_p99_ms_at_1000": read("streamscore", 1000, "p99"),
+        **{
+            f"{name}_read_{q}_ms_at_1000": read(f"streamscore-{fmt}", 1000, q)
+            for fmt, name in FORMATS.items()
+            for q in ("p50", "p99")
+        },
         "floor_read_p50_ms_at_1000": floor50,
         "floor_read_p99_ms_at_1000": read("floor", 1000, "p99"),
         "streamscore_p50_above_floor_ms_at_1000": None
@@ -111,6 +118,15 @@ def _read_latency(rungs: Sequence[Result]) -> dict[str, float | None]:
         "quix_read_p99_ms_at_3000": read("quix", 3000, "p99"),
         "exactly_once_read_p99_ms_at_1000": read("streamscore-eos", 1000, "p99"),
     }
+
+
+def _formats(rungs: Sequence[Result], rate: dict[str, float | None]) -> dict[str, float | None]:
+    """Each registered format's one-process rung against JSON's: events/s over JSON's, CPU per event."""
+    found: dict[str, float | None] = {}
+    for fmt, name in FORMATS.items():
+        found[f"{name}_vs_json"] = _div(rate[f"streamscore-{fmt}"], rate["streamscore"])
+        found[f"{name}_cpu_s_per_1000"] = _figure(rungs, f"streamscore-{fmt}", "cpu_s_per_1000")
+    return found
 
 
 def to_limit(rungs: Sequence[Result]) -> None:
@@ -191,9 +207,11 @@ def _num(value: object) -> str:
     return "-" if value is None else f"{float(value):.1f}"  # type: ignore[arg-type]
 
 
+#: The registered formats' one-process rungs (``streamscore-<format>``) by the name of their figures.
+FORMATS = {"avro": "avro", "json-schema": "json_schema", "protobuf": "protobuf"}
 _KEYS = (
     "passthrough", "bare", "naive", "quix", "streamscore", "streamscore-2", "streamscore-eos",
-    "streamscore-shadow", "streamscore-avro", "streamscore-json-schema", "streamscore-columns",
+    "streamscore-shadow", "streamscore-columns", *(f"streamscore-{fmt}" for fmt in FORMATS),
 )  # fmt: skip
 
 

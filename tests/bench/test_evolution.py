@@ -7,7 +7,7 @@ from bench import evolution
 
 def test_a_schema_change_is_measured_for_each_registered_format():
     found = evolution.run(quick=True)
-    assert set(found) == {"avro", "json-schema"}
+    assert set(found) == {"avro", "json-schema", "protobuf"}
     for figures in found.values():
         assert isinstance(figures, dict) and "error" not in figures, figures
         assert figures["version_1_us"] > 0 and figures["version_2_us"] > 0

@@ -26,8 +26,9 @@ LADDER = [
     ),
     rung("streamscore-2", 10_800),
     rung("streamscore-eos", 4_500),
-    rung("streamscore-avro", 4_200),
-    rung("streamscore-json-schema", 5_700),
+    rung("streamscore-avro", 4_200, cpu_s_per_1000=0.3),
+    rung("streamscore-json-schema", 5_700, cpu_s_per_1000=0.22),
+    rung("streamscore-protobuf", 4_800, cpu_s_per_1000=0.25),
 ]
 
 
@@ -38,7 +39,7 @@ def test_a_ladder_whose_limit_is_the_fastest_rung_is_valid():
 def test_a_rung_faster_than_the_limit_makes_the_run_invalid():
     ladder = [rung("passthrough", 316), *LADDER[1:]]
     found = summary.problems(ladder)
-    assert len(found) == 8
+    assert len(found) == 9
     assert found[0].startswith("bare measured 30,000 events/s, faster than the limit (316/s)")
 
 
@@ -75,21 +76,27 @@ def test_the_ratios_of_the_target_table():
         "two_processes_to_one": 1.8,
         "shadow_challenger_to_none": None,  # no shadow rung in this ladder
         "avro_vs_json": 0.7,
+        "avro_cpu_s_per_1000": 0.3,
         "json_schema_vs_json": 0.95,
+        "json_schema_cpu_s_per_1000": 0.22,
+        "protobuf_vs_json": 0.8,
+        "protobuf_cpu_s_per_1000": 0.25,
         "columns_model_vs_tensor": None,  # no rung of a model with one input per column
         "columns_model_cpu_s_per_1000": None,
         **dict.fromkeys(READ_TARGETS),  # no consumer's read times in this ladder
     }
     ladder = [dict(r) for r in LADDER]
     summary.to_limit(ladder)
-    assert [r["ratio_to_limit"] for r in ladder] == [1.0, 0.3, 0.015, 0.08, 0.06, 0.108, 0.045, 0.042, 0.057]
+    shares = [1.0, 0.3, 0.015, 0.08, 0.06, 0.108, 0.045, 0.042, 0.057, 0.048]
+    assert [r["ratio_to_limit"] for r in ladder] == shares
 
 
 def test_a_failed_format_rung_gives_no_ratio_of_its_own():
-    ladder = [*LADDER[:-2], {"rung": "avro", "key": "streamscore-avro", "error": "no schema registry"}]
+    ladder = [*LADDER[:-3], {"rung": "avro", "key": "streamscore-avro", "error": "no schema registry"}]
     assert summary.problems(ladder) == []
     ratios = summary.ratios(ladder)
     assert ratios["avro_vs_json"] is None and ratios["json_schema_vs_json"] is None
+    assert ratios["protobuf_vs_json"] is None and ratios["avro_cpu_s_per_1000"] is None
     assert ratios["two_processes_to_one"] == 1.8
 
 
@@ -138,7 +145,7 @@ NAIVE = "above 80% of the rung's maximum (1,500 events/s)"
 LATENCIES = [
     rung("floor", 120_000, latency=[{"fraction_of_max": 0.5, "read_p99_ms": 1}, point(1_000, 2.0, 5.0, 0.4)]),
     rung("naive", 1_500, latency=[{"rate": 1_000, "skipped": NAIVE}]),
-    rung("streamscore-avro", 4_200, latency=[], latency_skipped="not measured"),
+    rung("streamscore-avro", 4_200, latency=[point(1_000, 14.0, 45.0, 1.2)]),
     rung("streamscore", 9_000, latency=[point(1_000, 12.5, 40.0, 1.1), {"rate": 20_000, "skipped": SKIPPED}]),
     {"rung": "quix", "key": "quix", "error": "no .venv-quix"},
 ]
@@ -152,6 +159,11 @@ def test_the_latency_table_sets_each_rung_against_the_floor_at_the_same_rate():
             "floor_p99_ms": 5.0, "p50_above_floor_ms": 0.0, "p99_to_floor": 1.0, "machine_cores_busy": 0.4,
         },
         {"rate": 1_000, "rung": "naive", "skipped": NAIVE},
+        {
+            "rate": 1_000, "rung": "streamscore-avro", "read_p50_ms": 14.0, "read_p99_ms": 45.0,
+            "floor_p50_ms": 2.0, "floor_p99_ms": 5.0, "p50_above_floor_ms": 12.0, "p99_to_floor": 9.0,
+            "machine_cores_busy": 1.2,
+        },
         {
             "rate": 1_000, "rung": "streamscore", "read_p50_ms": 12.5, "read_p99_ms": 40.0,
             "floor_p50_ms": 2.0, "floor_p99_ms": 5.0, "p50_above_floor_ms": 10.5, "p99_to_floor": 8.0,
@@ -182,6 +194,12 @@ def test_a_run_in_rounds_sets_each_rung_against_the_floor_of_its_round():
 READ_TARGETS = (
     "streamscore_read_p50_ms_at_1000",
     "streamscore_read_p99_ms_at_1000",
+    "avro_read_p50_ms_at_1000",
+    "avro_read_p99_ms_at_1000",
+    "json_schema_read_p50_ms_at_1000",
+    "json_schema_read_p99_ms_at_1000",
+    "protobuf_read_p50_ms_at_1000",
+    "protobuf_read_p99_ms_at_1000",
     "floor_read_p50_ms_at_1000",
     "floor_read_p99_ms_at_1000",
     "streamscore_p50_above_floor_ms_at_1000",
@@ -197,12 +215,19 @@ def test_the_latency_targets_are_read_at_equal_rates_against_the_floor():
         *LATENCIES[:-1],
         rung("quix", 12_000, latency=[point(3_000, 7.0, 14.0)]),
         rung("streamscore-eos", 5_000, latency=[point(1_000, 60.0, 110.0)]),
+        rung("streamscore-protobuf", 4_800, latency=[point(1_000, 13.0, 41.0)]),
     ]
     ladder[3] = rung("streamscore", 9_000, latency=[point(1_000, 12.5, 40.0), point(3_000, 9.0, 13.0)])
     found = {k: v for k, v in summary.ratios(ladder).items() if k in READ_TARGETS}
     assert found == {
         "streamscore_read_p50_ms_at_1000": 12.5,
         "streamscore_read_p99_ms_at_1000": 40.0,
+        "avro_read_p50_ms_at_1000": 14.0,
+        "avro_read_p99_ms_at_1000": 45.0,
+        "json_schema_read_p50_ms_at_1000": None,  # no JSON Schema rung in this ladder
+        "json_schema_read_p99_ms_at_1000": None,
+        "protobuf_read_p50_ms_at_1000": 13.0,
+        "protobuf_read_p99_ms_at_1000": 41.0,
         "floor_read_p50_ms_at_1000": 2.0,
         "floor_read_p99_ms_at_1000": 5.0,
         "streamscore_p50_above_floor_ms_at_1000": 10.5,
@@ -216,7 +241,9 @@ def test_the_latency_targets_are_read_at_equal_rates_against_the_floor():
 def test_the_latency_table_prints_one_line_a_row():
     text = summary.latency_text(summary.latency_table(LATENCIES))
     lines = text.splitlines()
-    assert len(lines) == 2 + 4
-    assert "streamscore" in lines[4] and "12.5" in lines[4] and "+10.5" in lines[4] and "8.0x" in lines[4]
-    assert SKIPPED in lines[5]
+    assert len(lines) == 2 + 5
+    assert "streamscore-avro" in lines[4] and "14.0" in lines[4] and "+12.0" in lines[4]
+    assert "9.0x" in lines[4]
+    assert "streamscore" in lines[5] and "12.5" in lines[5] and "+10.5" in lines[5] and "8.0x" in lines[5]
+    assert SKIPPED in lines[6]
     assert summary.latency_text([]) == ""
