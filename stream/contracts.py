@@ -263,10 +263,11 @@ def json_schemas() -> dict[str, str]:
     }
 
 
-def write_schemas(folder: Path) -> list[Path]:
+def write_schemas(folder: Path, documents: dict[str, str] | None = None) -> list[Path]:
+    """Write ``documents`` (file name -> text; by default :func:`json_schemas`) into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in json_schemas().items():
+    for name, text in (json_schemas() if documents is None else documents).items():
         (folder / name).write_text(text)
         written.append(folder / name)
     return written

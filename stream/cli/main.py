@@ -26,10 +26,10 @@ def schemas(
 ) -> None:
     """Write the JSON Schema documents of the message contracts and the model card, and the Protobuf
     files of the outputs."""
-    from stream.contracts import write_schemas
-    from stream.formats.protobuf_writer import write_proto_schemas
+    from stream.contracts import json_schemas, write_schemas
+    from stream.formats.protobuf_writer import proto_schemas
 
-    for path in [*write_schemas(out), *write_proto_schemas(out)]:
+    for path in write_schemas(out, {**json_schemas(), **proto_schemas()}):
         typer.echo(path)
 
 

@@ -26,13 +26,12 @@ from typing import Any
 
 import orjson
 
+from stream.formats.varints import SMALL as _SMALL
+from stream.formats.varints import varint
 from stream.scoring.records import TAKES_DATETIMES
 
-_SMALL = [bytes([n]) for n in range(128)]
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICRO = dt.timedelta(microseconds=1)
-_CONTINUED = [sum(0x80 << (8 * i) for i in range(k - 1)) for k in range(9)]
-"""The continuation bits of a k-byte varint: the high bit of each byte but the last."""
 _NOTHING = object()
 _SLOTS: dict[tuple[str, str], list[tuple[Any, bytes]]] = {}
 """The last value written and its bytes, by field path and type, shared by every writer: a
@@ -43,20 +42,7 @@ _Fragment = orjson.Fragment
 def _long(n: int) -> bytes:
     """Avro's long: zigzag, then a little-endian base-128 varint."""
     n = (n << 1) ^ (n >> 63)
-    if n < 128:
-        return _SMALL[n]
-    if n < 1 << 56:  # spread the 7-bit groups into bytes at once (a timestamp in µs is 8 of them)
-        x = (n & 0xFFFFFFF) | ((n & 0xFFFFFFF0000000) << 4)
-        x = (x & 0x00003FFF00003FFF) | ((x & 0x0FFFC0000FFFC000) << 2)
-        x = (x & 0x007F007F007F007F) | ((x & 0x3F803F803F803F80) << 1)
-        k = (n.bit_length() + 6) // 7
-        return (x | _CONTINUED[k]).to_bytes(k, "little")
-    out = bytearray()
-    while n > 127:
-        out.append((n & 127) | 128)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+    return _SMALL[n] if n < 128 else varint(n)
 
 
 def _string(text: str) -> bytes:

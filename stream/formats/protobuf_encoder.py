@@ -31,38 +31,17 @@ import orjson
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from stream.formats.protobuf_reader import TIMESTAMP, is_map
+from stream.formats.varints import SMALL as _SMALL
+from stream.formats.varints import varint as _varint
 
 F = FieldDescriptor
 
-_SMALL = [bytes([n]) for n in range(128)]
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _Fragment = orjson.Fragment
-_MASK = (1 << 64) - 1
-_CONTINUED = [sum(0x80 << (8 * i) for i in range(k - 1)) for k in range(9)]
-"""The continuation bits of a k-byte varint: the high bit of each byte but the last."""
 
 
 class Unsupported(ValueError):
     """The message has a field :func:`compile_encoder` does not write."""
-
-
-def _varint(n: int) -> bytes:
-    """An unsigned base-128 varint (a negative int as its 64-bit two's complement, as protobuf does)."""
-    if 0 <= n < 128:
-        return _SMALL[n]
-    if 0 < n < 1 << 56:  # spread the 7-bit groups into bytes at once (a time's seconds are 5 of them)
-        x = (n & 0xFFFFFFF) | ((n & 0xFFFFFFF0000000) << 4)
-        x = (x & 0x00003FFF00003FFF) | ((x & 0x0FFFC0000FFFC000) << 2)
-        x = (x & 0x007F007F007F007F) | ((x & 0x3F803F803F803F80) << 1)
-        k = (n.bit_length() + 6) // 7
-        return (x | _CONTINUED[k]).to_bytes(k, "little")
-    n &= _MASK
-    out = bytearray()
-    while n > 127:
-        out.append((n & 127) | 128)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _string(text: str) -> bytes:

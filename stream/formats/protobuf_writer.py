@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -142,15 +141,6 @@ def _comment(text: str | None, indent: str) -> list[str]:
 def proto_schemas() -> dict[str, str]:
     """File name -> ``.proto`` text of each output contract, as written to ``schemas/``."""
     return {f"{name}.proto": proto_schema(model) for name, model in OUTPUTS.items()}
-
-
-def write_proto_schemas(folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in proto_schemas().items():
-        (folder / name).write_text(text)
-        written.append(folder / name)
-    return written
 
 
 def protobuf_serializer(schema_id: int, proto_text: str) -> Serialize:
