@@ -149,21 +149,25 @@ class _Source:
     def cached(
         self, expression: str, value: str, out: str, key: tuple[Any, ...], indent: str, tag: str = ""
     ) -> None:
-        """Lines setting ``out`` to ``tag`` and ``expression`` (none for None), the expression computed
-        again only when another object than the slot's last comes (a slot keyed without the tag is
-        shared by the fields of that name and type in every message: a prediction's event time and
-        its provenance's)."""
-        slot = self.constant(_SLOTS.setdefault(key, [(None, b"")]))
-        for line in (
-            f"last, {out} = {slot}[0]",  # one read: another thread may write the slot
-            f"if {value} is not last:",
-            f"    {out} = b'' if {value} is None else {expression}",
-            f"    {slot}[0] = ({value}, {out})",
-        ):
-            self.body.append(f"{indent}{line}")
+        """Lines setting ``out`` to ``tag`` and ``expression`` (none for None), computed again only
+        when another object than the slot's last comes; with a tag, the expression's bytes are kept
+        in a second slot keyed without it, shared by the fields of that name and type in every
+        message (a prediction's event id and time, and its provenance's)."""
+        slot = self.constant(_SLOTS.setdefault((*key, tag), [(None, b"")]))
+        lines = [f"last, {out} = {slot}[0]", f"if {value} is not last:"]  # one read: threads share slots
         if tag:
-            self.body.append(f"{indent}if {value} is not None:")
-            self.body.append(f"{indent}    {out} = {tag} + {out}")
+            shared = self.constant(_SLOTS.setdefault(key, [(None, b"")]))
+            lines += [
+                f"    last, {out} = {shared}[0]",
+                f"    if {value} is not last:",
+                f"        {out} = b'' if {value} is None else {expression}",
+                f"        {shared}[0] = ({value}, {out})",
+                f"    {out} = b'' if {value} is None else {tag} + {out}",
+            ]
+        else:
+            lines.append(f"    {out} = b'' if {value} is None else {expression}")
+        lines.append(f"    {slot}[0] = ({value}, {out})")
+        self.body.extend(f"{indent}{line}" for line in lines)
 
     def entries(self, field: FieldDescriptor, tag: str, value: str) -> str:
         """The expression of a ``map<string, X>``'s bytes: an entry message (key 1, value 2) per item."""

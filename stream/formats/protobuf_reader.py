@@ -15,10 +15,10 @@ that is protobuf's semantics, the wire cannot tell the two apart. Unknown fields
 from __future__ import annotations
 
 import datetime as dt
+import keyword
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import compress
-from operator import attrgetter, not_
+from operator import attrgetter
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -36,7 +36,6 @@ WRAPPERS = frozenset(
     f"google.protobuf.{kind}Value"
     for kind in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool", "String", "Bytes")
 )
-_NOTHING = ()
 _SECONDS_NANOS = attrgetter("seconds", "nanos")
 _delta = dt.timedelta
 
@@ -94,31 +93,35 @@ def _converter(
     present: tuple[tuple[str, Callable[[Any], Any]], ...],
     nulls: bool,
 ) -> Callable[[Any], dict[str, Any]]:
-    get: Callable[[Any], Any] = (
-        (lambda message: _NOTHING) if not names
-        else (lambda message, name=names[0]: (getattr(message, name),)) if len(names) == 1  # type: ignore[misc]
-        else attrgetter(*names)
-    )  # fmt: skip
+    """A function generated for one message type: its scalars read into a dict literal, a field that
+    tracks presence and reads as zero asked whether it is set, then the converted fields. Of the
+    schema only field names enter the code, checked as identifiers (keywords read by ``attrgetter``)."""
+    scope: dict[str, Any] = {}
 
-    def convert(message: Any) -> dict[str, Any]:
-        values = get(message)
-        record = dict(zip(names, values))  # noqa: B905  # as many values as names; strict= costs 0.1 µs
-        if maybe and not all(values):  # a zero may be a field not set
-            for name in compress(names, map(not_, values)):
-                if name in maybe and not message.HasField(name):
-                    if nulls:
-                        record[name] = None
-                    else:
-                        del record[name]
-        for name, one in always:
-            record[name] = one(getattr(message, name))
-        for name, one in present:
-            if message.HasField(name):
-                record[name] = one(getattr(message, name))
-            elif nulls:
-                record[name] = None
-        return record
+    def read(name: str) -> str:
+        if not name.isidentifier():
+            raise ValueError(f"field name {name!r}")
+        if keyword.iskeyword(name) or name.startswith("__"):
+            scope[f"_g{len(scope)}"] = attrgetter(name)
+            return f"_g{len(scope) - 1}(m)"
+        return f"m.{name}"
 
+    unset = "r[{!r}] = None" if nulls else "del r[{!r}]"
+    lines = ["def convert(m):", *(f"    v{i} = {read(name)}" for i, name in enumerate(names))]
+    lines.append("    r = {" + ", ".join(f"{name!r}: v{i}" for i, name in enumerate(names)) + "}")
+    for i, name in enumerate(names):
+        if name in maybe:  # a zero may be a field not set
+            lines += [f"    if not v{i} and not m.HasField({name!r}):", "        " + unset.format(name)]
+    for k, (name, one) in enumerate(always):
+        scope[f"_a{k}"] = one
+        lines.append(f"    r[{name!r}] = _a{k}({read(name)})")
+    for k, (name, one) in enumerate(present):
+        scope[f"_p{k}"] = one
+        lines += [f"    if m.HasField({name!r}):", f"        r[{name!r}] = _p{k}({read(name)})"]
+        lines += ["    else:", f"        r[{name!r}] = None"] if nulls else []
+    lines.append("    return r")
+    exec("\n".join(lines), scope)  # of the schema, only checked identifiers and reprs are in the code
+    convert: Callable[[Any], dict[str, Any]] = scope["convert"]
     return convert
 
 

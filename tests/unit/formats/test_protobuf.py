@@ -245,3 +245,17 @@ def test_a_null_the_schema_would_read_as_zero_goes_as_json():
     broken = orjson.dumps({**event, "features": {**event["features"], "salary": None}})
     assert protobuf_event_serializer(2, plain)(broken) == header(2) + b"\x00" + broken
     assert protobuf_event_serializer(2, event_proto_schema(CARD))(broken) != header(2) + b"\x00" + broken
+
+
+def test_fields_named_as_python_keywords_are_read_by_the_generated_converter():
+    text = MAP.replace(
+        "message Event {", "message Event {\n  optional string from = 90;\n  double lambda = 91;"
+    )
+    cls, event = _class(text, "shop.Event"), orjson.loads(JSON[0])
+    message = _message(cls, orjson.dumps({**event, "lambda": 2.5}))
+    setattr(message, "from", "web")
+    source = StaticSchemas({1: Schema(text, "PROTOBUF")})
+    got = ProtobufDecoder(source, 65_536, shape=DEFAULT_SHAPE, card=CARD)(
+        [header(1) + b"\x00" + message.SerializeToString()]
+    )
+    assert got[0].__pydantic_extra__["from"] == "web" and got[0].__pydantic_extra__["lambda"] == 2.5
