@@ -22,11 +22,25 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import broker_startup, evolution, formats, ladder, memory, micro, models, summary, warm_up
+from bench import (
+    broker_startup,
+    estimation,
+    evolution,
+    formats,
+    ladder,
+    memory,
+    micro,
+    models,
+    summary,
+    warm_up,
+)
 from stream.errors import StreamscoreError
 from stream.tools.broker import KAFKA_VERSION, BrokerError, EmbeddedKafka
 
 RESULTS = Path(__file__).parent / "results"
+IN_PROCESS = (("micro", micro), ("formats", formats), ("evolution", evolution), ("estimation", estimation))
+"""Measured in process before the ladder: the hot path's pieces, events/s per wire format, what a
+producer's new schema version costs, estimated against realised accuracy on the demo's drifts."""
 
 
 def machine() -> dict[str, object]:
@@ -141,8 +155,7 @@ def main() -> None:
         return
     report: dict[str, object] = {"date": now.isoformat(timespec="seconds"), "machine": machine()}
     started = time.monotonic()
-    # the hot path's pieces, events/s per wire format, what a producer's new schema version costs
-    for name, part in (("micro", micro), ("formats", formats), ("evolution", evolution)):
+    for name, part in IN_PROCESS:
         report[name] = part.run(quick=args.quick)
         print(json.dumps(report[name], indent=1), flush=True)
     try:  # events/s per kind of model (one tensor, one input per column), a large import's seconds

@@ -86,6 +86,13 @@ RUNGS = [
         settings=(("STREAMSCORE_CHALLENGER_URI", str(ROOT / "models" / "loan-approval" / "1")),),
         quick=False,
     ),
+    Rung(
+        "5 streamscore, 1 process, 3 reason codes",
+        "streamscore-reasons",
+        WORKER,
+        settings=(("STREAMSCORE_REASONS", "3"),),
+        quick=False,
+    ),
     Rung("5 streamscore, 1 process, one input per column, 2 strings", "streamscore-columns", WORKER),
     Rung("5 streamscore, 2 processes", "streamscore-2", WORKER, processes=2),
     Rung(
@@ -128,8 +135,9 @@ def chosen(quick: bool = False, only: list[str] | None = None) -> list[Rung]:
     """The rungs a run measures: those ``only`` names, else the plan's.
 
     An entry of ``only`` that is a rung's key selects that rung alone (``streamscore`` is the JSON
-    one-process rung); any other entry, the rungs whose name contains it.
+    one-process rung); any other entry, the rungs whose name contains it. Entries may be joined by commas.
     """
+    only = [part for entry in only or () for part in entry.split(",") if part]
     if not only:
         return [r for r in RUNGS if r.quick or not quick]
     keys = {r.key for r in RUNGS}

@@ -7,6 +7,11 @@ other: decode and validate the batch, read the feature rows, score, build the re
 records of inputs without headers and of inputs carrying a ``traceparent`` and ``tracestate``, and
 handing records to a confluent-kafka producer (enqueue only, no broker) without headers, with the
 six CloudEvents headers, and with those and the trace context.
+``estimate_update_per_event_batch_64`` is the performance estimator's share of a drift update of a
+calibrated card (a batch of 64 over six partitions: calibrate, bin and split the scores), and
+``drift_update_calibrated_per_event_batch_64`` the whole drift update of that card.
+``reasons_per_event_batch_64`` is every feature's exact contribution to the margin of a batch of 64
+(:mod:`stream.scoring.contributions`), as the worker computes reason codes.
 """
 
 from __future__ import annotations
@@ -20,14 +25,17 @@ from collections.abc import Callable
 import numpy as np
 from confluent_kafka import Message, Producer
 
+from stream.drift.estimation import Estimator
 from stream.drift.monitor import DriftMonitor
+from stream.lifecycle import calibration
 from stream.messages import inbound
 from stream.scoring.codec import BatchDecoder, decode
 from stream.scoring.features import FeatureReader
-from stream.scoring.model import load
+from stream.scoring.model import LoadedModel, load
 from stream.scoring.pipeline import Pipeline, Topics
 from stream.scoring.records import RecordBuilder
 from stream.settings import Settings
+from stream.tools import datagen
 from stream.tools.produce import events
 
 
@@ -82,6 +90,8 @@ def run(quick: bool = False) -> dict[str, object]:
 
     drift64 = _per_call_us(drift_update, repeat, 10)
     out["drift_update_per_event_batch_64"] = {k: round(v / 64, 3) for k, v in drift64.items()}
+    out.update(_estimate(model, x[:64], scores64, repeat))
+    out["reasons_per_event_batch_64"] = _reasons(model, x[:64], repeat)
     per_batch = _per_call_us(lambda: pipeline.process(batch64), repeat, 2)
     out["pipeline_per_event_batch_64"] = {k: round(v / 64, 2) for k, v in per_batch.items()}
     out["pipeline_split_per_event_batch_64"] = _split(pipeline, batch64, repeat)
@@ -89,6 +99,56 @@ def run(quick: bool = False) -> dict[str, object]:
     for n in (64, 256):
         out[f"onnx_batch_{n}"]["per_row_us"] = round(out[f"onnx_batch_{n}"]["p50_us"] / n, 3)
     return out
+
+
+def _estimate(model: LoadedModel, x: np.ndarray, scores: np.ndarray, repeat: int) -> dict[str, object]:
+    """Per event: the estimator's chunks of a batch over six partitions, and a calibrated drift update."""
+    rows = list(itertools.islice(datagen.applications(3), 2_000))
+    xs = np.array([[r[f] for f in model.feature_names] for r, _ in rows], dtype=np.float32)
+    fitted = calibration.fit(np.array([y == 1 for _, y in rows]), model.predict_proba(xs), 0.5)
+    card = model.card.model_copy(update={"calibration": fitted})
+    estimator = Estimator.of(card)
+    assert estimator is not None
+    parts = np.arange(64) % 6
+    order = np.argsort(parts, kind="stable")
+    starts = np.searchsorted(parts[order], np.arange(6))
+    ends = np.append(starts[1:], 64)
+    sorted_scores = scores[order]
+    chunks = _per_call_us(lambda: estimator.chunks(sorted_scores, starts, ends), repeat, 10)
+    monitor = DriftMonitor(card, window=5_000, partitions=6)
+    clock = itertools.count()
+    offsets = np.arange(64)
+
+    def update() -> None:
+        start = next(clock) * 64
+        monitor.update(x, scores, parts, start + offsets / 1_000, start + offsets)
+
+    whole = _per_call_us(update, repeat, 10)
+    return {
+        "estimate_update_per_event_batch_64": {k: round(v / 64, 3) for k, v in chunks.items()},
+        "drift_update_calibrated_per_event_batch_64": {k: round(v / 64, 3) for k, v in whole.items()},
+    }
+
+
+def _reasons(model: LoadedModel, x: np.ndarray, repeat: int) -> dict[str, float]:
+    """p50 and p99 per event of every feature's exact contribution for a batch of 64; a card without
+    an attribution gets one from its training rows, generated again from the card's seed."""
+    from stream.lifecycle.attribution import attribute
+    from stream.scoring.contributions import build
+    from stream.scoring.contributions.core import graph_of
+    from stream.tools.datagen import DRIFTED_FUNCTION
+    from stream.tools.train import _dataset
+
+    card = model.card
+    if card.attribution is None:
+        told = card.training
+        drifted = told.get("classification_function") == DRIFTED_FUNCTION
+        rows, _ = _dataset(int(told["samples"]), int(told["seed"]), drifted)
+        found = attribute(model.path.read_bytes(), card, rows[: int(told["train_rows"])], None)
+        card = card.model_copy(update={"attribution": found})
+    contributions = build(graph_of(model), card, card.attribution)
+    timed = _per_call_us(lambda: contributions(x, None), repeat, 10)
+    return {k: round(v / 64, 3) for k, v in timed.items()}
 
 
 def _split(pipeline: Pipeline, batch: list[Message], repeat: int) -> dict[str, float]:

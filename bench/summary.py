@@ -83,6 +83,7 @@ def _ratios(rungs: Sequence[Result]) -> dict[str, float | None]:
         "streamscore_p99_ms_at_70pct": p99.get(70),  # type: ignore[dict-item]
         "two_processes_to_one": _div(rate["streamscore-2"], rate["streamscore"]),
         "shadow_challenger_to_none": _div(rate["streamscore-shadow"], rate["streamscore"]),
+        "reasons_to_none": _div(rate["streamscore-reasons"], rate["streamscore"]),
         **_formats(rungs, rate),
         "columns_model_vs_tensor": _div(rate["streamscore-columns"], rate["streamscore"]),
         "columns_model_cpu_s_per_1000": _figure(rungs, "streamscore-columns", "cpu_s_per_1000"),
@@ -211,7 +212,8 @@ def _num(value: object) -> str:
 FORMATS = {"avro": "avro", "json-schema": "json_schema", "protobuf": "protobuf"}
 _KEYS = (
     "passthrough", "bare", "naive", "quix", "streamscore", "streamscore-2", "streamscore-eos",
-    "streamscore-shadow", "streamscore-columns", *(f"streamscore-{fmt}" for fmt in FORMATS),
+    "streamscore-shadow", "streamscore-columns", "streamscore-reasons",
+    *(f"streamscore-{fmt}" for fmt in FORMATS),
 )  # fmt: skip
 
 

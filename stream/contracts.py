@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from stream.contract_types import EventTime, Identifier, InputId, Sha256
 from stream.model_card import FeatureSpec, InputType, ModelCard, ModelInput, ModelOutput, ReferenceStats, Task
+from stream.reports import DriftReport, EstimateCheckReport, OffsetRange, PerformanceReport
 
 __all__ = [
     "CONTRACTS",
@@ -22,6 +23,7 @@ __all__ = [
     "MAX_STRING_LENGTH",
     "DeadLetter",
     "DriftReport",
+    "EstimateCheckReport",
     "Event",
     "FeatureSpec",
     "InputRef",
@@ -105,6 +107,11 @@ class Prediction(_Contract):
     probabilities: dict[str, float] | None = Field(
         None, description="Multiclass: each class's probability, by label. Absent for other tasks."
     )
+    reasons: dict[str, float] | None = Field(
+        None,
+        description="With STREAMSCORE_REASONS=K: the K features whose exact contributions to the score's "
+        "margin are largest in magnitude, largest first: feature name -> contribution. Absent otherwise.",
+    )
 
 
 class InputRef(_Contract):
@@ -174,73 +181,12 @@ class DeadLetter(_Contract):
         return cls.model_validate({k: v.decode() for k, v in headers or [] if k in known})
 
 
-class OffsetRange(_Contract):
-    first: int
-    last: int
-
-
-class DriftReport(_Contract):
-    """The window of recent scored events compared with the model card's reference (drift topic).
-
-    ``kind`` is ``window`` when a window has filled, ``alarm`` as soon as a change detector fires.
-    """
-
-    kind: Literal["window", "alarm"]
-    model_name: Identifier
-    model_version: Identifier
-    worker_id: str
-    partitions: list[int] = Field(description="Input partitions whose windows are compared.")
-    events: int = Field(description="Events in the window.")
-    window_start: AwareDatetime = Field(description="Earliest occurred_at in the window.")
-    window_end: AwareDatetime = Field(description="Latest occurred_at in the window.")
-    offsets: dict[str, OffsetRange] = Field(description="First and last input offset per topic[partition].")
-    psi: dict[str, float] = Field(description="Population stability index of each feature and of 'score'.")
-    distance: dict[str, float] = Field(
-        description="Kolmogorov-Smirnov (numeric) or total variation (categorical) distance."
-    )
-    thresholds: dict[Literal["psi", "distance"], float]
-    drifted: list[str] = Field(description="Names whose PSI or distance is above its threshold.")
-    alarms: list[str] = Field(
-        description="Change detectors that fired: 'score' (ADWIN) or a feature (Page-Hinkley)."
-    )
-    verdict: Literal["ok", "drift"]
-    unseen: dict[str, float] = Field(
-        default_factory=dict,
-        description="String features: the window's share of categories the reference never saw.",
-    )
-
-
 class Outcome(_Contract):
     """A true outcome on the outcomes topic, keyed by ``event_id`` (Kafka's default partitioner)."""
 
     event_id: InputId
     positive: bool = Field(description="True when the event turned out to be of the positive class.")
     observed_at: AwareDatetime = Field(description="When the outcome became known.")
-
-
-class PerformanceReport(_Contract):
-    """Rolling model performance on joined outcomes (drift topic, ``kind`` performance)."""
-
-    kind: Literal["performance"] = "performance"
-    model_name: Identifier
-    model_version: Identifier
-    worker_id: str
-    outcomes: int = Field(description="Joined outcomes in the rolling window.")
-    accuracy: float
-    roc_auc: float | None = Field(description="None while the window holds a single class.")
-    log_loss: float
-    calibration_error: float = Field(description="Expected calibration error over 10 equal-width bins.")
-    loss_alarm: bool = Field(
-        description="ADWIN on the per-event log loss flagged a change since the last report."
-    )
-    counts: dict[str, int] = Field(
-        description="Since the worker started: joined, duplicate, invalid, unmatched outcomes, expired "
-        "predictions; and entries waiting now."
-    )
-    sample: float = Field(
-        1.0, ge=0.0, le=1.0, description="Share of event ids joined (STREAMSCORE_OUTCOME_SAMPLE)."
-    )
-    verdict: Literal["ok", "decay"]
 
 
 CONTRACTS: dict[str, type[BaseModel]] = {
@@ -251,6 +197,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "drift-report": DriftReport,
     "outcome": Outcome,
     "performance-report": PerformanceReport,
+    "estimate-check-report": EstimateCheckReport,
     "model-card": ModelCard,
 }
 

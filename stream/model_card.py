@@ -88,6 +88,65 @@ class ModelOutput(_Contract):
         return self
 
 
+class ReliabilityBin(_Contract):
+    """One bin of raw scores on the labelled reference: how often its events were positive."""
+
+    lower: float = Field(description="The bin's lowest raw score (bins: ten equal widths of [0, 1]).")
+    upper: float
+    score: float = Field(description="Mean raw score of the bin's reference rows.")
+    positive_rate: float = Field(description="Share of the bin's reference rows that were positive.")
+    count: int
+
+
+class Calibration(_Contract):
+    """What turns a binary classifier's raw score into the probability its event is positive, fitted on
+    the labelled reference: the estimated performance of unlabelled windows rests on it."""
+
+    method: Literal["isotonic", "platt"] = Field(
+        description="isotonic: np.interp over the knots; platt: sigmoid(slope * logit(score) + intercept)."
+    )
+    scores: list[float] = Field(default_factory=list, description="Isotonic: the knots' raw scores.")
+    probabilities: list[float] = Field(
+        default_factory=list, description="Isotonic: the knots' probabilities."
+    )
+    slope: float | None = Field(None, description="Platt: the slope on the score's logit.")
+    intercept: float | None = Field(None, description="Platt: the intercept.")
+    error_before: float = Field(description="Expected calibration error of the raw scores on the reference.")
+    error_after: float = Field(
+        description="Expected calibration error of the calibrated scores on the reference, cross-fitted "
+        "(each half calibrated by a fit on the other)."
+    )
+    bins: list[ReliabilityBin] = Field(description="The reliability diagram of the raw scores.")
+    reference: dict[str, float] = Field(
+        description="Realised accuracy, precision, recall, f1 and roc_auc on the reference at the threshold."
+    )
+    margin: float = Field(
+        0.05, ge=0.0, le=1.0, description="An estimate below its reference figure by more than this alerts."
+    )
+    rows: int = Field(description="Labelled reference rows fitted on.")
+
+
+class Attribution(_Contract):
+    """What exact per-feature contributions to the score's margin need beyond the graph, from the
+    reference rows: a tree ensemble's node covers, or a linear model's column means."""
+
+    method: Literal["tree", "linear"] = Field(description="Path-dependent TreeSHAP, or a linear model's.")
+    expected_value: float = Field(
+        description="The margin's mean on the reference (log-odds for a binary classifier): contributions "
+        "add up to the margin less this."
+    )
+    covers: list[float] | None = Field(
+        None, description="Trees: the reference rows through each node, in the graph's node order."
+    )
+    means: list[float] | None = Field(
+        None, description="Linear: the reference mean of each input column of the linear node."
+    )
+    columns: list[Identifier | None] | None = Field(
+        None, description="Linear: the feature each input column comes from (null: a constant column)."
+    )
+    rows: int = Field(description="Reference rows.")
+
+
 class ModelCard(_Contract):
     """``models/<name>/<version>/card.json``: everything needed to serve and audit a model."""
 
@@ -107,6 +166,12 @@ class ModelCard(_Contract):
     training: dict[str, Any] = Field(description="Data generator, seed, fingerprint, sizes, libraries.")
     metrics: dict[str, float] = Field(description="Holdout metrics.")
     reference: dict[str, ReferenceStats] = Field(description="Per feature, and 'score'.")
+    calibration: Calibration | None = Field(
+        None, description="Binary classifiers with a labelled reference: the score's calibration."
+    )
+    attribution: Attribution | None = Field(
+        None, description="What exact per-feature contributions (reasons) need: trees' covers, linear means."
+    )
 
     @model_validator(mode="before")
     @classmethod

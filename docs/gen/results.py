@@ -457,6 +457,10 @@ def page(folder: Path, charts: dict[str, str]) -> str:
     sections: list[tuple[str, list[str]]] = [
         ("Wire formats in process", formats_section(runs)),
         ("A new schema version in process", columns_section(runs, "evolution", "figure", "µs per event")),
+        (
+            "Estimated performance on the demo's drifts",
+            columns_section(runs, "estimation", "figure", "accuracy, windows or share"),
+        ),
         ("Kinds of model in process", models_section(runs)),
         ("Micro-benchmarks", columns_section(runs, "micro", "per event or per call", "µs, p50")),
         ("Embedded broker", columns_section(runs, "broker", "figure", "s or messages/s")),

@@ -4,6 +4,9 @@ By ``event_id``: its provenance record (in the partition its id hashes to, from 
 input at the offset it names, the model of its sha256; if there is none, its dead letter. By input
 position: the input record, then the provenance that names that position, or its dead letter. An
 id no event can have (empty, not UTF-8, with control characters) is refused before anything is read.
+A scored event shows every feature's exact contribution to the score's margin, largest first, with
+the expected value they start from and the margin they add up to, computed again whether or not
+the worker wrote reason codes; a model that cannot be explained says why in one line.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from stream.audit.errors import AuditError, InputGone, ModelGone, NotFound
 from stream.audit.formats import Formats
 from stream.audit.lookup import Reader
 from stream.audit.rescore import Rescorer
-from stream.contracts import DeadLetter, InputId, Provenance
+from stream.contracts import DeadLetter, InputId, ModelCard, Provenance
 from stream.kafka.config import client_config
 from stream.messages import timestamp_ms
 from stream.scoring.headers import TRACEPARENT, TRACESTATE
@@ -49,6 +52,10 @@ class Explanation(BaseModel):
     bit_exact: bool | None = None
     difference: str | None = None
     dead_letter: dict[str, Any] | None = None  # stage, reason, exception
+    contributions: dict[str, float] | None = None  # every feature's, largest magnitude first
+    expected_value: float | None = None  # what the contributions start from
+    margin: float | None = None  # expected_value plus the contributions: the score's raw margin
+    unexplained: str | None = None  # why there are no contributions, when there are none
 
 
 def _where(m: Message) -> str:
@@ -158,7 +165,7 @@ def _scored(
             ) from None
         if found is None:
             raise InputGone(f"input {ref.topic}[{ref.partition}]@{ref.offset} is not in the topic")
-    checked = rescorer.rescore([(provenance, found)])[0]
+    checked = rescorer.rescore([(provenance, found)], explain=True)[0]
     if checked.missing:
         raise ModelGone(checked.missing)
     if checked.event is None or checked.row is None or checked.card is None:
@@ -169,13 +176,6 @@ def _scored(
         f.name: hashed.get(f.name, "hashed") if f.personal else _shown(f.type, v, event.features.get(f.name))
         for f, v in zip(card.features, checked.row, strict=True)
     }
-    label = None
-    if checked.score is not None and card.output.task == "binary":
-        label = (
-            card.output.positive_label
-            if checked.score >= card.output.threshold
-            else card.output.negative_label
-        )
     return Explanation(
         outcome="scored",
         event_id=provenance.event_id,
@@ -193,10 +193,28 @@ def _scored(
         },
         score_then=provenance.score,
         score_now=checked.score,
-        label_now=label,
+        label_now=_label(card, checked.score),
         bit_exact=checked.exact,
         difference=checked.detail or None,
+        contributions=_by_magnitude(checked.contributions),
+        expected_value=checked.expected_value,
+        margin=checked.margin,
+        unexplained=checked.unexplained or None,
     )
+
+
+def _label(card: ModelCard, score: float | None) -> str | None:
+    """A binary classifier's label of ``score`` (None for other tasks, or without a score)."""
+    if score is None or card.output.task != "binary":
+        return None
+    out = card.output
+    return out.positive_label if score >= out.threshold else out.negative_label
+
+
+def _by_magnitude(contributions: dict[str, float] | None) -> dict[str, float] | None:
+    if contributions is None:
+        return None
+    return dict(sorted(contributions.items(), key=lambda item: -abs(item[1])))
 
 
 def _dead(m: Message, event_id: str | None) -> Explanation:
@@ -244,6 +262,17 @@ def _lines(x: Explanation) -> list[str]:
     lines.append(f"provenance {x.record}  scored_at {(x.times or {})['scored_at'].isoformat()}")
     verdict = "bit-exact" if x.bit_exact else f"DIFFERS ({x.difference})"
     lines.append(f"score      then {x.score_then!r}  now {x.score_now!r} ({x.label_now})  {verdict}")
+    return lines + _contribution_lines(x)
+
+
+def _contribution_lines(x: Explanation) -> list[str]:
+    """Every feature's contribution, largest first, between the expected value and the margin."""
+    if x.contributions is None:
+        return [f"reasons    none: {x.unexplained or 'not computed'}"]
+    width = max((len(name) for name in x.contributions), default=0)
+    lines = [f"reasons    expected value {x.expected_value!r}, then each feature's contribution:"]
+    lines += [f"           {name:<{width}}  {value:+.6g}" for name, value in x.contributions.items()]
+    lines.append(f"           margin {x.margin!r} (the expected value plus the contributions)")
     return lines
 
 

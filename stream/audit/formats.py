@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from stream.contracts import Event, ModelCard, Provenance
+from stream.contracts import Event, ModelCard, Prediction, Provenance
 from stream.errors import PoisonEvent
 from stream.messages import Inbound
 from stream.scoring.codec import decode
@@ -33,6 +33,7 @@ class Formats:
     settings: Settings
     _client: Any = None
     _read_provenance: Callable[[bytes], Provenance] | None = None
+    _wire: Callable[[bytes | None], tuple[str, object] | None] | None = None
     _decoders: dict[str, Callable[[Sequence[bytes | None]], Decoded]] = field(default_factory=dict)
 
     def _registry(self) -> Any:
@@ -100,6 +101,21 @@ class Formats:
             return f"{'.'.join(str(p) for p in first['loc']) or 'record'}: {first['msg']}"
         except PoisonEvent as exc:
             return str(exc)
+
+    def prediction(self, value: bytes | None) -> Prediction | None:
+        """The prediction record in ``value``; None when it is not one (it cannot be read)."""
+        try:
+            if self.settings.output_format == "json":
+                return Prediction.model_validate_json(value or b"")
+            if self._wire is None:
+                from stream.formats.reader import WireReader
+
+                self._wire = WireReader(self._registry())
+            decoded = self._wire(value)
+            doc = decoded[1] if decoded is not None else None
+            return Prediction.model_validate(doc) if isinstance(doc, dict) else None
+        except (ValidationError, PoisonEvent):
+            return None
 
 
 def _or_poison(call: Callable[[], Event]) -> Event | PoisonEvent:

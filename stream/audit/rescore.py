@@ -5,15 +5,18 @@ The input is decoded and its features read exactly as the worker does (its input
 provenance record built again by the worker's own :class:`~stream.scoring.records.RecordBuilder` with the
 recorded scorer, role and times. The two records are compared field by field in contract order:
 equal means bit-exact (score, feature hash, personal hashes, input, model); otherwise the first
-field that differs is named. ``explain`` and ``verify`` both use this one path.
+field that differs is named. ``explain`` and ``verify`` both use this one path. Asked to
+(``explain=True``), it also computes every feature's exact contribution to the margin
+(:mod:`stream.scoring.contributions`), for the rows as the model took them in one call per model,
+as the worker computes reason codes; a model that cannot be explained says why in one line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import ValidationError
@@ -27,6 +30,9 @@ from stream.scoring import model as registry
 from stream.scoring.features import FeatureReader
 from stream.scoring.model import LoadedModel
 from stream.scoring.records import RecordBuilder, Topics
+
+if TYPE_CHECKING:
+    from stream.scoring.contributions import Contributions
 
 __all__ = ["Rescored", "Rescorer", "first_difference"]
 
@@ -46,6 +52,10 @@ class Rescored:
     difference: str | None = None  # first differing field; None when bit-exact
     detail: str = ""
     missing: str = ""  # why it could not be re-scored (its model is gone), when it could not
+    contributions: dict[str, float] | None = None  # each feature's contribution, card order
+    expected_value: float | None = None  # the margin's expectation on the card's reference
+    margin: float | None = None  # expected_value plus the contributions: the score's raw margin
+    unexplained: str = ""  # why the contributions could not be computed, when asked for and not
 
     @property
     def exact(self) -> bool:
@@ -77,6 +87,7 @@ class Rescorer:
     def __init__(self, root: Path, pii_key: bytes, formats: Formats) -> None:
         self.root, self._key, self.formats = root, pii_key, formats
         self._models: dict[str, LoadedModel] = {}
+        self._explainers: dict[str, Contributions | str] = {}  # by sha256; str: why not
 
     def model(self, ref: ModelRef) -> LoadedModel:
         """The registry's model of sha256 ``ref.sha256`` (verified); :class:`ModelGone` when none has it."""
@@ -102,8 +113,20 @@ class Rescorer:
             f"{self.root}: restore that version to re-score its predictions"
         )
 
-    def rescore(self, pairs: Sequence[tuple[Provenance, Inbound]]) -> list[Rescored]:
-        """Each provenance record checked against its input; one onnxruntime run per model."""
+    def explainer(self, loaded: LoadedModel) -> Contributions | str:
+        """The contributions of ``loaded`` (built once), or one line saying why it cannot be explained."""
+        if loaded.card.sha256 not in self._explainers:
+            from stream.scoring.contributions import contributions_for
+
+            try:
+                self._explainers[loaded.card.sha256] = contributions_for(loaded)
+            except Exception as exc:  # ModelError: it cannot be; anything else: the rest is still shown
+                self._explainers[loaded.card.sha256] = f"the model cannot be explained: {exc}"
+        return self._explainers[loaded.card.sha256]
+
+    def rescore(self, pairs: Sequence[tuple[Provenance, Inbound]], explain: bool = False) -> list[Rescored]:
+        """Each provenance record checked against its input; one onnxruntime run per model (and with
+        ``explain``, one contributions call)."""
         out: list[Rescored | None] = [None] * len(pairs)
         by_model: dict[str, list[int]] = {}
         for i, (recorded, _) in enumerate(pairs):
@@ -115,11 +138,15 @@ class Rescorer:
                 for i in indices:
                     out[i] = Rescored(pairs[i][0], missing=str(exc))
                 continue
-            self._rescore_with(loaded, [(i, *pairs[i]) for i in indices], out)
+            self._rescore_with(loaded, [(i, *pairs[i]) for i in indices], out, explain)
         return [r for r in out if r is not None]
 
     def _rescore_with(
-        self, loaded: LoadedModel, pairs: list[tuple[int, Provenance, Inbound]], out: list[Rescored | None]
+        self,
+        loaded: LoadedModel,
+        pairs: list[tuple[int, Provenance, Inbound]],
+        out: list[Rescored | None],
+        explain: bool = False,
     ) -> None:
         """Re-score the ``pairs`` one model made, in one run, into ``out`` at their indices."""
         reader = FeatureReader(loaded.card.features, wide=loaded.feeds.wide)
@@ -139,12 +166,26 @@ class Rescorer:
         rows = np.array([row for _, _, row, _ in ready], dtype=dtype)
         texts = np.array([t for *_, t in ready], dtype=object) if loaded.string_names else None
         answer = loaded.predict(rows, texts)
+        explained = self._explain(loaded, rows, texts) if explain else None
         for k, (i, event, _, strings) in enumerate(ready):
             label = None if answer.labels is None else answer.labels[k]
             score = float(answer.scores[k])
-            out[i] = self._compare(
+            checked = self._compare(
                 recorded[i], loaded.card, event, rows[k].astype(np.float32), score, strings, label
             )
+            out[i] = checked if explained is None else _with_contributions(checked, loaded, explained, k)
+
+    def _explain(
+        self, loaded: LoadedModel, rows: np.ndarray, texts: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, float] | str:
+        """The rows' contributions, margins and expected value; or why they cannot be computed."""
+        explainer = self.explainer(loaded)
+        if isinstance(explainer, str):
+            return explainer
+        try:
+            return explainer(rows, texts), explainer.margin(rows, texts), float(explainer.expected_value)
+        except Exception as exc:  # onnxruntime and numpy raise their own types
+            return f"the contributions cannot be computed: {exc}"
 
     def _compare(
         self,
@@ -180,3 +221,18 @@ class Rescorer:
                 f"{difference}: provenance {_at(then, difference)!r}, re-scored {_at(rebuilt, difference)!r}"
             )
         return Rescored(recorded, card, event, row, score, rebuilt, difference, detail)
+
+
+def _with_contributions(
+    checked: Rescored, loaded: LoadedModel, explained: tuple[np.ndarray, np.ndarray, float] | str, k: int
+) -> Rescored:
+    """``checked`` with row ``k``'s contributions (or why there are none)."""
+    if isinstance(explained, str):
+        return replace(checked, unexplained=explained)
+    values, margins, expected = explained
+    return replace(
+        checked,
+        contributions=dict(zip(loaded.feature_names, values[k].tolist(), strict=True)),
+        expected_value=expected,
+        margin=float(margins[k]),
+    )

@@ -6,7 +6,9 @@ names and scored again by the model of its sha256 (:mod:`stream.audit.rescore`);
 match when every field computed from input and model is equal (score, feature hash, personal
 hashes, input, model), else a mismatch naming the first differing field. Records whose input has
 left the topic, or whose model is no longer in the registry, cannot be checked and are counted
-apart; a record that breaks the Provenance contract is a mismatch.
+apart; a record that breaks the Provenance contract is a mismatch. With ``STREAMSCORE_REASONS``
+above 0, the prediction of each record is read too and its reason codes, when it has them, are
+computed again and compared bit by bit (:mod:`stream.audit.reasons`): a difference is a mismatch.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from pydantic import BaseModel, Field
 
 from stream.audit.formats import Formats
 from stream.audit.lookup import Reader
-from stream.audit.rescore import Rescorer
-from stream.contracts import Provenance
+from stream.audit.reasons import Key, difference, key_of, recorded_predictions
+from stream.audit.rescore import Rescored, Rescorer
+from stream.contracts import Prediction, Provenance
 from stream.kafka.config import client_config
 from stream.messages import Inbound
 from stream.settings import Settings
@@ -48,6 +51,7 @@ class VerifyReport(BaseModel):
     exact: int
     mismatched: list[Finding]
     unverifiable: list[Finding]
+    reasons: int = Field(0, description="Predictions whose reason codes were computed again, bit-exact.")
 
     @property
     def ok(self) -> bool:
@@ -96,6 +100,12 @@ def verify(
             else:
                 records.append((m, parsed))
         inputs = _inputs(reader, records, unverifiable)
+        predictions: dict[Key, list[Prediction]] = {}
+        if settings.reasons:
+            found = recorded_predictions(
+                reader, settings.prediction_topic, (p for _, p in records), rescorer.formats
+            )
+            predictions = {key: given for key, ps in found.items() if (given := [p for p in ps if p.reasons])}
     finally:
         reader.close()
     pairs: list[tuple[Provenance, Inbound]] = []
@@ -105,18 +115,31 @@ def verify(
         if key in inputs:
             pairs.append((p, inputs[key]))
             where.append(_where(m))
-    exact = 0
-    for checked, record in zip(rescorer.rescore(pairs), where, strict=True):
+    exact = reasons = 0
+    for checked, record in zip(rescorer.rescore(pairs, explain=bool(predictions)), where, strict=True):
         finding = Finding(event_id=checked.recorded.event_id, record=record, detail=checked.detail)
+        given = predictions.get(key_of(checked.recorded))
         if checked.missing:
             unverifiable.append(finding.model_copy(update={"detail": checked.missing}))
-        elif checked.exact:
-            exact += 1
-        else:
+        elif not checked.exact:
             mismatched.append(finding)
+        elif given is not None and (wrong := _reasons_wrong(checked, given, settings.reasons)):
+            mismatched.append(finding.model_copy(update={"detail": wrong}))
+        else:
+            exact += 1
+            reasons += given is not None
     return VerifyReport(
-        records=total, sampled=len(drawn), exact=exact, mismatched=mismatched, unverifiable=unverifiable
-    )
+        records=total, sampled=len(drawn), exact=exact, mismatched=mismatched, unverifiable=unverifiable,
+        reasons=reasons,
+    )  # fmt: skip
+
+
+def _reasons_wrong(checked: Rescored, given: list[Prediction], k: int) -> str | None:
+    """Why a prediction's recorded reasons are not the ones computed again; None when none differs."""
+    if checked.contributions is None:
+        return f"reasons: the prediction has some, but {checked.unexplained or 'none were computed'}"
+    found = (difference(p.reasons or {}, checked.contributions, k) for p in given)
+    return next((wrong for wrong in found if wrong is not None), None)
 
 
 def _inputs(
@@ -150,6 +173,7 @@ def render(report: VerifyReport) -> str:
     lines.append(
         f"verified {report.sampled} of {report.records} provenance records: {report.exact} bit-exact "
         f"({share:.1f}%), {len(report.mismatched)} mismatched, {len(report.unverifiable)} unverifiable"
+        + (f"; reason codes bit-exact on {report.reasons} predictions" if report.reasons else "")
     )
     return "\n".join(map(printable, lines))
 

@@ -15,6 +15,15 @@ from stream.errors import StreamscoreError
 
 model_app = typer.Typer(help="The model registry: a folder, or MLflow.", no_args_is_help=True)
 
+EstimateMargin = Annotated[
+    float,
+    typer.Option(
+        help="Binary, labelled: alert when a window's estimated accuracy, precision, recall, F1 or ROC AUC "
+        "falls below the reference's by more than this."
+    ),
+]
+NO_ESTIMATE = "no labelled reference: no performance estimate"
+
 Registry = Annotated[
     Path | None,
     typer.Option(
@@ -47,12 +56,32 @@ def model_train(
     concept: Annotated[
         str, typer.Option(help="Train on the generator's concept before (base) or after (drifted) a change.")
     ] = "base",
+    estimate_margin: EstimateMargin = 0.05,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            help="Train nothing: give the existing --version the calibration and node covers newer "
+            "cards hold, from the same generated data (its model file, and SHA-256, stay as they are)."
+        ),
+    ] = False,
 ) -> None:
     """Train gradient-boosted trees on generated loan applications and register them in ONNX."""
+    from stream.tools.train import refresh as refresh_card
     from stream.tools.train import train
 
     if concept not in ("base", "drifted"):
         raise _fail(ValueError("--concept is base or drifted"))
+    _check_margin(estimate_margin)
+    if refresh:
+        if version is None:
+            raise _fail(ValueError("--refresh needs the --version to refresh"))
+        try:
+            folder = refresh_card((registry or _settings().model_dir) / name / version, estimate_margin)
+        except StreamscoreError as exc:
+            raise _fail(exc) from None
+        typer.echo(f"refreshed the card of {folder}")
+        typer.echo(_estimate_line(folder))
+        return
     try:
         folder = train(
             registry or _settings().model_dir,
@@ -61,10 +90,33 @@ def model_train(
             samples=samples,
             seed=seed,
             drifted=concept == "drifted",
+            margin=estimate_margin,
         )
     except StreamscoreError as exc:
         raise _fail(exc) from None
     typer.echo(f"registered {folder}")
+    typer.echo(_estimate_line(folder))
+
+
+def _check_margin(margin: float) -> None:
+    if not 0.0 <= margin <= 1.0:
+        raise _fail(ValueError(f"--estimate-margin {margin} is not between 0 and 1"))
+
+
+def _estimate_line(folder: Path) -> str:
+    """What the new version's card says of performance estimation."""
+    from stream.model_card import ModelCard
+
+    card = ModelCard.model_validate_json((folder / "card.json").read_bytes())
+    c = card.calibration
+    if card.output.task != "binary":
+        return f"a {card.output.task} model: no performance estimate"
+    if c is None:
+        return NO_ESTIMATE
+    return (
+        f"performance estimate: {c.method} calibration on {c.rows:,} labelled rows, calibration error "
+        f"{c.error_before:.4f} -> {c.error_after:.4f}, alert margin {c.margin}"
+    )
 
 
 def _names(text: str | None) -> list[str]:
@@ -91,6 +143,7 @@ def model_import(
     personal: Annotated[str | None, typer.Option(help="P,...: personal data, hashed in outputs.")] = None,
     alias: Annotated[str | None, typer.Option(help="Point this alias at the new version.")] = None,
     threshold: Annotated[float, typer.Option(help="Binary: the decision threshold.")] = 0.5,
+    estimate_margin: EstimateMargin = 0.05,
 ) -> None:
     """Import any ONNX classifier or regressor with its reference data (and into MLflow when set)."""
     from stream.lifecycle.importer import Options, import_model, publish
@@ -103,10 +156,13 @@ def model_import(
         categorical=_names(categorical),
         personal=_names(personal),
         threshold=threshold,
+        margin=estimate_margin,
     )
+    _check_margin(estimate_margin)
     try:
         folder = import_model(model, reference, registry or config.model_dir, name, version, options)
         typer.echo(f"imported {folder}")
+        typer.echo(_estimate_line(folder))
         for line in publish(folder, config.mlflow_tracking_uri, alias):
             typer.echo(line)
     except StreamscoreError as exc:

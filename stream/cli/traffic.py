@@ -30,7 +30,11 @@ def produce(
     ] = 0.0,
     drift_at: Annotated[int | None, typer.Option(help="Inject a drift after this many events.")] = None,
     drift_kind: Annotated[
-        str, typer.Option(help="concept (labels change) or feature (inputs shift).")
+        str,
+        typer.Option(
+            help="concept (labels change), feature (inputs shift, the model stays right) or age "
+            "(applicants move to the ages where the model is least sure: its accuracy falls)."
+        ),
     ] = "concept",
     outcomes: Annotated[
         bool, typer.Option(help="Also publish each event's true outcome to STREAMSCORE_OUTCOME_TOPIC.")
@@ -45,8 +49,8 @@ def produce(
     from stream.tools.produce import produce as publish
 
     config = settings()
-    if drift_kind not in ("concept", "feature"):
-        raise fail("--drift-kind is concept or feature")
+    if drift_kind not in ("concept", "feature", "age"):
+        raise fail("--drift-kind is concept, feature or age")
     serialize = _event_serializer(config, format, topic or config.input_topic)
     produced = _with_progress(
         count,

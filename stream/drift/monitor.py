@@ -24,6 +24,7 @@ distance, Kolmogorov-Smirnov over the reference quantile edges for numeric featu
 variation for categorical ones. A detector that fires makes an alarm report at once.
 
 Conventional PSI reading: below 0.1 stable, 0.1-0.25 moderate shift, above 0.25 significant.
+With a calibrated card, window reports also estimate performance (:mod:`stream.drift.estimation`).
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ from typing import Literal
 import numpy as np
 
 from stream.contracts import ModelCard
-from stream.drift.detectors import ADWIN
 from stream.drift.distances import Binning, distance, psi
-from stream.drift.partition import DETECTOR_EVERY, PartitionState, Slice, empty_state, page_hinkley
-from stream.drift.snapshot import read_record, record_of, state_from
+from stream.drift.estimation import Estimate, Estimator
+from stream.drift.partition import DETECTOR_EVERY, PartitionState, Slice, empty_state
+from stream.drift.snapshot import read_record, record_of, shape_of, state_from
 from stream.drift.state import Shape
 from stream.errors import StateRejected
 
@@ -62,6 +63,7 @@ class Report:
     drifted: list[str]  # names whose PSI or distance is above its threshold
     alarms: list[str]  # detectors that fired since the last window report ("score" or a feature)
     unseen: dict[str, float] = field(default_factory=dict)  # string features: share of unseen categories
+    estimate: Estimate | None = None  # window reports of a calibrated card: estimated performance
 
     @property
     def verdict(self) -> Literal["ok", "drift"]:
@@ -97,6 +99,7 @@ class DriftMonitor:
         self._means = np.array([b.mean for b in self._binnings[:-1]])
         self._stderr = np.array([b.std for b in self._binnings[:-1]]) / math.sqrt(DETECTOR_EVERY)
         self._per_partition = max(1, math.ceil(self.window / self.partitions))
+        self._estimator = Estimator.of(self.card)
 
     # -- updates ---------------------------------------------------------------------------------
 
@@ -120,12 +123,14 @@ class DriftMonitor:
         counts = np.bincount(flat.ravel(), minlength=len(owned) * size).reshape(len(owned), size)
         sums = np.add.reduceat(columns[:, :-1], starts)
         first, last = np.minimum.reduceat(times, starts), np.maximum.reduceat(times, starts)
+        chunks = self._estimator.chunks(columns[:, -1], starts, ends) if self._estimator else None
         fired: set[str] = set()
         for i, p in enumerate(owned.tolist()):
             a, b = int(starts[i]), int(ends[i])
             window = Slice(
                 b - a, counts[i], float(first[i]), float(last[i]), int(offsets[a]), int(offsets[b - 1])
             )
+            window.estimate = [chunks[i]] if chunks else []
             fired |= self._add(p, window, columns[a:b], sums[i])
         if math.isnan(self._report_time):
             self._report_time = float(times.min())
@@ -237,28 +242,24 @@ class DriftMonitor:
             drifted=drifted,
             alarms=alarms,
             unseen=unseen,
+            estimate=self._estimator.estimate([c for sl in slices for c in sl.estimate])
+            if self._estimator and kind == "window"
+            else None,
         )
 
     # -- state -----------------------------------------------------------------------------------
 
     def shape(self) -> Shape:
         """What a saved state must match, besides the model: the window and the detectors."""
-        adwin, ph = ADWIN(), page_hinkley()
-        return Shape(
-            window_events=self._per_partition,
-            window_seconds=self.window_seconds,
-            bins=[b.size for b in self._binnings],
-            detector_every=DETECTOR_EVERY,
-            adwin=[adwin.delta, adwin.clock, adwin.max_buckets, adwin.min_window_length, adwin.grace_period],
-            page_hinkley=[ph.min_instances, ph.delta, ph.threshold, ph.alpha],
-        )
+        bins = [b.size for b in self._binnings]
+        return shape_of(self._per_partition, self.window_seconds, bins, self._estimator)
 
     def snapshot(self, partition: int) -> bytes | None:
         """The partition's state as versioned JSON (plain numbers); None if it has none."""
         state = self._states.get(partition)
         if state is None:
             return None
-        return record_of(state, self._model_id(), self.shape()).model_dump_json().encode()
+        return record_of(state, self._model_id(), self.shape(), self._estimator).model_dump_json().encode()
 
     def restore(self, partition: int, body: bytes) -> None:
         """Adopt a saved state (the JSON :meth:`snapshot` makes) for ``partition``.
@@ -272,7 +273,7 @@ class DriftMonitor:
         if record.model != self._model_id():
             raise StateRejected("model", f"{what} is of model {record.model}, not {self._model_id()}")
         try:
-            state = state_from(record, self.shape(), self._offsets, self._per_partition)
+            state = state_from(record, self.shape(), self._offsets, self._per_partition, self._estimator)
         except ValueError as exc:
             raise StateRejected("shape", f"{what} does not fit: {exc}") from None
         self._states[partition] = state
@@ -281,8 +282,7 @@ class DriftMonitor:
         return f"{self.card.sha256}:{self.card.version}"
 
     def own(self, partitions: Iterable[int]) -> None:
-        """Start an empty window for each newly assigned partition that has none, so that a window's
-        share of events counts every partition the worker owns, not only those seen so far."""
+        """Start an empty window for each newly assigned partition (a window's share counts them all)."""
         for p in partitions:
             if p not in self._states:
                 self._states[p] = self._new_state()

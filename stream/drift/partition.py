@@ -1,18 +1,20 @@
 """The window and the change detectors of one input partition, as the drift monitor keeps them.
 
 A window is a queue of slices, what each batch added (bin counts of every column, event times and
-offsets), with their totals; the detectors are River's ADWIN on the score and a Page-Hinkley per
-feature, fed with the mean of each run of :data:`DETECTOR_EVERY` events.
+offsets, and the performance estimator's chunks), with their totals; the detectors are River's
+ADWIN on the score and a Page-Hinkley per feature, fed with the mean of each run of
+:data:`DETECTOR_EVERY` events.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from stream.drift.detectors import ADWIN, PageHinkley
+from stream.drift.estimation import Chunk
 
 # Page-Hinkley on z-scores: ignore shifts under 0.5 sd of a slice mean; alarm at a cumulative 25
 # (about one false alarm in 10^6 updates for a two-sided CUSUM; see tests/unit/drift/test_monitor.py).
@@ -35,6 +37,7 @@ class Slice:
     last_time: float
     first_offset: int
     last_offset: int
+    estimate: list[Chunk] = field(default_factory=list)  # the score's bins and stats (a calibrated card)
 
 
 @dataclass
@@ -67,6 +70,7 @@ class PartitionState:
         last.first_time = min(last.first_time, window.first_time)
         last.last_time = max(last.last_time, window.last_time)
         last.last_offset = window.last_offset
+        last.estimate += window.estimate
 
 
 def page_hinkley() -> PageHinkley:

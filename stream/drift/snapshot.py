@@ -13,6 +13,8 @@ import numpy as np
 import orjson
 from pydantic import ValidationError
 
+from stream.drift.detectors import ADWIN
+from stream.drift.estimation import Chunk, Estimator
 from stream.drift.partition import DETECTOR_EVERY, PartitionState, Slice, page_hinkley
 from stream.drift.river_state import (
     adwin_from_state,
@@ -23,11 +25,31 @@ from stream.drift.river_state import (
 from stream.drift.state import STATE_VERSION, PartitionRecord, Shape, Slices, version_of
 from stream.errors import StateRejected
 
+SUM_DECIMALS = 6
+"""Decimals of the estimator's saved sums (a fifth off the saved state; estimates restored within 1e-6)."""
 
-def record_of(state: PartitionState, model: str, shape: Shape) -> PartitionRecord:
+
+def shape_of(per_partition: int, seconds: float, bins: list[int], estimator: Estimator | None) -> Shape:
+    """The shape of a monitor's state: its window, its columns' bins, its detectors and estimator."""
+    adwin, ph = ADWIN(), page_hinkley()
+    return Shape(
+        window_events=per_partition,
+        window_seconds=seconds,
+        bins=bins,
+        detector_every=DETECTOR_EVERY,
+        adwin=[adwin.delta, adwin.clock, adwin.max_buckets, adwin.min_window_length, adwin.grace_period],
+        page_hinkley=[ph.min_instances, ph.delta, ph.threshold, ph.alpha],
+        estimate=[estimator.size, estimator.threshold] if estimator else [],
+    )
+
+
+def record_of(
+    state: PartitionState, model: str, shape: Shape, estimator: Estimator | None = None
+) -> PartitionRecord:
     """The saved record of a partition's live state, for ``model`` and a monitor of ``shape``."""
     slices = list(state.slices)
     nonzero = [np.flatnonzero(sl.counts) for sl in slices]
+    sparse = [estimator.sparse(sl.estimate) for sl in slices] if estimator else []
     return PartitionRecord(
         version=STATE_VERSION,
         model=model,
@@ -40,6 +62,10 @@ def record_of(state: PartitionState, model: str, shape: Shape) -> PartitionRecor
             last_offset=[sl.last_offset for sl in slices],
             bins=[nz.tolist() for nz in nonzero],
             counts=[sl.counts[nz].tolist() for sl, nz in zip(slices, nonzero, strict=True)],
+            estimate_bins=[bins.tolist() for bins, _ in sparse],
+            estimate_counts=[stats[:, 0].astype(np.int64).tolist() for _, stats in sparse],
+            estimate_sums=[stats[:, 1].tolist() for _, stats in sparse],
+            estimate_squares=[stats[:, 2].tolist() for _, stats in sparse],
         ),
         feature_sums=state.feature_sums.tolist(),
         feature_count=state.feature_count,
@@ -69,7 +95,11 @@ def read_record(body: bytes, what: str) -> PartitionRecord:
 
 
 def state_from(
-    record: PartitionRecord, shape: Shape, bin_offsets: np.ndarray, per_partition: int
+    record: PartitionRecord,
+    shape: Shape,
+    bin_offsets: np.ndarray,
+    per_partition: int,
+    estimator: Estimator | None = None,
 ) -> PartitionState:
     """The live state a validated record describes, for a monitor of ``shape`` whose columns start
     at ``bin_offsets`` and whose windows hold ``per_partition`` events; ValueError when it does not fit."""
@@ -84,6 +114,9 @@ def state_from(
     if record.feature_count >= DETECTOR_EVERY or record.since_report > record.seen:
         raise ValueError("the detector or report counters are out of range")
     slices = _slices(sl, bin_offsets)
+    if estimator is not None:
+        for s, chunk in zip(slices, _estimate(sl, estimator.size), strict=True):
+            s.estimate = [chunk]
     events = sum(sl.events)
     if events > record.seen:
         raise ValueError(f"the window holds {events} events, more than the {record.seen} ever seen")
@@ -114,3 +147,28 @@ def _slices(sl: Slices, bin_offsets: np.ndarray) -> deque[Slice]:
         times, offsets = (sl.first_time[i], sl.last_time[i]), (sl.first_offset[i], sl.last_offset[i])
         slices.append(Slice(events, counts, *times, *offsets))
     return slices
+
+
+def _estimate(sl: Slices, size: int) -> list[Chunk]:
+    """Each slice's estimator chunk; ValueError when one does not fit the bins or its events."""
+    if len(sl.estimate_bins) != len(sl.events):
+        raise ValueError("the slices carry no performance estimate")
+    chunks = []
+    for i, events in enumerate(sl.events):
+        bins = np.array(sl.estimate_bins[i], dtype=np.int64)
+        stats = np.column_stack(
+            [
+                np.array(f[i], dtype=np.float64).reshape(-1)
+                for f in (sl.estimate_counts, sl.estimate_sums, sl.estimate_squares)
+            ]
+        ).reshape(-1, 3)
+        if len(bins) and bins[-1] >= size:
+            raise ValueError(f"slice {i} estimates bin {bins[-1]} of {size}")
+        if (
+            stats[:, 0].sum() != events
+            or (stats[:, 1] > stats[:, 0] * (1 + 1e-9)).any()  # each p at most 1: p^2 <= p
+            or (stats[:, 2] > stats[:, 1] * (1 + 1e-9)).any()
+        ):
+            raise ValueError(f"slice {i}'s estimate does not count its {events} events with probabilities")
+        chunks.append((bins, stats))
+    return chunks

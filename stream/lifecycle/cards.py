@@ -21,7 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from stream.model_card import FeatureSpec, ModelCard, ModelInput, ModelOutput, ReferenceStats
+from stream.model_card import (
+    Calibration,
+    FeatureSpec,
+    ModelCard,
+    ModelInput,
+    ModelOutput,
+    ReferenceStats,
+)
 
 __all__ = [
     "BINS",
@@ -185,6 +192,7 @@ def build(
     scores: np.ndarray,
     training: dict[str, Any],
     metrics: dict[str, float],
+    calibration: Calibration | None = None,
 ) -> ModelCard:
     """The card of a model: its features with their references, and the reference of its ``scores``."""
     specs = [spec for spec, _ in features]
@@ -204,6 +212,7 @@ def build(
         training=training,
         metrics=metrics,
         reference=reference,
+        calibration=calibration,
     )
 
 

@@ -21,7 +21,7 @@ import onnxruntime as ort
 from pydantic import ValidationError
 
 from stream.errors import ModelError
-from stream.lifecycle import cards
+from stream.lifecycle import attribution, calibration, cards
 from stream.lifecycle.probe import feed_type, feeds, run
 from stream.lifecycle.reference import Column, Reference, read
 from stream.lifecycle.signature import (
@@ -33,7 +33,7 @@ from stream.lifecycle.signature import (
     read_outputs,
     truth_of,
 )
-from stream.model_card import FeatureSpec, ModelCard, ModelOutput, ReferenceStats
+from stream.model_card import Calibration, FeatureSpec, ModelCard, ModelOutput, ReferenceStats
 from stream.scoring import model as registry_model
 
 __all__ = ["Options", "import_model", "publish"]
@@ -52,6 +52,7 @@ class Options(NamedTuple):
     categorical: Sequence[str] = ()
     personal: Sequence[str] = ()
     threshold: float = 0.5
+    margin: float = calibration.DEFAULT_MARGIN
 
 
 def _session(path: Path) -> tuple[Any, bytes]:
@@ -79,6 +80,8 @@ def _check_options(ref: Reference, options: Options) -> None:
                 raise ModelError(f"{flag} names {n!r}, not a feature column of the reference")
     if not 0.0 <= options.threshold <= 1.0:
         raise ModelError(f"--threshold {options.threshold} is not between 0 and 1")
+    if not 0.0 <= options.margin <= 1.0:
+        raise ModelError(f"--estimate-margin {options.margin} is not between 0 and 1")
 
 
 def _answers(
@@ -116,6 +119,16 @@ def _answers(
     scores = values[:, at]
     metrics = cards.binary_metrics(truth == at, scores, options.threshold) if truth is not None else {}
     return output, scores, metrics
+
+
+def _calibration(
+    reading: Reading, output: ModelOutput, label: Column | None, scores: np.ndarray, options: Options
+) -> Calibration | None:
+    """A binary classifier's calibration on a labelled reference, else None."""
+    if output.task != "binary" or label is None:
+        return None
+    truth = truth_of(label, reading.classes or []) == output.positive_index
+    return calibration.fit(truth, scores, output.threshold, options.margin)
 
 
 def _feature(column: Column, kind: str, options: Options) -> tuple[FeatureSpec, ReferenceStats]:
@@ -170,8 +183,19 @@ def _card(
             "libraries": cards.libraries(),
         },
         metrics=metrics,
+        calibration=_calibration(reading, output, label, scores, options),
     )
-    return card, data, scores
+    return _attributed(card, data, ref), data, scores
+
+
+def _attributed(card: ModelCard, data: bytes, ref: Reference) -> ModelCard:
+    """``card`` with what exact contributions need, from every reference row (none for other graphs)."""
+    columns = {
+        f.name: ref.columns[f.name].texts if f.type == "string" else ref.columns[f.name].numbers
+        for f in card.features
+    }
+    x, texts = attribution.reference_rows(data, card, columns)
+    return card.model_copy(update={"attribution": attribution.attribute(data, card, x, texts)})
 
 
 def import_model(

@@ -9,5 +9,7 @@
 - :mod:`.changelog`: the store's signed changelog records and checkpoints;
 - :mod:`.layout`: the store's RocksDB keys and options;
 - :mod:`.kafka`: the worker's topics and clients; :mod:`.report`: its series and reports;
-- :mod:`.pairing`: a challenger's side: each event's two answers paired with its outcome.
+- :mod:`.pairing`: a challenger's side: each event's two answers paired with its outcome;
+- :mod:`.estimates`: each estimated drift window (:mod:`.windows` reads them) checked on its
+  outcomes, :mod:`.checks` its figures.
 """

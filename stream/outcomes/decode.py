@@ -2,9 +2,10 @@
 
 The values of each topic are validated in one pydantic call (:class:`~stream.scoring.codec.BatchDecoder`:
 the same per-value fallback, bounds and reasons as the scorer's input). Of a provenance record
-only the fields the join reads are checked (event id, score, model), the rest is not parsed into
-objects; an outcome is checked against its whole contract. A record that fails is returned with
-its reason: an outcome goes to the dead-letter topic, a provenance record is counted and logged.
+only the fields the join and the estimate check read are checked (event id, score, model, role,
+input position), the rest is not parsed into objects; an outcome is checked against its whole
+contract. A record that fails is returned with its reason: an outcome goes to the dead-letter
+topic, a provenance record is counted and logged.
 Provenance written in a schema registry's format (``STREAMSCORE_OUTPUT_FORMAT``) is read value by
 value with that format's reader.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import Message
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,11 +30,21 @@ from stream.messages import TIMESTAMP_NOT_AVAILABLE
 from stream.outcomes.join import Observed, Predicted
 from stream.scoring.codec import BatchDecoder, schema_error
 
-__all__ = ["HalfReader", "Halves", "ProvenanceScore"]
+__all__ = ["HalfReader", "Halves", "InputPosition", "ProvenanceScore"]
+
+
+class InputPosition(BaseModel):
+    """Where the judged event was read: the part of :class:`~stream.contracts.InputRef` kept."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
 
 
 class ProvenanceScore(BaseModel):
-    """The part of a :class:`~stream.contracts.Provenance` record that the join reads."""
+    """The part of a :class:`~stream.contracts.Provenance` record the join and the estimate check read."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -41,6 +52,7 @@ class ProvenanceScore(BaseModel):
     score: float = Field(ge=0.0, le=1.0)
     model: ModelRef
     role: Role = "champion"
+    input: InputPosition | None = None  # read by the estimate check (stream.outcomes.estimates)
 
 
 @dataclass(slots=True)
@@ -52,6 +64,22 @@ class Halves:
     refused_outcomes: list[tuple[Message, PoisonEvent]] = field(default_factory=list)
     refused_provenance: list[tuple[Message, PoisonEvent]] = field(default_factory=list)
     answers: list[ProvenanceScore] = field(default_factory=list)  # every prediction read, shadow ones too
+
+    def hand_to(self, follower: Follower) -> None:
+        """Every prediction read, then every outcome, to an in-memory pairing (challenger, estimates)."""
+        for record in self.answers:
+            follower.predicted(record)
+        for _, half in self.items:
+            if isinstance(half, Observed):
+                follower.observed(half.event_id, half.positive)
+
+
+class Follower(Protocol):
+    """What follows the predictions and outcomes read, beside the join."""
+
+    def predicted(self, record: ProvenanceScore) -> None: ...
+
+    def observed(self, event_id: str, positive: bool) -> None: ...
 
 
 class HalfReader:

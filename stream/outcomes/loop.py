@@ -33,12 +33,14 @@ from stream.kafka.clients import consume_errors, fatal, take
 from stream.kafka.partitioning import partition_of
 from stream.outcomes.decode import HalfReader
 from stream.outcomes.delivery import Delivery
+from stream.outcomes.estimates import Estimates
 from stream.outcomes.join import Join
 from stream.outcomes.kafka import OutcomeTopics, outcome_consumer_config
 from stream.outcomes.pairing import Pairing
 from stream.outcomes.report import OutcomeMetrics, performance_report, set_gauges
 from stream.outcomes.restore import ChangelogReader
 from stream.outcomes.store import Changed, Entry, PendingStore
+from stream.outcomes.windows import DriftWindows
 from stream.scoring.dead_letters import fit_dead_letter
 from stream.settings import Settings
 from stream.worker.health import Health
@@ -82,6 +84,14 @@ class OutcomeLoop:
             self.worker_id,
             lambda report: self.delivery.send(self.topics.drift, report, None, -1),
         )
+        self.estimates = Estimates(
+            self.metrics.registry,
+            self.worker_id,
+            lambda report: self.delivery.send(self.topics.drift, report, None, -1),
+            settings.outcome_retention_s,
+            settings.estimate_check_capacity,
+        )
+        self.windows = DriftWindows(settings, self.topics.drift)
         self._stopping = threading.Event()
         self._pending: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to commit
         self._outbox: dict[int, dict[bytes, Entry | None]] = {}  # partition -> key -> entry now
@@ -106,6 +116,7 @@ class OutcomeLoop:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+        self.windows.start()
         batch_size, wait = settings.batch_size, settings.batch_max_wait_ms / 1000.0
         commit_every = settings.commit_interval_ms / 1000.0
         next_commit = next_expiry = next_stats = time.monotonic()
@@ -118,6 +129,9 @@ class OutcomeLoop:
                 consume_errors(messages, topics, f"{settings.app_id}-outcomes")
             if batch:
                 self.process(batch)
+            for report in self.windows.read():  # estimated windows, checked on their outcomes
+                self.estimates.window(report)
+            self.estimates.tick()
             now = time.monotonic()
             if now >= next_expiry:
                 full = self._expire()
@@ -136,6 +150,7 @@ class OutcomeLoop:
             self._pending[(m.topic(), m.partition())] = m.offset() + 1
         halves = self.read(batch)
         self.pairing.add(halves)  # live and shadow answers with outcomes (stream.outcomes.pairing)
+        self.estimates.add(halves)  # live answers with outcomes, for estimated windows (.estimates)
         for m, reason in halves.refused_provenance:
             self.metrics.invalid_predictions.inc()
             log.warning(
@@ -270,4 +285,5 @@ class OutcomeLoop:
         self.commit()
         self.producer.flush(10.0)
         self.restorer.close()
+        self.windows.close()
         self.store.close()

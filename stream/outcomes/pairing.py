@@ -29,7 +29,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from stream.contracts import ModelRef, Provenance
 from stream.lifecycle.comparison import Comparison, Paired
 from stream.outcomes.decode import Halves, ProvenanceScore
-from stream.outcomes.join import Observed
 
 __all__ = ["ComparisonReport", "Pairing"]
 
@@ -126,11 +125,7 @@ class Pairing:
 
     def add(self, halves: Halves) -> None:
         """A batch the outcome worker read: its predictions (all roles) and outcomes."""
-        for record in halves.answers:
-            self.predicted(record)
-        for _, half in halves.items:
-            if isinstance(half, Observed):
-                self.observed(half.event_id, half.positive)
+        halves.hand_to(self)
 
     def predicted(self, record: Provenance | ProvenanceScore) -> None:
         """A provenance record: the live answer, or (role ``shadow``) the other model's."""

@@ -7,14 +7,15 @@ the records (:class:`~stream.messages.Record`) it returns. Per batch, top to bot
 1. decode and validate the messages (contract, in one pydantic call for the batch, then the card's
    features); a poison message becomes a dead letter carrying the original bytes and the reason;
 2. score every valid row in one onnxruntime run (row by row only if that run fails);
-3. build one prediction and one provenance record per scored event, or a dead letter where the
-   model's output is not a probability (:mod:`stream.scoring.records`).
+3. with reasons on, each row's K largest contributions (:mod:`stream.scoring.reasons`; not while
+   a challenger scores beside the model); then one prediction and one provenance record per scored
+   event, or a dead letter where the model's output is not a probability (:mod:`stream.scoring.records`).
 
 Every input yields exactly one prediction (with its provenance) or exactly one dead letter.
 Predictions and dead letters keep the input's key and partition, so ordering per key holds
-downstream; provenance is keyed by ``event_id``. The model can be
-replaced between batches (:meth:`Pipeline.swap`, used by ``stream.worker.reload``); a batch is scored
-with one model from start to end, and the first batch of a new model says so.
+downstream; provenance is keyed by ``event_id``. The model can be replaced between batches
+(:meth:`Pipeline.swap`, used by ``stream.worker.reload``); a batch is scored with one model from
+start to end, and the first batch of a new model says so.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from stream.scoring.challenger import Challenge, Side, check_pair
 from stream.scoring.codec import BatchDecoder, refuse_long_keys
 from stream.scoring.features import FeatureReader
 from stream.scoring.model import LoadedModel, by_label, predict_safely
+from stream.scoring.reasons import Reasons, reasons_for
 from stream.scoring.records import JSON_VALUES, RecordBuilder, Serialize, Topics
 
 log = logging.getLogger("streamscore.worker")
@@ -69,6 +71,7 @@ class _Scoring:
     reader: FeatureReader
     records: RecordBuilder
     challenge: Challenge | None  # a challenger beside the model (shadow or canary)
+    reasons: Reasons | None  # the model's reason codes, when they are on
 
 
 class Pipeline:
@@ -96,6 +99,7 @@ class Pipeline:
         strict_fields: bool = False,
         complete: Complete | None = None,
         extras: Callable[[Sequence[Event]], dict[str, int]] | None = None,
+        reasons: int = 0,
     ) -> None:
         """``decoder``, ``serialize`` (prediction, provenance): a registered input and output format
         (default: JSON). ``challenger`` scores every event beside ``model``: in shadow to ``shadow_topic``,
@@ -103,7 +107,8 @@ class Pipeline:
         is longer than ``max_key_bytes`` is a dead letter; none is larger than ``max_record_bytes``.
         ``strict_fields``: a field no model reads refuses its event (else it is ignored and counted);
         ``complete``: fills what the producer's event shape leaves out (id, time) from each record;
-        ``extras``: the names of the fields of events no model reads, outside their features."""
+        ``extras``: the names of the fields of events no model reads, outside their features; ``reasons``:
+        reason codes per prediction (a model that cannot be explained is refused, a :class:`ModelError`)."""
         self.topics = topics
         self.role = role  # written on every prediction and provenance record
         self.challenger, self._shadow_topic, self._canary = challenger, shadow_topic, canary_percent
@@ -114,7 +119,7 @@ class Pipeline:
         self._serialize = serialize
         self._max_features, self._max_string = max_features, max_string_length
         self._scorer = scorer
-        self._strict, self._complete, self._extras = strict_fields, complete, extras
+        self._strict, self._complete, self._extras, self._reasons = strict_fields, complete, extras, reasons
         self.scorer_id = str(scorer.get("worker_id"))
         self._scoring = self._offered = self._bind(model)
 
@@ -133,23 +138,28 @@ class Pipeline:
         """The model of the last batch (until the next batch takes up one :meth:`swap` offered)."""
         return self._scoring.model
 
-    def swap(self, model: LoadedModel) -> None:
+    def swap(self, model: LoadedModel, prepared: _Scoring | None = None) -> None:
         """Serve ``model`` from the next batch on; a batch in progress finishes with the one it began with.
 
         One attribute assignment, which :meth:`process` reads once per batch, so never mid-batch; the
         batch that starts with it says so (:attr:`BatchResult.switched`). Raises :class:`ModelError`
-        (and keeps the current model) if ``model`` breaks the input bounds.
+        (and keeps the current model) if ``model`` breaks the input bounds or, reasons on, cannot be
+        explained. ``prepared``: what :meth:`prepare` made of ``model`` (off the event loop).
         """
-        self._offered = self._bind(model)
+        self._offered = prepared if prepared is not None and prepared.model is model else self._bind(model)
+
+    def prepare(self, model: LoadedModel) -> _Scoring:
+        """What serving ``model`` takes (with reasons on, its contributions: slow), for :meth:`swap`."""
+        return self._bind(model)
 
     def swap_challenger(self, challenger: LoadedModel) -> None:
         """Score ``challenger`` beside the model from the next batch on; :class:`ModelError` (and the
         current challenger kept) if it does not answer the model's question."""
         check_pair(self._offered.model, challenger)
         self.challenger = challenger
-        self._offered = self._bind(self._offered.model)
+        self._offered = self._bind(self._offered.model, self._offered.reasons)
 
-    def _bind(self, model: LoadedModel) -> _Scoring:
+    def _bind(self, model: LoadedModel, reasons: Reasons | None = None) -> _Scoring:
         card = model.card
         if len(card.features) > self._max_features:
             raise ModelError(
@@ -168,7 +178,8 @@ class Pipeline:
         reader = FeatureReader(
             card.features, self._max_features, self._max_string, wide=model.feeds.wide, strict=self._strict
         )
-        return _Scoring(model=model, reader=reader, records=records, challenge=self._challenge(model))
+        explain = reasons if reasons is not None else reasons_for(model, self._reasons)  # may refuse it
+        return _Scoring(model, reader, records, self._challenge(model), explain)
 
     def _challenge(self, model: LoadedModel) -> Challenge | None:
         """The challenger bound beside ``model``; None (the champion alone) when it cannot read its rows."""
@@ -224,9 +235,10 @@ class Pipeline:
         # 3. records
         if challenge is None:
             shares = by_label(scoring.model, answer)
+            reasons = None if scoring.reasons is None else scoring.reasons(x, texts)
             built, result.scored = records.scored(
                 msgs, events, x32, scores.tolist(), *times,
-                texts=texts, decided=answer.labels, probabilities=shares,
+                texts=texts, decided=answer.labels, probabilities=shares, reasons=reasons,
             )  # fmt: skip
         else:  # scores become the live ones: the champion's, or the challenger's for canary keys
             champion = Side(x32, texts, scores)

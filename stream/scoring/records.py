@@ -159,12 +159,14 @@ class RecordBuilder:
         texts: Sequence[Sequence[str]] | None = None,
         decided: Sequence[str | None] | None = None,
         probabilities: Sequence[dict[str, float]] | None = None,
+        reasons: Sequence[dict[str, float] | None] | None = None,
     ) -> tuple[list[Record], int]:
         """The records of scored events (float32 ``rows``, their ``scores``), and how many were scored.
 
         ``texts``: each event's string features (hashed after its row); ``decided``: a multiclass
         model's labels with each event's ``probabilities`` by label (a binary classifier's label
-        comes from its threshold, a regressor has none). Each event gets a prediction and its
+        comes from its threshold, a regressor has none); ``reasons``: each event's reason codes (feature
+        name -> contribution). Each event gets a prediction and its
         provenance, or a ``score`` dead letter when its score is not a probability (a regressor's:
         not finite; NaN included). Both carry CloudEvents headers and the input's trace context
         (:mod:`stream.scoring.headers`).
@@ -174,7 +176,8 @@ class RecordBuilder:
         if decided is None:  # a binary classifier's label comes from its threshold, a regressor has none
             decided = repeat(None) if low == 0.0 else repeat("")
         strings = repeat(None) if texts is None else texts
-        shares = repeat(None) if probabilities is None else probabilities
+        optional = probabilities is not None or reasons is not None
+        shares = _extras(probabilities, reasons) if optional else repeat(None)
         personal_strings = self._personal_strings
         name, version, model, scorer = self._model_name, self._model_version, self._model, self._scorer
         role, (dump_prediction, dump_provenance) = self._role, self._serialize
@@ -222,8 +225,8 @@ class RecordBuilder:
                 "occurred_at": occurred_at,
                 "scored_at": scored,
             }
-            if share is not None:
-                prediction["probabilities"] = share
+            if share is not None:  # the optional fields: probabilities, reasons
+                prediction.update(share)
             value = dump_prediction(prediction)
             append(_record((pred_topic, msg.key(), value, partition, partition, ce_predictions + tail)))
             feature_hash = hasher.copy()
@@ -271,3 +274,16 @@ class RecordBuilder:
         partition = msg.partition()
         key, value, headers = fit_dead_letter(msg, exc, event_id, self.max_record_bytes)
         return Record(self.topics.dead_letters, key, value, partition, partition, headers)
+
+
+def _extras(
+    probabilities: Sequence[dict[str, float]] | None, reasons: Sequence[dict[str, float] | None] | None
+) -> list[dict[str, Any]]:
+    """Each event's optional prediction fields, in contract order: probabilities, reasons (none for an
+    event whose reasons could not be computed)."""
+    if reasons is None:
+        return [{"probabilities": p} for p in probabilities or ()]
+    given = [{} if r is None else {"reasons": r} for r in reasons]
+    if probabilities is None:
+        return given
+    return [{"probabilities": p, **r} for p, r in zip(probabilities, given, strict=True)]

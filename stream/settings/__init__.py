@@ -97,6 +97,14 @@ class Settings(EventFields, Endpoints, InputLimits, SchemaRegistry, KafkaConnect
     drift_distance_threshold: float = Field(
         0.1, gt=0, le=1, description="KS (numeric) or total variation (categorical) distance alarm level."
     )
+    reasons: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="Reason codes: each prediction carries the K features whose exact contributions to its "
+        "score's margin are largest in magnitude (a tree ensemble or a linear model with an attribution in "
+        "its card; 0: none, nothing computed).",
+    )
     outcome_topic: str = Field(
         "outcomes", description="Topic of true outcomes keyed by event_id (empty: no outcome topic)."
     )
@@ -118,6 +126,13 @@ class Settings(EventFields, Endpoints, InputLimits, SchemaRegistry, KafkaConnect
     )
     outcome_window: int = Field(
         1_000, ge=50, description="Outcomes in the rolling accuracy, ROC AUC, log loss and calibration."
+    )
+    estimate_check_capacity: int = Field(
+        100_000,
+        ge=1_000,
+        le=10_000_000,
+        description="Outcome worker: most events kept in memory for the check of estimated performance "
+        "(predictions waiting for their outcome, and as many joined pairs); the oldest go first.",
     )
     partitions: int = Field(6, ge=1, description="Partitions of topics the worker creates.")
     replication_factor: int = Field(1, ge=1, description="Replication of topics it creates.")

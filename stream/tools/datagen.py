@@ -3,7 +3,9 @@
 Only the producer and the training command use this module: the worker knows features only
 through the model card. A drift can be injected at a known position: ``concept`` switches the
 generator's classification function (only outcomes reveal it); ``feature`` shifts the salary and
-loan distributions (visible in the inputs).
+loan distributions (visible in the inputs; the model stays right); ``age`` keeps only applicants of
+38 to 42 or 58 to 62, next to the ages 40 and 60 where the concept's rule changes and the model is
+least sure: its accuracy falls, and its scores say so before any outcome does.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ CLASSIFICATION_FUNCTION = 2
 DRIFTED_FUNCTION = 5
 PERTURBATION = 0.05
 
-DriftKind = Literal["concept", "feature"]
+DriftKind = Literal["concept", "feature", "age"]
+UNSURE_AGES = (range(38, 43), range(58, 63))
 
 
 def applications(
@@ -40,6 +43,10 @@ def applications(
     yield from itertools.islice(base, drift_at)
     if drift_kind == "concept":
         yield from synth.Agrawal(DRIFTED_FUNCTION, seed=seed + 1, perturbation=PERTURBATION)
+    elif drift_kind == "age":
+        for x, y in synth.Agrawal(CLASSIFICATION_FUNCTION, seed=seed + 1, perturbation=PERTURBATION):
+            if any(x["age"] in ages for ages in UNSURE_AGES):
+                yield x, y
     else:
         for x, y in synth.Agrawal(CLASSIFICATION_FUNCTION, seed=seed + 1, perturbation=PERTURBATION):
             yield {**x, "salary": x["salary"] * 1.6, "loan": x["loan"] * 0.5}, y

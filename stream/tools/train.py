@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ import numpy as np
 import onnxruntime as ort
 
 from stream.errors import ModelError
-from stream.lifecycle import cards
+from stream.lifecycle import calibration, cards
+from stream.lifecycle.attribution import attribute
 from stream.model_card import FeatureSpec, ModelCard, ModelInput, ModelOutput, ReferenceStats
 from stream.scoring.model import CARD_FILE, MODEL_FILE, load_folder, session_options
 from stream.tools import datagen
@@ -81,6 +83,10 @@ def _features(x_train: np.ndarray) -> list[tuple[FeatureSpec, ReferenceStats]]:
     ]
 
 
+def _fingerprint(x: np.ndarray, y: np.ndarray) -> str:
+    return hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()
+
+
 def _training(
     x: np.ndarray, y: np.ndarray, samples: int, split: int, seed: int, trees: int, depth: int, drifted: bool
 ) -> dict[str, Any]:
@@ -93,7 +99,7 @@ def _training(
         "samples": samples,
         "train_rows": split,
         "holdout_rows": samples - split,
-        "data_sha256": hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest(),
+        "data_sha256": _fingerprint(x, y),
         "estimator": f"sklearn.ensemble.GradientBoostingClassifier(n_estimators={trees}, "
         f"max_depth={depth}, random_state={seed})",
         "libraries": cards.libraries("scikit-learn", "skl2onnx", "onnx", "river"),
@@ -101,7 +107,13 @@ def _training(
 
 
 def _card(
-    name: str, version: str, model: bytes, x_train: np.ndarray, y_test: np.ndarray, scores: np.ndarray
+    name: str,
+    version: str,
+    model: bytes,
+    x_train: np.ndarray,
+    y_test: np.ndarray,
+    scores: np.ndarray,
+    margin: float = calibration.DEFAULT_MARGIN,
 ) -> ModelCard:
     """The card of the trained model (its training yet to be told), from the builder ``model import``
     shares: features referenced on the training rows, the score and metrics on the holdout."""
@@ -118,6 +130,7 @@ def _card(
         scores=scores,
         training={},
         metrics=cards.binary_metrics(y_test == 1, scores),
+        calibration=calibration.fit(y_test == 1, scores, 0.5, margin),
     )
 
 
@@ -153,10 +166,12 @@ def train(
     trees: int = 100,
     depth: int = 3,
     drifted: bool = False,
+    margin: float = calibration.DEFAULT_MARGIN,
 ) -> Path:
     """Train and register ``name``; return the new version's folder.
 
-    ``drifted`` trains on the generator's concept after its change (``produce --drift-kind concept``).
+    ``drifted`` trains on the generator's concept after its change (``produce --drift-kind concept``);
+    ``margin``: how far an estimated figure may fall below the holdout's before it alerts.
     """
     _import_training_libraries()
     version = version or cards.next_version(registry, name)
@@ -171,11 +186,39 @@ def train(
     model = _export_onnx(clf, name)
     sk_scores = clf.predict_proba(x_test)[:, 1]
     _check_onnx(model, x_test, sk_scores)
-    card = _card(name, version, model, x_train, y_test, sk_scores).model_copy(
+    built = _card(name, version, model, x_train, y_test, sk_scores, margin)
+    card = built.model_copy(
         update={
+            "attribution": attribute(model, built, x_train, None),
             "description": f"Loan approval: gradient-boosted trees ({trees} trees, depth {depth}).",
             "training": _training(x, y, samples, split, seed, trees, depth, drifted),
         }
     )
     _register(folder, model, card)
+    return folder
+
+
+def refresh(folder: Path, margin: float = calibration.DEFAULT_MARGIN) -> Path:
+    """Give a version this command trained before what newer cards hold: the calibration of its
+    holdout scores (performance estimates) and the node covers of its training rows (reasons).
+
+    The data is generated again from the card's seed and must match its fingerprint; the model file
+    is not touched, so the version keeps its SHA-256. Returns ``folder``.
+    """
+    card = load_folder(folder).card
+    t = card.training
+    if t.get("generator") != "river.datasets.synth.Agrawal" or "data_sha256" not in t:
+        raise ModelError(f"{folder} was not made by `model train`: import it again with its reference data")
+    x, y = _dataset(t["samples"], t["seed"], t["classification_function"] == datagen.DRIFTED_FUNCTION)
+    if _fingerprint(x, y) != t["data_sha256"]:
+        raise ModelError(f"the data generated from {folder}'s seed is not what it was trained on")
+    split = t["train_rows"]
+    model = (folder / MODEL_FILE).read_bytes()
+    scores = load_folder(folder).predict_proba(x[split:])
+    fitted = calibration.fit(y[split:] == 1, scores, card.output.threshold, margin)
+    added = {"calibration": fitted, "attribution": attribute(model, card, x[:split], None)}
+    document = json.loads((folder / CARD_FILE).read_text())  # the card as it was, plus what is added
+    document |= {key: value.model_dump(mode="json") if value else None for key, value in added.items()}
+    (folder / CARD_FILE).write_text(json.dumps(document, indent=2) + "\n")
+    load_folder(folder)
     return folder

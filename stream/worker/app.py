@@ -8,6 +8,7 @@ producer per process (transactional, exactly once): no per-message Python outsid
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -42,6 +43,8 @@ from stream.worker.reload import ModelWatcher
 from stream.worker.shell import BoundedWorker, LoopService, ShellApp
 from stream.worker.stats import Stats
 
+log = logging.getLogger("streamscore.worker")
+
 
 def code_revision() -> str | None:
     """The git revision of the running code: ``STREAMSCORE_REVISION``, else ``git rev-parse``."""
@@ -68,14 +71,16 @@ def create_pipeline(
     role: Role = "champion",
 ) -> Pipeline:
     """Build the hot path around ``loaded``, else the model the settings name (loaded and verified),
-    with ``challenger`` beside it; its records say ``role``."""
+    with ``challenger`` beside it; its records say ``role``. With ``STREAMSCORE_REASONS`` above 0 the
+    model must be one that can be explained (:class:`~stream.errors.ModelError` otherwise); while a
+    challenger scores beside it, no prediction carries reasons (the challenger's are not computed)."""
     personal = keys(settings).personal  # first: no secret, no start
     if loaded is None:
         source = open_source(champion_uri(settings), settings)
         loaded = source.load(source.current())
     decoder, serialize = wire_codecs(settings, loaded.card)  # into the event shape's contract
     shape = EventShape.of(settings)
-    return Pipeline(
+    pipeline = Pipeline(
         loaded,
         Topics(settings.prediction_topic, settings.provenance_topic, settings.dlq_topic),
         pii_key=personal,
@@ -98,7 +103,13 @@ def create_pipeline(
         challenger=challenger,
         shadow_topic=settings.challenger_topic,
         canary_percent=settings.canary_percent,
+        reasons=settings.reasons,
     )
+    if settings.reasons and pipeline.challenger is not None:
+        log.warning(
+            "STREAMSCORE_REASONS=%d: no reasons while a challenger scores beside the model", settings.reasons
+        )
+    return pipeline
 
 
 def _ensure_side_topics(settings: Settings, partitions: int) -> None:

@@ -16,18 +16,21 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import orjson
 from confluent_kafka import KafkaException
 
 from stream.contracts import ModelCard
+from stream.drift.estimation import Estimate
 from stream.drift.monitor import DriftMonitor, Report
 from stream.drift.partition import SLICE_EVENTS
 from stream.errors import StateRejected
 from stream.kafka.config import client_config
 from stream.kafka.state_topic import StateTopic
 from stream.keys import keys
+from stream.model_card import Calibration
 from stream.scoring.pipeline import BatchResult
 from stream.settings import Settings
 from stream.worker.metrics import WorkerMetrics
@@ -76,6 +79,8 @@ class DriftReporter:
             distance_threshold=self.settings.drift_distance_threshold,
         )
         self.monitor.own(owned)
+        c = card.calibration
+        self.metrics.estimate.use(c.reference if c else None, c.margin if c else 0.0)
 
     def update(self, result: BatchResult) -> None:
         """Add a scored batch (at once when SLICE_EVENTS events wait, else by :meth:`tick`)."""
@@ -133,6 +138,8 @@ class DriftReporter:
         }
         if report.unseen:
             record["unseen"] = report.unseen
+        if report.estimate is not None and self.card.calibration is not None:
+            record |= _estimate_keys(report.estimate, self.card.calibration, self.card.output.threshold)
         self.send(self.settings.drift_topic, orjson.dumps(record))
         log.log(
             logging.WARNING if report.verdict == "drift" else logging.INFO,
@@ -144,6 +151,8 @@ class DriftReporter:
             f", detectors fired: {report.alarms}" if report.alarms else "",
             extra={"drift_verdict": report.verdict, "psi": report.psi, "distance": report.distance},
         )
+        if record.get("estimate_below"):
+            _warn_below(record, report.events)
 
     def save(self, partitions: Sequence[int], wait: bool = True) -> None:
         """Save the state of ``partitions`` (a failure is logged: the next save tries again); without
@@ -199,6 +208,34 @@ class DriftReporter:
     def close(self) -> None:
         self.catch_up()
         self.state.close()
+
+
+def _estimate_keys(estimate: Estimate, calibration: Calibration, threshold: float) -> dict[str, object]:
+    """A window report's estimated performance at ``threshold``, its reference and the metrics below it."""
+    return {
+        "estimated": {
+            m: {"value": round(i.value, 6), "lower": round(i.lower, 6), "upper": round(i.upper, 6)}
+            for m, i in estimate.metrics.items()
+        },
+        "estimate_reference": calibration.reference,
+        "estimate_margin": calibration.margin,
+        "estimate_below": estimate.below(calibration.reference, calibration.margin),
+        "estimate_threshold": threshold,
+    }
+
+
+def _warn_below(record: dict[str, Any], events: int) -> None:
+    """One WARNING line naming the estimates below their reference by more than the margin."""
+    estimated, reference = record["estimated"], record["estimate_reference"]
+    names = record["estimate_below"]
+    below = [f"{m} {estimated[m]['value']:.4f} (reference {reference[m]:.4f})" for m in names]
+    log.warning(
+        "estimated performance over %d events below the reference by more than %s: %s",
+        events,
+        record["estimate_margin"],
+        ", ".join(below),
+        extra={"estimate_below": record["estimate_below"]},
+    )
 
 
 def _utc(seconds: float) -> dt.datetime:

@@ -22,6 +22,7 @@ from stream.contracts import ModelCard
 from stream.drift.monitor import Report
 from stream.scoring.pipeline import BatchResult
 from stream.settings import DEFAULT_MAX_CLOCK_SKEW_S
+from stream.worker.estimate_metrics import EstimateGauges
 from stream.worker.stats import split_skewed
 
 disable_created_metrics()  # *_created series only add noise to every scrape
@@ -101,6 +102,7 @@ class WorkerMetrics:
             registry=r,
         )
         self._add_drift(r)
+        self.estimate = EstimateGauges(r)
         self.state_rejected = state_rejected_counter(r)
         ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
         PlatformCollector(registry=r)
@@ -255,4 +257,6 @@ class WorkerMetrics:
             self.drift_detected.labels(name).set(1 if name in report.drifted else 0)
         for name, share in report.unseen.items():
             self.drift_unseen.labels(name).set(share)
+        if report.estimate is not None:
+            self.estimate.observe(report.estimate)
         self.drift_windows.labels(report.verdict).inc()

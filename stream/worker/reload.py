@@ -7,9 +7,11 @@ the process's signals, container platforms rarely send custom ones, and every re
 new version by itself.
 
 A new version goes through every check of start-up (sha256, inputs and outputs against the card, a
-probe batch) in a thread, off the event loop. If it passes, :meth:`~stream.scoring.pipeline.Pipeline.swap`
-hands it to the scoring loop, which serves it from the next batch on (and records the switch, see
-:mod:`stream.lifecycle.changes`); if not, the error is logged,
+probe batch; with ``STREAMSCORE_REASONS`` above 0, that it can be explained: its contributions are
+built then, :mod:`stream.scoring.reasons`) in a thread, off the event loop. If it passes,
+:meth:`~stream.scoring.pipeline.Pipeline.swap` hands it to the scoring loop, which serves it from
+the next batch on (and records the switch, see :mod:`stream.lifecycle.changes`); if not, the error
+is logged,
 ``streamscore_model_reload_failures_total`` counts it, and the previous model keeps serving. A
 refused version is tried again only once it changes (a folder's files still being written, then
 complete), so a bad version costs one error, not one per poll. A challenger that follows an alias
@@ -21,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Hashable
-from typing import Literal
+from typing import Any, Literal
 
 from stream.contracts import ModelCard
 from stream.errors import ModelError
@@ -55,9 +57,12 @@ class ModelWatcher:
         found = await asyncio.get_running_loop().run_in_executor(None, self._load_new)
         if found is None:
             return None
-        version, new = found
+        version, new, prepared = found
         try:
-            self.pipeline.swap(new) if self.role == "champion" else self.pipeline.swap_challenger(new)
+            if self.role == "champion":
+                self.pipeline.swap(new, prepared)
+            else:
+                self.pipeline.swap_challenger(new)
         except ModelError as exc:
             self._refuse(version, exc)
             return None
@@ -79,8 +84,9 @@ class ModelWatcher:
             self.metrics.challenger.labels(card.name, card.version, card.sha256, mode).set(1)
         return card
 
-    def _load_new(self) -> tuple[str, model.LoadedModel] | None:
-        """The version named now if new, loaded and verified (blocking); None if none or it fails."""
+    def _load_new(self) -> tuple[str, model.LoadedModel, Any] | None:
+        """The version named now if new, loaded, verified and (a champion) prepared for the pipeline
+        (blocking); None if none or it fails."""
         version = None
         try:
             version = self.source.current()
@@ -90,7 +96,8 @@ class ModelWatcher:
             if seen == self.tried:  # refused already, and unchanged since
                 return None
             self.tried = seen
-            return version, self.source.load(version)
+            loaded = self.source.load(version)
+            return version, loaded, self.pipeline.prepare(loaded) if self.role == "champion" else None
         except Exception as exc:  # a reload must never stop a worker that is serving
             if version is not None:
                 self._refuse(version, exc)

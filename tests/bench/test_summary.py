@@ -75,6 +75,7 @@ def test_the_ratios_of_the_target_table():
         "streamscore_p99_ms_at_70pct": 90.0,
         "two_processes_to_one": 1.8,
         "shadow_challenger_to_none": None,  # no shadow rung in this ladder
+        "reasons_to_none": None,  # no rung with reason codes in this ladder
         "avro_vs_json": 0.7,
         "avro_cpu_s_per_1000": 0.3,
         "json_schema_vs_json": 0.95,
@@ -106,6 +107,11 @@ def test_the_model_with_one_input_per_column_is_compared_with_the_one_tensor_mod
     assert ratios["columns_model_vs_tensor"] == 0.75
     assert ratios["columns_model_cpu_s_per_1000"] == 0.26
     assert ratios["avro_vs_json"] == 0.7, "the other ratios are as without it"
+
+
+def test_reason_codes_are_compared_with_the_one_process_rung_of_their_run():
+    ratios = summary.ratios([*LADDER, rung("streamscore-reasons", 4_800, cpu_s_per_1000=0.25)])
+    assert ratios["reasons_to_none"] == 0.8 and ratios["two_processes_to_one"] == 1.8
 
 
 def test_missing_rungs_give_no_ratio():

@@ -10,6 +10,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from stream.kafka.lag import LagCollector
+from stream.outcomes.estimates import Estimates
 from stream.outcomes.pairing import Pairing
 from stream.outcomes.report import OutcomeMetrics
 from stream.worker.metrics import WorkerMetrics
@@ -24,7 +25,9 @@ def _exported() -> set[str]:
     comparison = Pairing(
         50, CollectorRegistry(), "w", print
     ).gauges  # the outcome worker's, with a challenger
-    registries = [WorkerMetrics().registry, OutcomeMetrics().registry, comparison.registry]
+    outcomes = OutcomeMetrics()
+    Estimates(outcomes.registry, "w", print, 60.0)  # the estimate check's gauges, in the same registry
+    registries = [WorkerMetrics().registry, outcomes.registry, comparison.registry]
     return {f.name for r in registries for f in r.collect()} | {f.name for f in lag.describe()}
 
 
@@ -65,3 +68,28 @@ def test_dashboard_shows_what_the_producers_send_that_no_model_reads():
     exprs = " ".join(t["expr"] for p in DASHBOARD["panels"] for t in p["targets"])
     for family in ("streamscore_ignored_fields", "streamscore_drift_unseen", "streamscore_challenger_missed"):
         assert family in _referenced(exprs), family
+
+
+def test_the_estimate_is_drawn_with_its_band_its_reference_and_the_realised_figure():
+    (panel,) = [p for p in DASHBOARD["panels"] if p["title"] == "Estimated vs realised performance"]
+    by_family = {}
+    for target in panel["targets"]:
+        for family in _referenced(target["expr"]):
+            by_family[family] = target
+    wanted = (
+        "streamscore_estimated_performance", "streamscore_estimated_performance_lower",
+        "streamscore_estimated_performance_upper", "streamscore_estimated_reference",
+        "streamscore_estimate_realised",
+    )  # fmt: skip
+    assert set(wanted) <= set(by_family)
+    for family in wanted:
+        assert "accuracy" in by_family[family]["expr"] and "f1" in by_family[family]["expr"], family
+    fills = {
+        o["matcher"]["options"]: p["value"]
+        for o in panel["fieldConfig"]["overrides"]
+        for p in o["properties"]
+        if p["id"] == "custom.fillBelowTo"
+    }
+    assert fills == {"upper accuracy": "lower accuracy", "upper f1": "lower f1"}, "the interval as a band"
+    legends = [t["legendFormat"] for t in panel["targets"]]
+    assert "upper {{metric}}" in legends and "lower {{metric}}" in legends

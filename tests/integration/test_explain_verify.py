@@ -116,11 +116,16 @@ def test_trace_cloudevents_explain_and_verify(kafka_bootstrap, worker_topics, st
     assert doc["model"]["sha256"] == load(MODELS, "loan-approval").card.sha256
     assert len(doc["features"]["zipcode"]) == 32 and isinstance(doc["features"]["salary"], float)
     assert doc["code"]["revision"] == chosen.scorer.revision and doc["role"] == "champion"
+    if load(MODELS, "loan-approval").card.attribution is None:  # the rest shown, and why no contributions
+        assert doc["contributions"] is None
+        assert doc["unexplained"].startswith("the model cannot be explained: ")
+    else:
+        assert len(doc["contributions"]) == 9 and doc["unexplained"] is None
     ref = chosen.input
     text = cli(env, "explain", "--partition", str(ref.partition), "--offset", str(ref.offset))
     assert text.returncode == 0, text.stderr
     assert f"event      {chosen.event_id}" in text.stdout and "bit-exact" in text.stdout
-    assert "zipcode=hash:" in text.stdout
+    assert "zipcode=hash:" in text.stdout and text.stdout.count("\nreasons    ") == 1
     traced_id = next(i for i, carried in traced.items() if len(carried) == 2)
     assert PARENT.decode() in cli(env, "explain", traced_id).stdout
 
@@ -234,3 +239,61 @@ def test_explain_and_verify_read_registered_formats(
     done = cli(env, "verify", "--sample", "200")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verified 200 of 200 provenance records: 200 bit-exact (100.0%)" in done.stdout
+
+
+def test_explain_shows_contributions_and_verify_checks_recorded_reasons(
+    kafka_bootstrap, worker_topics, start_worker, tmp_path
+):
+    """A worker writing three reasons per prediction, on the demo model trained with an attribution."""
+    registry = tmp_path / "explained"
+    train = [sys.executable, "-m", "stream.cli.main", "model", "train", "--registry", str(registry)]
+    train += ["--samples", "4000"]
+    trained = subprocess.run(train, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert trained.returncode == 0, trained.stderr
+    ensure_topics(kafka_bootstrap, {worker_topics.input: 3})
+    worker = start_worker(batch_size=32, model_dir=str(registry), reasons="3")
+    produce(kafka_bootstrap, worker_topics.input, count=150, seed=28)
+    predictions = read_topic(kafka_bootstrap, worker_topics.predictions, 150, timeout=90)
+    assert len(predictions) == 150, worker.output()[-3000:]
+    chosen = Prediction.model_validate_json(predictions[11].value())
+    assert chosen.reasons is not None and len(chosen.reasons) == 3
+    env = worker.env
+
+    # explain: every feature's contribution, largest first, from the expected value to the margin
+    done = cli(env, "explain", chosen.event_id, "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    contributions = doc["contributions"]
+    assert len(contributions) == 9 and doc["unexplained"] is None and doc["bit_exact"] is True
+    magnitudes = [abs(v) for v in contributions.values()]
+    assert magnitudes == sorted(magnitudes, reverse=True)
+    assert list(contributions.items())[:3] == list(chosen.reasons.items()), "the worker's reasons first"
+    assert abs(doc["expected_value"] + sum(contributions.values()) - doc["margin"]) < 1e-4
+    text = cli(env, "explain", chosen.event_id).stdout
+    assert (
+        f"reasons    expected value {doc['expected_value']!r}" in text and f"margin {doc['margin']!r}" in text
+    )
+    assert sum(line.startswith("           ") for line in text.splitlines()) >= 10
+
+    # verify: the recorded reasons computed again, bit-exactly
+    done = cli(env, "verify", "--sample", "1000")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "150 bit-exact (100.0%), 0 mismatched" in done.stdout
+    assert "reason codes bit-exact on 150 predictions" in done.stdout
+
+    # a copy of a prediction with one reason changed is a mismatch naming it
+    forged = orjson.loads(predictions[11].value())
+    name = next(iter(forged["reasons"]))
+    forged["reasons"][name] *= 1.5
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce(worker_topics.predictions, orjson.dumps(forged), predictions[11].key(),
+                     partition=predictions[11].partition())  # fmt: skip
+    assert producer.flush(30) == 0
+    done = cli(env, "verify", "--sample", "1000")
+    assert done.returncode == 1, done.stdout + done.stderr
+    mismatches = [line for line in done.stdout.splitlines() if line.startswith("MISMATCH")]
+    assert len(mismatches) == 1 and f"MISMATCH {chosen.event_id} " in mismatches[0]
+    assert (
+        f"reasons.{name}: prediction {forged['reasons'][name]!r}, re-scored {chosen.reasons[name]!r}"
+        in mismatches[0]
+    )

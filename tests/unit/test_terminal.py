@@ -74,7 +74,7 @@ def test_explain_renders_a_hostile_scored_event_on_lines_of_its_own():
     )  # fmt: skip
     lines = render(found).splitlines()
     assert all(_clean(line) for line in lines), lines
-    heads = ["event", "input", "envelope", "features", "model", "code", "provenance", "score"]
+    heads = ["event", "input", "envelope", "features", "model", "code", "provenance", "score", "reasons"]
     assert [line.split()[0] for line in lines] == heads, "no line of a record's making"
     assert sum(line.startswith("score") for line in lines) == 1, "one score line: the real one"
 

@@ -124,15 +124,17 @@ def test_confluents_deserializer_reads_back_the_records_written(name):
 
 
 def test_the_outputs_read_back_validate_as_the_contracts():
-    """An optional field not set reads as None; a map cannot be optional: no probabilities read as none."""
+    """An optional field not set reads as None; a map cannot be optional: no probabilities (or reasons)
+    read as none."""
     predictions, provenance = _records()
     for model, records in ((Prediction, predictions), (Provenance, provenance)):
         text = proto_schema(model)
         read, write = CODEC.reader(Schema(text, "PROTOBUF")), protobuf_serializer(3, text)
         for record in records:
             expected = {k: _plain(v) for k, v in record.items()}
-            if model is Prediction and expected.get("probabilities") is None:
-                expected["probabilities"] = {}
+            for name in ("probabilities", "reasons") if model is Prediction else ():
+                if expected.get(name) is None:
+                    expected[name] = {}
             assert model.model_validate(read(write(record))) == model.model_validate(expected)
 
 

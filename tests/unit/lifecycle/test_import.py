@@ -201,7 +201,10 @@ def test_the_command_imports_and_prints_the_folder(zoo, tmp_path):
     args = ["model", "import", str(entry.model), "--name", "reg", "--reference", str(entry.reference)]
     result = CliRunner().invoke(app, [*args, "--label", "target", "--features", ",".join(NUMBERS)], env=env)
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == f"imported {tmp_path / 'reg' / '1'}"
+    assert result.output.splitlines() == [
+        f"imported {tmp_path / 'reg' / '1'}",
+        "a regression model: no performance estimate",
+    ]
     assert (
         ModelCard.model_validate_json((tmp_path / "reg" / "1" / "card.json").read_text()).metrics["r2"] > 0.9
     )

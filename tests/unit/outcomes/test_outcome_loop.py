@@ -58,6 +58,7 @@ def make_loop(tmp_path):
     for loop in made:
         loop.consumer.close()
         loop.restorer.close()
+        loop.windows.close()
         loop.producer.purge()
         loop.store.close()
 
@@ -89,3 +90,28 @@ def test_only_the_sample_is_joined(make_loop):
     ids = [f"event-{i}" for i in range(400)]
     loop.process([_message("provenance", i, _provenance(i)) for i in ids])
     assert loop.join.waiting() == sum(sampled(i.encode(), 0.3) for i in ids)
+
+
+def test_a_batch_feeds_the_estimate_check_with_each_events_input_position(make_loop):
+    import orjson
+
+    from stream.contracts import EstimateCheckReport
+
+    loop = make_loop()
+    sent: list[bytes] = []
+    loop.estimates.send = sent.append
+    ids = [f"event-{i}" for i in range(6)]
+    outcome = lambda i: Outcome(event_id=i, positive=True, observed_at=dt.datetime.now(dt.UTC))  # noqa: E731
+    batch = [_message("provenance", i, _provenance(i).replace(b'"offset":0', f'"offset":{n}'.encode()))
+             for n, i in enumerate(ids)]  # fmt: skip
+    loop.process(batch + [_message("outcomes", i, outcome(i).model_dump_json().encode()) for i in ids])
+    assert sorted(p.offset for p in loop.estimates.pairs) == list(range(6))
+    t = "2026-12-01T00:00:00Z"
+    window = {
+        "kind": "window", "model_name": "m", "model_version": "1", "worker_id": "s:1", "events": 4,
+        "window_start": t, "window_end": t, "offsets": {"e[0]": {"first": 2, "last": 5}},
+        "estimated": {"accuracy": {"value": 0.9, "lower": 0.8, "upper": 1.0}},
+    }  # fmt: skip
+    loop.estimates.window(orjson.dumps(window))
+    (report,) = [EstimateCheckReport.model_validate_json(v) for v in sent]
+    assert (report.outcomes, report.metrics["accuracy"].realised) == (4, 1.0)
