@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # make test runs pytest in this many processes (pytest-xdist), each with its own broker and registry
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv quix-venv kafka registry k8s-tools run test docs chaos dashboard drift-plot unit integration lint format bench bench-quick up down clean
+.PHONY: help venv quix-venv kafka registry k8s-tools fault-tools run test docs chaos dashboard drift-plot unit integration lint format bench bench-quick up down clean
 
 help:
 	@echo "make run      demo: embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), worker, producer"
@@ -19,6 +19,7 @@ help:
 	@echo "make chaos    the long fault-injection suite and other chaos tests; results to bench/results/faults-<date>.json"
 	@echo "make lint     ruff check and format check"
 	@echo "make k8s-tools  helm, kubeconform and the schemas the Helm chart's tests use (once, into ~/.cache)"
+	@echo "make fault-tools  Toxiproxy, for the network faults of make chaos (once, into ~/.cache)"
 	@echo "make registry   Apicurio Registry from Maven Central, the tests' and benchmarks' schema registry (once, into ~/.cache)"
 	@echo "make bench    the benchmark ladder; make bench-quick for a short run"
 	@echo "make dashboard  the dashboard's panels from a real run, into docs/dashboard.png"
@@ -75,11 +76,14 @@ K8S_TOOLS_ARGS ?=
 k8s-tools: $(STAMP)
 	$(BIN)/python tests/k8s_tools.py $(K8S_TOOLS_ARGS)
 
+fault-tools: $(STAMP)
+	$(BIN)/python tests/toxiproxy.py
+
 test: lint docs kafka registry k8s-tools
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=12 $(PYTEST_ARGS)
 
 # Faults at the long sizes (several kills, both guarantees) and every test marked chaos.
-chaos: kafka registry
+chaos: kafka registry fault-tools
 	$(PIP) -e '.[test,train,bench,mlflow,docs,fuzz]'
 	STREAMSCORE_CHAOS=1 STREAMSCORE_FAULTS_JSON=bench/results/faults-$$(date +%F).json \
 		$(BIN)/pytest -m "faults or chaos" $(PYTEST_ARGS)

@@ -51,13 +51,13 @@ def ready() -> bool:
     return HELM_BIN.exists() and KUBECONFORM_BIN.exists() and (SCHEMAS / _DEFINITIONS).exists()
 
 
-def _go() -> Path | None:
+def go_tool() -> Path | None:
     found = shutil.which("go") or next((p for p in ("/usr/local/go/bin/go",) if Path(p).exists()), None)
     toolchain = CACHE / f"go{GO}" / "bin" / "go"
     return Path(found) if found else (toolchain if toolchain.exists() else None)
 
 
-def _fetch_go() -> Path:
+def fetch_go() -> Path:
     """The Go toolchain as the module proxy serves it (what ``GOTOOLCHAIN`` switching downloads)."""
     version = f"v0.0.1-go{GO}.linux-amd64"
     url = f"https://proxy.golang.org/golang.org/toolchain/@v/{version}.zip"
@@ -86,7 +86,7 @@ def _module_dir(go: Path, module: tuple[str, str]) -> Path:
     return Path(json.loads(done.stdout)["Dir"])
 
 
-def _install(go: Path, package: tuple[str, str], binary: Path) -> None:
+def go_install(go: Path, package: tuple[str, str], binary: Path) -> None:
     if binary.exists():
         return
     print(f"go install {package[0]}@{package[1]}", flush=True)
@@ -174,14 +174,14 @@ def main() -> int:
     if ready():
         return 0
     CACHE.mkdir(parents=True, exist_ok=True)
-    go = _go()
+    go = go_tool()
     if go is None:
         if "--fetch-go" not in sys.argv:
             print("k8s-tools: no go found: the Helm chart tests will be skipped (.ci/run fetches Go)")
             return 0
-        go = _fetch_go()
-    _install(go, HELM, HELM_BIN)
-    _install(go, KUBECONFORM, KUBECONFORM_BIN)
+        go = fetch_go()
+    go_install(go, HELM, HELM_BIN)
+    go_install(go, KUBECONFORM, KUBECONFORM_BIN)
     if not (SCHEMAS / _DEFINITIONS).exists():
         partial = SCHEMAS.with_name(SCHEMAS.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)

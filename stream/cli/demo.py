@@ -12,6 +12,7 @@ import typer
 
 from stream.cli.common import fail, settings, wait_for_signal
 from stream.tools.broker import EmbeddedKafka
+from stream.tools.cluster import KafkaCluster
 from stream.tools.maven import KAFKA_VERSION, BrokerError, kafka_classpath
 
 
@@ -34,19 +35,42 @@ def broker(
         bool,
         typer.Option(help="Only resolve Kafka's jars from Maven Central into the cache, then exit."),
     ] = False,
+    nodes: Annotated[
+        int,
+        typer.Option(
+            help="Brokers: 1, a single node (broker and controller in one); 3 or more, a cluster of that "
+            "many brokers and a controller quorum, three replicas of every topic, a write acknowledged "
+            "by two.",
+            min=1,
+        ),
+    ] = 1,
+    controllers: Annotated[
+        int, typer.Option(help="With --nodes 3 or more: controllers in the quorum (1 or 3).", min=1, max=3)
+    ] = 1,
 ) -> None:
-    """Run a real single-node Apache Kafka broker (KRaft) on loopback until Ctrl-C or SIGTERM."""
+    """Run a real Apache Kafka broker (KRaft), or a cluster, on loopback until Ctrl-C or SIGTERM."""
+    if nodes == 2 or (nodes > 1 and port):
+        raise fail(
+            "--nodes 2 cannot hold three replicas: use 1 or 3+"
+            if nodes == 2
+            else "--port is for a single node: a cluster picks free ports and keeps them in --data-dir"
+        )
     try:
         if fetch_only:
             typer.echo(kafka_classpath(kafka_version))
             return
         started = time.monotonic()
-        kafka = EmbeddedKafka(
-            port=port, data_dir=data_dir, version=kafka_version, heap=heap, start_timeout=timeout
+        common = {"data_dir": data_dir, "version": kafka_version, "heap": heap, "start_timeout": timeout}
+        kafka: EmbeddedKafka | KafkaCluster = (
+            EmbeddedKafka(port=port, **common) if nodes == 1 else KafkaCluster(nodes, controllers, **common)
         ).start()
     except BrokerError as exc:
         raise fail(str(exc)) from None
     typer.echo(f"Kafka {kafka_version} ready in {time.monotonic() - started:.1f} s; data in {kafka.data_dir}")
+    if isinstance(kafka, KafkaCluster):
+        for node in kafka.nodes.values():
+            where = f"port 127.0.0.1:{node.port}, data {node.data_dir}"
+            typer.echo(f"node {node.node_id}: {node.role}, pid {node.pid}, {where}")
     typer.echo(f"KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap_servers}", color=False)
     sys.stdout.flush()
     try:

@@ -106,12 +106,7 @@ class EmbeddedKafka:
 
     def start(self) -> EmbeddedKafka:
         """Format storage if new, start the JVM and wait until it answers a metadata request."""
-        java = shutil.which("java")
-        if java is None:
-            raise BrokerError(
-                "java not found: install a Java 17+ runtime (e.g. `apt-get install "
-                "openjdk-17-jre-headless`), or set KAFKA_BOOTSTRAP_SERVERS to use another broker"
-            )
+        java = java_path()
         libs = kafka_classpath(self.version)
         if self.data_dir is None:
             self.data_dir = Path(tempfile.mkdtemp(prefix="streamscore-kafka-"))
@@ -122,29 +117,8 @@ class EmbeddedKafka:
         props = self._write_config()
         classpath = f"{libs}/*"
         if not (self.data_dir / "log" / "meta.properties").exists():
-            self._format(java, classpath, props)
-        log4j = resources.files("stream.tools") / "log4j2.properties"
-        with resources.as_file(log4j) as log4j_path, open(self.log_file, "ab") as log:
-            self._proc = subprocess.Popen(
-                [
-                    java,
-                    f"-Xmx{self.heap}",
-                    f"-Xms{self.heap}",
-                    "-XX:+UseG1GC",
-                    *([] if self.full_jit else ["-XX:TieredStopAtLevel=1"]),
-                    "-Djava.awt.headless=true",
-                    f"-Dlog4j2.configurationFile={log4j_path}",
-                    "-cp",
-                    classpath,
-                    "kafka.Kafka",
-                    str(props),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # a terminal's Ctrl-C reaches its clients, not the broker
-                preexec_fn=die_with_parent,
-            )
+            format_storage(java, classpath, props, cluster_id(), scram_format_args(self.sasl_ssl))
+        self._proc = launch(java, classpath, props, self.heap, self.full_jit, self.log_file)
         self._wait_ready()
         return self
 
@@ -212,16 +186,6 @@ class EmbeddedKafka:
         """librdkafka settings that reach the broker as its own (super) user, e.g. to create ACLs."""
         return superuser_client_config(self.bootstrap_servers, self.sasl_ssl, self._broker_password)
 
-    def _format(self, java: str, classpath: str, props: Path) -> None:
-        cmd = [
-            java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-            f"--cluster-id={_cluster_id()}", "-c", str(props), "--ignore-formatted",
-        ]  # fmt: skip
-        cmd += scram_format_args(self.sasl_ssl)
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise BrokerError(f"formatting Kafka storage failed: {done.stdout}{done.stderr}")
-
     def _wait_ready(self) -> None:
         admin = AdminClient(self.superuser_config())
         deadline = time.monotonic() + self.start_timeout
@@ -243,12 +207,66 @@ class EmbeddedKafka:
         )
 
 
-def _cluster_id() -> str:
+def cluster_id() -> str:
     """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding.
 
     Drawn again while it begins with ``-`` (one draw in 64), which ``kafka-storage format`` would
     read as an option, as Kafka's own ``Uuid.randomUuid`` does.
     """
-    while (cluster_id := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+    while (drawn := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
         pass
-    return cluster_id
+    return drawn
+
+
+def java_path() -> str:
+    """The ``java`` to run Kafka with, or a :class:`BrokerError` saying what to install."""
+    java = shutil.which("java")
+    if java is None:
+        raise BrokerError(
+            "java not found: install a Java 17+ runtime (e.g. `apt-get install "
+            "openjdk-17-jre-headless`), or set KAFKA_BOOTSTRAP_SERVERS to use another broker"
+        )
+    return java
+
+
+def format_storage(java: str, classpath: str, props: Path, cluster: str, extra: list[str]) -> None:
+    """``kafka-storage format`` the log directory of ``props`` as a member of ``cluster``."""
+    cmd = [
+        java, "-cp", classpath, "kafka.tools.StorageTool", "format",
+        f"--cluster-id={cluster}", "-c", str(props), "--ignore-formatted", *extra,
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BrokerError(f"formatting Kafka storage failed: {done.stdout}{done.stderr}")
+
+
+def launch(
+    java: str, classpath: str, props: Path, heap: str, full_jit: bool, log_file: Path
+) -> subprocess.Popen[bytes]:
+    """Start one Kafka process on ``props``, its output appended to ``log_file``.
+
+    The JVM compiles with C1 only unless ``full_jit`` (see :class:`EmbeddedKafka`); it is a session
+    of its own (a terminal's Ctrl-C reaches its clients, not the broker) and dies with its parent.
+    """
+    log4j = resources.files("stream.tools") / "log4j2.properties"
+    with resources.as_file(log4j) as log4j_path, open(log_file, "ab") as log:
+        return subprocess.Popen(
+            [
+                java,
+                f"-Xmx{heap}",
+                f"-Xms{heap}",
+                "-XX:+UseG1GC",
+                *([] if full_jit else ["-XX:TieredStopAtLevel=1"]),
+                "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={log4j_path}",
+                "-cp",
+                classpath,
+                "kafka.Kafka",
+                str(props),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )

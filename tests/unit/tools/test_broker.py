@@ -40,6 +40,8 @@ def test_broker_help_documents_every_option():
         "--heap",
         "--timeout",
         "--fetch-only",
+        "--nodes",
+        "--controllers",
     ):
         assert option in result.output
 
@@ -60,6 +62,6 @@ def test_cluster_id_never_reads_as_an_option(monkeypatch):
     plain = uuid.UUID(bytes=bytes([0x10]) + bytes(15))
     draws = iter([dash_first, dash_first, plain])
     monkeypatch.setattr(broker.uuid, "uuid4", lambda: next(draws))
-    cluster_id = broker._cluster_id()
+    cluster_id = broker.cluster_id()
     assert cluster_id == "EAAAAAAAAAAAAAAAAAAAAA"
     assert len(cluster_id) == 22 and not cluster_id.startswith("-")
