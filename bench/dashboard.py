@@ -3,7 +3,9 @@
 Runs a broker (embedded unless ``KAFKA_BOOTSTRAP_SERVERS`` is set), a worker serving a model whose
 card has a calibration, the outcome worker, Debian's Prometheus scraping both every second, and a
 producer (each event's outcome 2 s later) whose rate steps up and then stops while the worker is
-paused (so lag shows); then asks Prometheus for every panel's PromQL over the run and plots it.
+paused (so lag shows), the applicants sent meanwhile of the ages where the model is least sure
+(``--drift-kind age``: its estimated performance falls, and the realised one after it); then asks
+Prometheus for every panel's PromQL over the run and plots it.
 """
 
 from __future__ import annotations
@@ -126,7 +128,16 @@ def main() -> None:
             for seed, rate in enumerate((200, 400, 700)):  # steps up (a Python producer tops out near 800/s)
                 produce(kafka, settings.input_topic, rate=rate, duration=25, seed=seed, **traffic)
             worker.send_signal(signal.SIGSTOP)  # a stalled worker: lag builds up
-            produce(kafka, settings.input_topic, rate=600, duration=20, seed=3, **traffic)
+            produce(
+                kafka,
+                settings.input_topic,
+                rate=600,
+                duration=20,
+                seed=3,
+                drift_at=0,
+                drift_kind="age",
+                **traffic,
+            )
             worker.send_signal(signal.SIGCONT)  # recovers and drains
             time.sleep(25)
             end = time.time()
@@ -206,7 +217,8 @@ def plot(panels: list[dict], data: list, start: float, out: Path = OUT) -> None:
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.suptitle(
-        "streamscore dashboard panels, from a real run (rate steps 200/400/700 events/s, worker paused 20 s)"
+        "streamscore dashboard panels, from a real run (rate steps 200/400/700 events/s, worker paused 20 s "
+        "while applicants move to the ages where the model is least sure)"
     )
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))  # room for the title above
     out.parent.mkdir(exist_ok=True)
