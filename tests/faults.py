@@ -28,6 +28,8 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from stream.tools.produce import Produced, produce
 
 CHAOS = os.environ.get("STREAMSCORE_CHAOS") == "1"
+SESSION = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+"""When this test session began: the modules of one session add their rows to one results file."""
 
 
 def size(short: int, chaos: int) -> int:
@@ -341,14 +343,18 @@ class Result:
 
 
 def save(results: list[Result], path: Path) -> None:
-    """Write the rows with the machine and the date (``bench``'s machine description)."""
+    """Write the rows with the machine and the date (``bench``'s machine description), after those
+    other modules of this test session wrote there."""
     from bench.__main__ import machine
 
+    earlier = json.loads(path.read_text()) if path.exists() else {}
+    kept = earlier.get("results", []) if earlier.get("session") == SESSION else []
     doc = {
         "date": dt.date.today().isoformat(),
+        "session": SESSION,
         "chaos": CHAOS,
         "machine": machine(),
-        "results": [asdict(r) for r in results],
+        "results": kept + [asdict(r) for r in results],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2) + "\n")

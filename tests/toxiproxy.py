@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Collection
 from types import TracebackType
 from typing import Any, Literal
 
@@ -76,9 +77,12 @@ class Toxiproxy:
             text, kind = response.read(), response.headers.get_content_type()
         return json.loads(text) if text and kind == "application/json" else text
 
-    def proxy(self, name: str, upstream_port: int, listen_port: int = 0) -> int:
-        """A proxy from ``listen_port`` (a free one when 0) to ``upstream_port``; the port it listens on."""
-        listen_port = listen_port or free_port()
+    def proxy(self, name: str, upstream_port: int, avoid: Collection[int] = ()) -> int:
+        """A proxy to ``upstream_port`` on a free port not in ``avoid`` (ports planned for other
+        processes that are not listening yet); the port it listens on."""
+        listen_port = free_port()
+        while listen_port in avoid:
+            listen_port = free_port()
         self._call(
             "POST",
             "/proxies",

@@ -103,7 +103,8 @@ def test_a_proxied_cluster_takes_network_faults(tmp_path):
         pytest.skip("Toxiproxy is not built: run `make fault-tools`")
     with toxiproxy.Toxiproxy() as proxies:
         nodes = KafkaCluster(data_dir=tmp_path).plan()
-        advertised = {n: proxies.proxy(f"broker-{n}", nodes[n].port) for n in (1, 2, 3)}
+        planned = {port for node in nodes.values() for port in (node.port, node.internal_port)}
+        advertised = {n: proxies.proxy(f"broker-{n}", nodes[n].port, avoid=planned) for n in (1, 2, 3)}
         with KafkaCluster(data_dir=tmp_path, advertised=advertised) as cluster:
             topic = "proxied"
             ensure_topics(cluster.bootstrap_servers, {topic: 1}, replication_factor=3)
