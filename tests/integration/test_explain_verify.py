@@ -244,14 +244,10 @@ def test_explain_and_verify_read_registered_formats(
 def test_explain_shows_contributions_and_verify_checks_recorded_reasons(
     kafka_bootstrap, worker_topics, start_worker, tmp_path
 ):
-    """A worker writing three reasons per prediction, on the demo model trained with an attribution."""
-    registry = tmp_path / "explained"
-    train = [sys.executable, "-m", "stream.cli.main", "model", "train", "--registry", str(registry)]
-    train += ["--samples", "4000"]
-    trained = subprocess.run(train, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
-    assert trained.returncode == 0, trained.stderr
+    """A worker writing three reasons per prediction, on the demo model (its card has an attribution)."""
+    assert load(MODELS, "loan-approval").card.attribution is not None
     ensure_topics(kafka_bootstrap, {worker_topics.input: 3})
-    worker = start_worker(batch_size=32, model_dir=str(registry), reasons="3")
+    worker = start_worker(batch_size=32, reasons="3")
     produce(kafka_bootstrap, worker_topics.input, count=150, seed=28)
     predictions = read_topic(kafka_bootstrap, worker_topics.predictions, 150, timeout=90)
     assert len(predictions) == 150, worker.output()[-3000:]

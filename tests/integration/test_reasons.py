@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +17,7 @@ import orjson
 import pytest
 import zoo
 from confluent_kafka import Producer
-from conftest import ROOT, WorkerProcess, read_topic
+from conftest import MODELS, WorkerProcess, read_topic
 
 from stream.contracts import Prediction
 from stream.lifecycle.importer import Options, import_model
@@ -75,13 +73,9 @@ def _served(
 
 @pytest.fixture(scope="module")
 def trees(kafka_bootstrap, tmp_path_factory):
-    """The demo model trained with an attribution, served on the demo's events."""
+    """The demo model (its card has an attribution), served on the demo's events."""
     tmp = tmp_path_factory.mktemp("reasons-trees")
-    command = [sys.executable, "-m", "stream.cli.main", "model", "train", "--registry", str(tmp / "models")]
-    command += ["--samples", "4000"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
-    model = load(tmp / "models", "loan-approval")
+    model = load(MODELS, "loan-approval")
 
     def send(topic: str) -> Sent:
         return produce(kafka_bootstrap, topic, count=EVENTS, seed=28).valid
