@@ -11,7 +11,8 @@ six CloudEvents headers, and with those and the trace context.
 ``estimate_update_per_event_batch_64`` the performance estimator's share of a drift update of a
 calibrated card (a batch of 64 over six partitions: calibrate, bin and split the scores), and
 ``drift_update_calibrated_per_event_batch_64`` the whole drift update of that card.
-``reasons_per_event_batch_64`` is every feature's exact contribution to the margin of a batch of 64
+``pipeline_3_reasons_per_event_batch_64`` is the pipeline writing three reason codes per
+prediction; ``reasons_per_event_batch_64`` every feature's exact contribution to the margin of a batch of 64
 (:mod:`stream.scoring.contributions`), as the worker computes reason codes.
 """
 
@@ -39,6 +40,8 @@ from stream.settings import Settings
 from stream.tools import datagen
 from stream.tools.produce import events
 
+SCORER = {"version": "0", "revision": None, "worker_id": "w"}
+
 
 def _per_call_us(fn: Callable[[], object], repeat: int, number: int) -> dict[str, float]:
     """p50 and p99 over ``repeat`` timings of ``number`` calls each, per call."""
@@ -62,13 +65,7 @@ def run(quick: bool = False) -> dict[str, object]:
     reader = FeatureReader(model.card.features)
     decoded = [decode(v, 65_536) for v in values]
     x = np.array([reader.row(e.features)[0] for e in decoded], dtype=np.float32)
-    pipeline = Pipeline(
-        model,
-        Topics("p", "v", "d"),
-        pii_key=b"k",
-        scorer={"version": "0", "revision": None, "worker_id": "w"},
-        max_message_bytes=65_536,
-    )
+    pipeline = Pipeline(model, Topics("p", "v", "d"), pii_key=b"k", scorer=SCORER, max_message_bytes=65_536)
     batch64 = [inbound(v, b"k", "events", offset=i, timestamp_ms=0) for i, v in enumerate(values[:64])]
     cycle = itertools.cycle(values)
     rows = itertools.cycle(decoded)
@@ -96,6 +93,12 @@ def run(quick: bool = False) -> dict[str, object]:
     out["reasons_per_event_batch_64"] = _reasons(model, x[:64], repeat)
     per_batch = _per_call_us(lambda: pipeline.process(batch64), repeat, 2)
     out["pipeline_per_event_batch_64"] = {k: round(v / 64, 2) for k, v in per_batch.items()}
+    if model.card.attribution is not None:  # the same pipeline writing three reason codes
+        explained = Pipeline(
+            model, Topics("p", "v", "d"), pii_key=b"k", scorer=SCORER, max_message_bytes=65_536, reasons=3
+        )
+        per_batch = _per_call_us(lambda: explained.process(batch64), repeat, 2)
+        out["pipeline_3_reasons_per_event_batch_64"] = {k: round(v / 64, 2) for k, v in per_batch.items()}
     out["pipeline_split_per_event_batch_64"] = _split(pipeline, batch64, repeat)
     out["headers_per_event_batch_64"] = _headers(pipeline, values[:64], repeat)
     for n in (64, 256):
@@ -161,9 +164,7 @@ def _split(pipeline: Pipeline, batch: list[Message], repeat: int) -> dict[str, f
     model = pipeline.model
     decoder = BatchDecoder(65_536)
     reader = FeatureReader(model.card.features)
-    records = RecordBuilder.for_card(
-        pipeline.topics, model.card, pii_key=b"k", scorer={"version": "0", "revision": None, "worker_id": "w"}
-    )
+    records = RecordBuilder.for_card(pipeline.topics, model.card, pii_key=b"k", scorer=SCORER)
     values = [m.value() for m in batch]
     events = decoder(values)
     features = [e.features for e in events]  # type: ignore[union-attr]
@@ -201,9 +202,7 @@ TRACE = [
 def _headers(pipeline: Pipeline, values: list[bytes], repeat: int) -> dict[str, float]:
     """p50 per event: records built for inputs without and with trace headers; produce() with and without."""
     model = pipeline.model
-    records = RecordBuilder.for_card(
-        pipeline.topics, model.card, pii_key=b"k", scorer={"version": "0", "revision": None, "worker_id": "w"}
-    )
+    records = RecordBuilder.for_card(pipeline.topics, model.card, pii_key=b"k", scorer=SCORER)
     plain = [inbound(v, b"k", "events", offset=i, timestamp_ms=0) for i, v in enumerate(values)]
     traced = [
         inbound(v, b"k", "events", offset=i, timestamp_ms=0, headers=TRACE) for i, v in enumerate(values)
