@@ -67,10 +67,7 @@ def broker(
     except BrokerError as exc:
         raise fail(str(exc)) from None
     typer.echo(f"Kafka {kafka_version} ready in {time.monotonic() - started:.1f} s; data in {kafka.data_dir}")
-    if isinstance(kafka, KafkaCluster):
-        for node in kafka.nodes.values():
-            where = f"port 127.0.0.1:{node.port}, data {node.data_dir}"
-            typer.echo(f"node {node.node_id}: {node.role}, pid {node.pid}, {where}")
+    _nodes(kafka)
     typer.echo(f"KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap_servers}", color=False)
     sys.stdout.flush()
     try:
@@ -78,6 +75,13 @@ def broker(
     finally:
         kafka.stop()
         typer.echo("Kafka stopped")
+
+
+def _nodes(kafka: EmbeddedKafka | KafkaCluster) -> None:
+    """A cluster's nodes, one line each: what each is, its pid, port and folder."""
+    for node in kafka.nodes.values() if isinstance(kafka, KafkaCluster) else ():
+        where = f"port 127.0.0.1:{node.port}, data {node.data_dir}"
+        typer.echo(f"node {node.node_id}: {node.role}, pid {node.pid}, {where}")
 
 
 def run(
