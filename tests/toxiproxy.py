@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import k8s_tools
 
+from stream.processes import die_with_parent
 from stream.tools.broker import free_port
 
 TOXIPROXY = ("github.com/Shopify/toxiproxy/v2/cmd/server", "v2.5.0")
@@ -48,6 +49,7 @@ class Toxiproxy:
             [str(BINARY), "-host", "127.0.0.1", "-port", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,  # a test run that is killed takes its proxies with it
         )
         deadline = time.monotonic() + 20
         while True:
