@@ -51,10 +51,14 @@ def test_a_registered_rung_gets_latency_points_with_each_event_timed_from_its_se
     half, at_rate = result["latency"]
     assert half["fraction_of_max"] == 0.5 and at_rate["rate"] == RATE and "skipped" not in at_rate
     for point in (half, at_rate):
-        assert point["read"] == point["sent"] >= 0.9 * point["offered"] * PLAN.latency_seconds
+        assert point["read"] == point["sent"] > 0, "every event sent is read back"
+        if point["generator_kept_up"]:  # else the point says the generator fell short, and by how much
+            assert point["sent"] >= 0.9 * point["offered"] * PLAN.latency_seconds
         assert 0 < point["events"] < point["read"], "the warm-up is left out"
         assert 0 <= point["append_p50_ms"] <= point["read_p50_ms"] <= point["read_p99_ms"]
         assert point["generator_cpu_us_per_event"] > 0
+    # the rate point is light enough for a loaded machine; half the maximum may outrun the generator
+    assert at_rate["sent"] >= 0.9 * RATE * PLAN.latency_seconds and at_rate["generator_kept_up"]
     assert len(loads) == 2
     for before, timed in loads:
         early = [t for t in timed if not before <= t.occurred <= t.appended + 0.001]
