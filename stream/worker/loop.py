@@ -19,6 +19,9 @@ safe:
   the consumer's group metadata, their input offsets; it commits or aborts as one. The group
   generation fences a zombie: a worker that lost its partitions cannot commit offsets for them.
   An abortable error aborts the transaction and rewinds the consumer to the committed offsets.
+  After an ending call that timed out or failed otherwise, no other transaction begins on that
+  producer: a new one with the same transactional id bumps the epoch first, fencing whatever of the
+  old transaction is still in flight (:mod:`stream.worker.fencing`, librdkafka#5423).
 
 Rebalance callbacks run inside ``consume`` on this same thread, so they see no half-done batch:
 partitions are revoked only after their records and offsets are committed (or, when they were
@@ -58,6 +61,7 @@ from stream.messages import Record
 from stream.scoring.pipeline import BatchResult, Pipeline
 from stream.settings import Settings
 from stream.worker.drift import DriftReporter
+from stream.worker.fencing import ENDING_CALLS, needs_new_producer
 from stream.worker.health import Health
 from stream.worker.metrics import WorkerMetrics
 from stream.worker.stats import Stats
@@ -96,7 +100,8 @@ class ScoringLoop:
     def __post_init__(self) -> None:
         self.exactly_once = self.settings.processing_guarantee == "exactly_once"
         self.consumer = Consumer({**consumer_config(self.settings), "on_commit": _on_committed})
-        self.producer = Producer(producer_config(self.settings, self._on_failed))
+        self.producer = self._new_producer()
+        self._stale: str | None = None  # why the producer must be replaced before the next transaction
         self._stopping = threading.Event()
         self._pending: dict[int, int] = {}  # input partition -> next offset, not yet committed
         self._unconfirmed: dict[str, int] = {}  # topic -> records produced since the last commit
@@ -226,8 +231,30 @@ class ScoringLoop:
 
     def _begin(self) -> None:
         if self.exactly_once and not self._in_transaction:
+            if self._stale is not None:
+                self._replace_producer()
             self.producer.begin_transaction()
             self._in_transaction = True
+
+    def _new_producer(self) -> Producer:
+        return Producer(producer_config(self.settings, self._on_failed))
+
+    def _replace_producer(self) -> None:
+        """A new transactional producer in place of the one whose ending call failed: its
+        ``init_transactions`` bumps the epoch (fencing the old one's late requests), then the old one
+        is closed."""
+        reason, self._stale = self._stale, None
+        old, self.producer = self.producer, self._new_producer()
+        self._transactional("init_transactions", timeout=self.settings.transaction_timeout_s)
+        old.purge()
+        old.close()
+        self.metrics.producers_replaced.inc()
+        log.warning(
+            "transactional producer replaced after %s: its new epoch fences the last transaction's "
+            "requests still in flight (librdkafka#5423)",
+            reason,
+            extra={"producer_replaced": reason},
+        )
 
     def _count(self, topic: str, n: int) -> None:
         if n:
@@ -331,7 +358,12 @@ class ScoringLoop:
         ``timeout`` (by default the session timeout), the process ends (see :mod:`stream.worker.watchdog`)."""
         timeout = self.settings.session_timeout_s if timeout is None else timeout
         with self._watchdog.bound(call, timeout + STUCK_AFTER_S):
-            return getattr(self.producer, call)(*args, timeout)
+            try:
+                return getattr(self.producer, call)(*args, timeout)
+            except KafkaException as exc:
+                if call in ENDING_CALLS and needs_new_producer(exc.args[0]):
+                    self._stale = f"{call} failed ({exc.args[0].str()})"
+                raise
 
     def _retrying(self, call: Callable[[], T]) -> T:
         """``call`` again while it fails with a retriable error (the broker is away), for a bounded time."""

@@ -151,6 +151,11 @@ class WorkerMetrics:
         self.model = Gauge(
             "streamscore_model_info", "The model in service.", ["name", "version", "sha256"], registry=r
         )
+        self.producers_replaced = Counter(
+            "streamscore_transactional_producers_replaced",
+            "Exactly once: transactional producers replaced (a new epoch) after an ending call failed.",
+            registry=r,
+        )
         self.reload_failures = Counter(
             "streamscore_model_reload_failures",
             "New model versions refused at reload; the previous model kept serving.",

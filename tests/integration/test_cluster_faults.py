@@ -94,27 +94,112 @@ def test_input_leader_killed_and_back(cluster, worker_topics, start_worker, resu
     )
 
 
-@pytest.mark.chaos
-def test_a_proxied_cluster_takes_network_faults(tmp_path):
-    """Clients reach each broker through its Toxiproxy proxy: latency added on the leader's path
-    slows a write by at least that much, and goes when the toxic is removed."""
+def _java_hash(text: str) -> int:
+    """Java's ``String.hashCode``, with which Kafka places a transactional id's coordinator."""
+    h = 0
+    for unit in text.encode("utf-16-be").hex(" ", 2).split():
+        h = (31 * h + int(unit, 16)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def _coordinator(bootstrap: str, transactional_id: str, partitions: int = 10) -> int:
+    """The broker coordinating ``transactional_id``'s transactions: the leader of its partition of
+    ``__transaction_state`` (``abs(hashCode) % partitions``, as Kafka's coordinator places it)."""
+    topic = "__transaction_state"
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10).topics[topic]
+    return metadata.partitions[abs(_java_hash(transactional_id)) % partitions].leader
+
+
+def test_java_hash_places_ids_as_kafka_does():
+    assert _java_hash("") == 0 and _java_hash("a") == 97 and _java_hash("hello") == 99162322
+    assert _java_hash("streamscore-worker0") == _java_hash("streamscore-worker0")
+    assert _java_hash("the quick brown fox jumps over the lazy dog") < 0  # wraps as a Java int
+
+
+@pytest.fixture(scope="module")
+def proxied(tmp_path_factory):
+    """A cluster whose clients reach each broker through a Toxiproxy proxy named ``broker-<id>``."""
     toxiproxy = pytest.importorskip("toxiproxy")
     if not toxiproxy.ready():
         pytest.skip("Toxiproxy is not built: run `make fault-tools`")
+    folder = tmp_path_factory.mktemp("proxied")
     with toxiproxy.Toxiproxy() as proxies:
-        nodes = KafkaCluster(data_dir=tmp_path).plan()
+        nodes = KafkaCluster(data_dir=folder).plan()
         planned = {port for node in nodes.values() for port in (node.port, node.internal_port)}
         advertised = {n: proxies.proxy(f"broker-{n}", nodes[n].port, avoid=planned) for n in (1, 2, 3)}
-        with KafkaCluster(data_dir=tmp_path, advertised=advertised) as cluster:
-            topic = "proxied"
-            ensure_topics(cluster.bootstrap_servers, {topic: 1}, replication_factor=3)
-            leader = _leaders(cluster.bootstrap_servers, topic).most_common(1)[0][0]
-            producer = Producer({"bootstrap.servers": cluster.bootstrap_servers, "acks": "all"})
-            assert _write_seconds(producer, topic) < 1.0
-            proxies.add(f"broker-{leader}", "latency", latency=1_500)
-            assert _write_seconds(producer, topic) >= 1.5
-            proxies.remove(f"broker-{leader}", "latency-downstream")
-            assert _write_seconds(producer, topic) < 1.0
+        with KafkaCluster(data_dir=folder, advertised=advertised) as cluster:
+            yield cluster, proxies
+
+
+@pytest.mark.chaos
+def test_commits_timed_out_take_a_new_producer_epoch(proxied, worker_topics, start_worker, results):
+    """Latency on the worker's path to its transaction coordinator, longer than a transactional call
+    may take (the session timeout, 6 s here), during commits, ten times: each ``EndTxn`` times out,
+    the commit is called again and lands, and the worker replaces its producer (a new epoch, fencing
+    the late request: librdkafka#5423) before the next transaction. Exactly once, nothing lost or
+    duplicated."""
+    cluster, proxies = proxied
+    bootstrap, t = cluster.bootstrap_servers, worker_topics
+    names = [t.input, t.predictions, t.provenance, t.dlq]
+    ensure_topics(bootstrap, dict.fromkeys(names, 3), replication_factor=3)
+    began = time.monotonic()
+    worker = start_worker(
+        bootstrap=bootstrap,
+        processing_guarantee=EOS,
+        replication_factor="3",
+        instance_id="latency",
+        session_timeout_s="6",
+    )
+    load = Load(bootstrap, t.input, RATE, seed=93)
+    wait_written(bootstrap, (t.predictions, t.dlq), 1, worker, 90)
+    coordinator = _coordinator(bootstrap, f"{worker.env['STREAMSCORE_APP_ID']}-latency")
+    first_fault = time.time()
+    for _ in range(10):
+        toxic = proxies.add(f"broker-{coordinator}", "latency", latency=8_000)
+        time.sleep(9)  # held past a call's timeout (removing it lets the data waiting through at once)
+        proxies.remove(f"broker-{coordinator}", toxic)
+        time.sleep(5)
+    inputs = load.stop()
+    outputs = collect(bootstrap, t, inputs, read_committed=True, timeout=120)
+    ledger = account(inputs, outputs)
+    replaced = worker.output().count("transactional producer replaced")
+    seen = Counter(o.ident for o in outputs if o.kind != "provenance")
+    for ident in [i for i, n in seen.items() if n > 1][:5]:  # each copy's kind and Kafka timestamp
+        print("duplicated", ident, [(o.kind, round(o.ts, 3)) for o in outputs if o.ident == ident])
+    print(f"latency on coordinator {coordinator} x10: {ledger}; producer replaced {replaced} times")
+    assert worker.proc.poll() is None, worker.output()[-3000:]
+    assert replaced >= 1, worker.output()[-5000:]
+    assert not ledger.lost and ledger.duplicated == 0, ledger
+    assert not ledger.unexpected and not ledger.provenance_missing, ledger
+    worker.stop()
+    results.append(
+        Result(
+            "cluster: 8 s latency to the transaction coordinator during commits, 10 times",
+            EOS,
+            ledger.events,
+            len(ledger.lost),
+            ledger.duplicated,
+            None,
+            round(time.monotonic() - began, 1),
+            {"producer_replaced": replaced, "from_first": recovery(outputs, first_fault)},
+        )
+    )
+
+
+@pytest.mark.chaos
+def test_a_proxied_cluster_takes_network_faults(proxied):
+    """Clients reach each broker through its Toxiproxy proxy: latency added on the leader's path
+    slows a write by at least that much, and goes when the toxic is removed."""
+    cluster, proxies = proxied
+    topic = "proxied"
+    ensure_topics(cluster.bootstrap_servers, {topic: 1}, replication_factor=3)
+    leader = _leaders(cluster.bootstrap_servers, topic).most_common(1)[0][0]
+    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers, "acks": "all"})
+    assert _write_seconds(producer, topic) < 1.0
+    toxic = proxies.add(f"broker-{leader}", "latency", latency=1_500)
+    assert _write_seconds(producer, topic) >= 1.5
+    proxies.remove(f"broker-{leader}", toxic)
+    assert _write_seconds(producer, topic) < 1.0
 
 
 def _write_seconds(producer: Producer, topic: str) -> float:
