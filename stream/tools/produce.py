@@ -103,7 +103,13 @@ class _Publisher:
         self.producer = Producer(
             client_config(
                 kafka,
-                **{"linger.ms": linger_ms, "acks": "all", "partitioner": "murmur2_random", "log_level": 3},
+                **{
+                    "linger.ms": linger_ms,
+                    "acks": "all",
+                    "enable.idempotence": True,  # a retry after a leader change never appends twice
+                    "partitioner": "murmur2_random",
+                    "log_level": 3,
+                },
             )
         )
         self.outcome_topic = outcome_topic

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaError
 
-__all__ = ["ENDING_CALLS", "TIMEOUTS", "needs_new_producer"]
+__all__ = ["ENDING_CALLS", "TIMEOUTS", "must_exit", "needs_new_producer"]
 
 ENDING_CALLS = frozenset({"send_offsets_to_transaction", "commit_transaction", "abort_transaction"})
 """The transactional calls whose failure can leave requests of the transaction in flight."""
@@ -39,3 +39,21 @@ def needs_new_producer(error: KafkaError) -> bool:
     """True unless ``error`` is a clean abortable one: the transaction must be aborted, and no request
     of it timed out (a consumer group that moved on, a record the broker refused)."""
     return not error.txn_requires_abort() or error.code() in TIMEOUTS
+
+
+FENCED_OR_REFUSED = frozenset(
+    {
+        KafkaError._FENCED,
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    }
+)
+"""Errors no new producer of this process cures: another instance took the transactional id over (a
+zombie must stop), or the principal may not use it."""
+
+
+def must_exit(error: KafkaError) -> bool:
+    """True when ``error`` ends the process rather than the producer: fenced by a newer instance, or
+    refused. Any other failure of an ending call, fatal ones too, is cured by a new producer."""
+    return error.code() in FENCED_OR_REFUSED

@@ -56,12 +56,14 @@ from confluent_kafka import (
 )
 
 from stream.kafka.clients import consume_errors, consumer_config, fatal, producer_config, take
+from stream.kafka.config import client_config
+from stream.kafka.stall import StallExplainer, StallReporter
 from stream.lifecycle.changes import ChangeLog
 from stream.messages import Record
 from stream.scoring.pipeline import BatchResult, Pipeline
 from stream.settings import Settings
 from stream.worker.drift import DriftReporter
-from stream.worker.fencing import ENDING_CALLS, needs_new_producer
+from stream.worker.fencing import ENDING_CALLS, must_exit, needs_new_producer
 from stream.worker.health import Health
 from stream.worker.metrics import WorkerMetrics
 from stream.worker.stats import Stats
@@ -107,7 +109,11 @@ class ScoringLoop:
         self._unconfirmed: dict[str, int] = {}  # topic -> records produced since the last commit
         self._in_transaction = False
         self._failed: list[str] = []
-        self._watchdog = Watchdog(_stuck)
+        outputs = [self.settings.prediction_topic, self.settings.provenance_topic, self.settings.dlq_topic]
+        self._stall = StallReporter(StallExplainer(client_config(self.settings), outputs).explain)
+        self._watchdog = Watchdog(  # a call blocked in C says why writes wait, then ends the process
+            lambda reason: _stuck(reason, self._stall.said), on_wait=self._waiting_since
+        )
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -245,9 +251,13 @@ class ScoringLoop:
         is closed."""
         reason, self._stale = self._stale, None
         old, self.producer = self.producer, self._new_producer()
-        self._transactional("init_transactions", timeout=self.settings.transaction_timeout_s)
-        old.purge()
-        old.close()
+        timeout = self.settings.transaction_timeout_s
+        self._retrying(lambda: self._transactional("init_transactions", timeout=timeout))
+        try:  # a producer in a fatal state refuses these too: it goes all the same
+            old.purge()
+            old.close()
+        except KafkaException as exc:
+            log.info("the replaced producer closed with: %s", exc.args[0].str())
         self.metrics.producers_replaced.inc()
         log.warning(
             "transactional producer replaced after %s: its new epoch fences the last transaction's "
@@ -313,7 +323,7 @@ class ScoringLoop:
                 metadata = self.consumer.consumer_group_metadata()
                 self._transactional("send_offsets_to_transaction", offsets, metadata)
         except KafkaException as exc:  # a new generation, or a coordinator away: not these offsets
-            if exc.args[0].fatal():
+            if must_exit(exc.args[0]) or (exc.args[0].fatal() and self._stale is None):
                 raise
             log.warning(
                 "offsets %s not added to the transaction (%s): aborting it, reading again from the "
@@ -325,8 +335,8 @@ class ScoringLoop:
             return
         try:
             self._retrying(lambda: self._transactional("commit_transaction"))
-        except KafkaException as exc:
-            if not exc.args[0].txn_requires_abort():
+        except KafkaException as exc:  # abortable; or anything else that a new producer cures
+            if must_exit(exc.args[0]) or not (exc.args[0].txn_requires_abort() or self._stale):
                 raise
             log.warning("transaction with offsets %s aborted: %s", _describe(offsets), exc.args[0].str())
             self._abort()
@@ -343,7 +353,14 @@ class ScoringLoop:
         self._pending.clear()
         self._unconfirmed.clear()
         timeout = self.settings.session_timeout_s
-        self._retrying(lambda: self._transactional("abort_transaction"))
+        try:
+            self._retrying(lambda: self._transactional("abort_transaction"))
+        except KafkaException as exc:  # refused or timed out after a failed call: the new epoch ends it
+            if self._stale is None or must_exit(exc.args[0]):
+                raise
+            log.warning("abort not confirmed (%s): a new producer ends the transaction", exc.args[0].str())
+        if self._stale is not None:  # settle the transaction's fate before reading the offsets it set
+            self._replace_producer()
         assignment = self.consumer.assignment() if rewind else []
         if not assignment:
             return
@@ -352,6 +369,7 @@ class ScoringLoop:
             if tp.offset < 0:  # nothing committed yet: from the start, as auto.offset.reset says
                 tp.offset = OFFSET_BEGINNING
             self.consumer.seek(tp)
+        log.info("read again from the committed offsets %s", _describe(committed))
 
     def _transactional(self, call: str, *args: object, timeout: float | None = None) -> Any:
         """``producer.<call>(*args, timeout)``; if it is still running :data:`STUCK_AFTER_S` past
@@ -359,30 +377,44 @@ class ScoringLoop:
         timeout = self.settings.session_timeout_s if timeout is None else timeout
         with self._watchdog.bound(call, timeout + STUCK_AFTER_S):
             try:
-                return getattr(self.producer, call)(*args, timeout)
+                result = getattr(self.producer, call)(*args, timeout)
             except KafkaException as exc:
                 if call in ENDING_CALLS and needs_new_producer(exc.args[0]):
                     self._stale = f"{call} failed ({exc.args[0].str()})"
                 raise
+        self._stall.flowing(time.monotonic())
+        return result
 
     def _retrying(self, call: Callable[[], T]) -> T:
         """``call`` again while it fails with a retriable error (the broker is away), for a bounded time."""
-        deadline = time.monotonic() + RETRY_FOR_S
+        began = time.monotonic()
         while True:
             try:
-                return call()
+                result = call()
             except KafkaException as exc:
-                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                if not exc.args[0].retriable() or time.monotonic() > began + RETRY_FOR_S:
                     raise
                 log.warning("retrying: %s", exc.args[0].str())
+                self._waiting_since(began)
                 self.health.tick()
+                continue
+            self._stall.flowing(time.monotonic())
+            return result
+
+    def _waiting_since(self, began: float) -> None:
+        """Writes or commits have waited on the cluster since ``began`` (monotonic): past a few
+        seconds, one line says why (:mod:`stream.kafka.stall`)."""
+        self._stall.waiting(began)
+        self._stall.waiting(time.monotonic())
 
     def _flush(self) -> None:
         """Wait until the broker has every produced record; a failed delivery ends the process."""
         while self.producer.flush(1.0):
             self.health.tick()  # the broker may be away for a while: the producer keeps retrying
+            self._stall.waiting(time.monotonic())
             if self._failed:
                 break
+        self._stall.flowing(time.monotonic())
         if self._failed:
             fatal(f"records not delivered ({self._failed[0]}); exiting without committing")
 
@@ -470,9 +502,11 @@ def _describe(offsets: Sequence[TopicPartition]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in offsets) or "none"
 
 
-def _stuck(reason: str) -> None:
+def _stuck(reason: str, cause: str | None = None) -> None:
+    """End the process: a transactional call outlived its bound (``cause``: why writes waited, if known)."""
+    meanwhile = f"; meanwhile {cause}" if cause else ""
     fatal(
         f"exactly once: {reason} (librdkafka can wait forever for a group coordinator it lost in a "
-        "broker restart: confluentinc/librdkafka#5511); exiting without committing: the next start "
-        "of this worker aborts the open transaction and reads again from the committed offsets"
+        f"broker restart: confluentinc/librdkafka#5511){meanwhile}; exiting without committing: the "
+        "next start of this worker aborts the open transaction and reads again from the committed offsets"
     )

@@ -23,8 +23,14 @@ __all__ = ["Watchdog"]
 class Watchdog:
     """Calls ``on_expired(reason)`` when a :meth:`bound` block outlives its time."""
 
-    def __init__(self, on_expired: Callable[[str], object], tick_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        on_expired: Callable[[str], object],
+        tick_s: float = 1.0,
+        on_wait: Callable[[float], object] | None = None,
+    ) -> None:
         self._on_expired = on_expired
+        self._on_wait = on_wait  # called each tick while a bounded block runs, with when it began
         self._tick = tick_s
         self._call: tuple[str, float, float] | None = None  # what, seconds, deadline (monotonic)
         self._thread: threading.Thread | None = None
@@ -45,6 +51,10 @@ class Watchdog:
         while True:
             time.sleep(self._tick)
             call = self._call
-            if call is not None and time.monotonic() > call[2]:
+            if call is None:
+                continue
+            if time.monotonic() > call[2]:
                 self._call = None
                 self._on_expired(f"{call[0]} has not returned after {call[1]:g} s")
+            elif self._on_wait is not None:
+                self._on_wait(call[2] - call[1])

@@ -226,7 +226,7 @@ def test_the_results_page_has_a_table_per_kind(tmp_path):
     run = {"date": "2031-01-02T03:04:05+00:00", "machine": machine, "ladder": ladder, "micro": micro}
     _doc(tmp_path, "2031-01-02.json", {**run, "formats": formats})
     kill = {"scenario": "SIGKILL x4, restart", "guarantee": "exactly_once", "events": 4321, "lost": 0}
-    kill |= {"duplicated": 0, "recovery_s": 9.87, "seconds": 55.5}
+    kill |= {"duplicated": 0, "recovery_s": 9.87, "live_s": 12.04, "seconds": 55.5}
     _doc(tmp_path, "faults-2031-01-03-0910.json", {"date": "2031-01-03", "chaos": True, "results": [kill]})
     shift = {"detector": {"detected": "2/2", "median": 640.0, "max": 700}}
     drift = {
@@ -248,7 +248,7 @@ def test_the_results_page_has_a_table_per_kind(tmp_path):
     )
     assert "| `feature_row` | 1.23 |" in page and "| avro | 21.5 | - | - | 0.77 |" in page
     assert "### 2031-01-03 09:10 UTC: `faults-2031-01-03-0910.json`" in page
-    assert "| SIGKILL x4, restart | exactly_once | 4,321 | 0 | 0 | 9.9 | 55.5 |" in page
+    assert "| SIGKILL x4, restart | exactly_once | 4,321 | 0 | 0 | 9.9 | 12.0 | 55.5 |" in page
     assert "640 median, 700 at most (2/2)" in page and "| monitor µs per event | 4.56 |" in page
     assert "| outcome worker joins/s | 7,654 |" in page
     assert "- `notes.json`" in page

@@ -35,3 +35,15 @@ def test_a_call_that_raises_leaves_no_deadline_behind():
         raise RuntimeError("broker away")
     time.sleep(0.2)
     assert reasons == []
+
+
+def test_a_blocked_call_is_told_each_tick_when_it_began_and_no_more_once_it_returns():
+    began: list[float] = []
+    dog = Watchdog(lambda reason: None, tick_s=0.01, on_wait=began.append)
+    before = time.monotonic()
+    with dog.bound("commit_transaction", 5.0):
+        time.sleep(0.2)  # blocked in C, as far as the loop is concerned
+    after = len(began)
+    time.sleep(0.1)
+    assert after >= 5 and len(began) == after, "told while the call runs, not after"
+    assert all(before <= b <= before + 0.05 for b in began), "the same start each time"
