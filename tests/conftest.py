@@ -411,3 +411,15 @@ def assert_versions_only_rise(predictions: list, docs: list[dict]) -> None:
     for pairs in by_partition.values():
         sequence = [v for _, v in sorted(pairs)]
         assert sequence == sorted(sequence, key=int), "the old version until the swap, the new one after it"
+
+
+@pytest.fixture(scope="module")
+def results():
+    """Rows of a fault-injection module's scenarios (``faults.Result``); written to
+    ``STREAMSCORE_FAULTS_JSON`` at the module's end when set."""
+    from faults import save
+
+    rows: list = []
+    yield rows
+    if os.environ.get("STREAMSCORE_FAULTS_JSON") and rows:
+        save(rows, Path(os.environ["STREAMSCORE_FAULTS_JSON"]))

@@ -10,13 +10,11 @@ letter, read with ``read_committed`` under exactly once.
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
 from cluster_scenarios import ALO, EOS, UnderLoad, java_hash, leaders, wait_in_sync
-from faults import Result, save, size, written
+from faults import size, written
 
 from stream.tools.cluster import KafkaCluster
 
@@ -29,14 +27,6 @@ SHORTFALL_S = 20  # two brokers down: fewer in-sync replicas than a write needs
 def cluster(tmp_path_factory):
     with KafkaCluster(data_dir=tmp_path_factory.mktemp("cluster")) as kafka:
         yield kafka
-
-
-@pytest.fixture(scope="module")
-def results():
-    rows: list[Result] = []
-    yield rows
-    if os.environ.get("STREAMSCORE_FAULTS_JSON") and rows:
-        save(rows, Path(os.environ["STREAMSCORE_FAULTS_JSON"]))
 
 
 @pytest.fixture

@@ -9,14 +9,11 @@ and the path stalled for 30 s, then healed. Accounting as in :mod:`cluster_scena
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
 from cluster_scenarios import ALO, EOS, UnderLoad, leaders
 from confluent_kafka import Producer
-from faults import Result, save
 
 from stream.kafka.topics import ensure_topics
 from stream.tools.cluster import KafkaCluster
@@ -41,14 +38,6 @@ def proxied(tmp_path_factory):
         advertised = {n: proxies.proxy(f"broker-{n}", nodes[n].port, avoid=planned) for n in (1, 2, 3)}
         with KafkaCluster(data_dir=folder, advertised=advertised) as cluster:
             yield cluster, proxies
-
-
-@pytest.fixture(scope="module")
-def results():
-    rows: list[Result] = []
-    yield rows
-    if os.environ.get("STREAMSCORE_FAULTS_JSON") and rows:
-        save(rows, Path(os.environ["STREAMSCORE_FAULTS_JSON"]))
 
 
 @pytest.mark.parametrize("guarantee", BOTH)

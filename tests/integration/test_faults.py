@@ -8,14 +8,12 @@ ones and the variants marked ``chaos``. See ``tests/faults.py`` for the kit.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from conftest import read_topic
@@ -31,7 +29,6 @@ from faults import (
     merge,
     produce_poison,
     recovery,
-    save,
     size,
     wait_written,
     written,
@@ -46,15 +43,6 @@ ALO, EOS = "at_least_once", "exactly_once"
 BOTH = [ALO, pytest.param(EOS, marks=pytest.mark.chaos)]  # exactly once in the long suite
 STRICT_SHORT = [pytest.param(ALO, marks=pytest.mark.chaos), EOS]  # the stricter one in the short suite
 RATE = 1_000  # events/s of steady load
-
-
-@pytest.fixture(scope="module")
-def results():
-    """Rows of this module's scenarios; written to ``STREAMSCORE_FAULTS_JSON`` at the end when set."""
-    rows: list[Result] = []
-    yield rows
-    if os.environ.get("STREAMSCORE_FAULTS_JSON") and rows:
-        save(rows, Path(os.environ["STREAMSCORE_FAULTS_JSON"]))
 
 
 @pytest.fixture
