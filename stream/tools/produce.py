@@ -107,6 +107,9 @@ class _Publisher:
                     "linger.ms": linger_ms,
                     "acks": "all",
                     "enable.idempotence": True,  # a retry after a leader change never appends twice
+                    # with at most 5 requests in flight, a fast run fills batches up to 1 MB: a
+                    # backlog's partitions would then be read one large batch after another
+                    "batch.size": 64 * 1024,
                     "partitioner": "murmur2_random",
                     "log_level": 3,
                 },
