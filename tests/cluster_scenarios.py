@@ -105,7 +105,8 @@ class UnderLoad:
             bootstrap=self.bootstrap, processing_guarantee=self.guarantee, replication_factor="3", **settings
         )
         self.worker = self._start()
-        self.load = Load(self.bootstrap, t.input, RATE, seed=seed)
+        # idempotent: a plain producer retrying a write a restarted broker had taken appends it twice
+        self.load = Load(self.bootstrap, t.input, RATE, seed=seed, idempotent=True)
         wait_written(self.bootstrap, (t.predictions, t.dlq), 1, worker=self.worker, timeout=90)
         return self
 

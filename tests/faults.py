@@ -76,8 +76,7 @@ def produce_poison(
 ) -> dict[str, str]:
     """Publish poison at ``rate``/s until ``stop`` (one ``huge`` in 50); return key -> kind."""
     rng = random.Random(seed)
-    config = {"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all", "enable.idempotence": True}
-    producer = Producer({**config, "log_level": 3})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all", "log_level": 3})
     light = [k for k in POISON if k != "huge"]
     sent: dict[str, str] = {}
     started = time.monotonic()
@@ -101,11 +100,12 @@ class Load:
     """``produce()`` in a thread at ``rate``/s until :meth:`stop` or ``count``; the result is kept."""
 
     def __init__(self, bootstrap: str, topic: str, rate: float, seed: int, count: int | None = None,
-                 malformed_fraction: float = 0.02) -> None:  # fmt: skip
+                 malformed_fraction: float = 0.02, idempotent: bool = False) -> None:  # fmt: skip
         self._stop = threading.Event()
         self.produced: Produced | None = None
         self._error: BaseException | None = None
         kwargs = {"count": count, "rate": rate, "seed": seed, "malformed_fraction": malformed_fraction}
+        kwargs["idempotent"] = idempotent
         self._thread = threading.Thread(
             target=self._run, args=(bootstrap, topic), kwargs={**kwargs, "stop": self._stop}, daemon=True
         )

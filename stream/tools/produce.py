@@ -99,22 +99,14 @@ def outcome_record(event_id: str, label: int) -> bytes:
 class _Publisher:
     """A producer of events and, once they are due, of their outcomes; it counts failed deliveries."""
 
-    def __init__(self, kafka: Connection, outcome_topic: str | None, linger_ms: float = 5) -> None:
-        self.producer = Producer(
-            client_config(
-                kafka,
-                **{
-                    "linger.ms": linger_ms,
-                    "acks": "all",
-                    "enable.idempotence": True,  # a retry after a leader change never appends twice
-                    # with at most 5 requests in flight, a fast run fills batches up to 1 MB: a
-                    # backlog's partitions would then be read one large batch after another
-                    "batch.size": 64 * 1024,
-                    "partitioner": "murmur2_random",
-                    "log_level": 3,
-                },
-            )
-        )
+    def __init__(
+        self, kafka: Connection, outcome_topic: str | None, linger_ms: float = 5, idempotent: bool = False
+    ) -> None:
+        config: dict[str, object] = {"linger.ms": linger_ms, "acks": "all", "partitioner": "murmur2_random"}
+        if idempotent:  # a retry after a leader change never appends twice; with at most 5 requests
+            # in flight a fast run fills 1 MB batches, whose partitions a backlog reads one by one
+            config |= {"enable.idempotence": True, "batch.size": 64 * 1024}
+        self.producer = Producer(client_config(kafka, **config, log_level=3))
         self.outcome_topic = outcome_topic
         self.outcomes: deque[tuple[float, str, int]] = deque()  # (due, event_id, label)
         self.failures: list[str] = []
@@ -186,6 +178,7 @@ def produce(
     outcome_topic: str | None = None,
     outcome_delay: float = 0.0,
     serialize: Callable[[bytes], bytes] | None = None,
+    idempotent: bool = False,
 ) -> Produced:
     """Publish until ``count`` events, ``duration`` seconds or ``stop``, at ``rate``/s (None: flat out).
 
@@ -193,10 +186,12 @@ def produce(
     keyed by event_id. Keys are partitioned like Kafka's Java clients (murmur2), as the worker's are.
     A broker that cannot be reached, or refuses the credentials, raises ConfigError before any event.
     ``serialize`` turns each event's JSON into another format (the wire format of a registry).
+    ``idempotent``: no event appended twice when a broker fails under the writes (a cluster's leader
+    change); a single broker restarted under an idempotent producer held its queue for minutes.
     """
     connect(kafka)
     # paced, each event goes out when it is due (its occurred_at is when it was sent); flat out, in batches
-    publisher = _Publisher(kafka, outcome_topic, linger_ms=0 if rate else 5)
+    publisher = _Publisher(kafka, outcome_topic, linger_ms=0 if rate else 5, idempotent=idempotent)
     produced = Produced()
     started = time.monotonic()
     try:  # Ctrl-C stops publishing; what was published is still flushed and reported
